@@ -1,0 +1,148 @@
+package qrswitch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/qrswitch/qrswitch/outcome"
+)
+
+// Store keeps the switch's records durably. Backends live under store/ and
+// all pass the conformance suite in package store; the engine relies on
+// nothing that suite does not check.
+//
+// Records are versioned: every write goes through Commit, which applies a
+// Change atomically and only if every record it updates is still at the
+// version the caller read. The engine reads, decides, and commits; on
+// ErrConflict it reads again and decides again. This keeps every business
+// rule in the engine and lets a backend implement Commit as one transaction
+// (SQLite) or one script (Redis).
+//
+// Reads return copies the caller owns. A backend never consults its own clock
+// for business decisions: times come in records and arguments, so tests
+// control time.
+type Store interface {
+	// QR returns the QR code with the tranId, or ErrNotFound.
+	QR(ctx context.Context, tranID string) (*QRCode, error)
+	// Payment returns the payment with the key (see PaymentKey), or ErrNotFound.
+	Payment(ctx context.Context, key string) (*Payment, error)
+	// Advice returns the advice with the key (see AdviceKey), or ErrNotFound.
+	Advice(ctx context.Context, key string) (*Advice, error)
+
+	// Commit applies c atomically: all of it or none of it. See Change.
+	Commit(ctx context.Context, c *Change) error
+
+	// ClaimAdvices leases due advices to a worker. See Claim.
+	ClaimAdvices(ctx context.Context, c Claim) ([]*Advice, error)
+
+	// Trace returns the trace of a payment in the order it was appended.
+	Trace(ctx context.Context, paymentKey string) ([]TraceEntry, error)
+	// PaymentAdvices returns every advice of a payment, oldest first.
+	PaymentAdvices(ctx context.Context, paymentKey string) ([]*Advice, error)
+
+	// Lookup returns the payments that any identifier names: a payment request
+	// id (of any retailer), a tranId, an advice id (of any sender) or an rrn.
+	// Newest first; an empty result is not an error.
+	Lookup(ctx context.Context, id string) ([]*Payment, error)
+	// Search returns payments matching q, newest first.
+	Search(ctx context.Context, q Query) ([]*Payment, error)
+	// ListAdvices returns advices matching q, oldest first.
+	ListAdvices(ctx context.Context, q AdviceQuery) ([]*Advice, error)
+
+	// Orphans returns up to limit payments still AWAITING_SCAN or FORWARDED
+	// whose HoldUntil is before now: their owner died holding them.
+	Orphans(ctx context.Context, now time.Time, limit int) ([]*Payment, error)
+
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+	// Close releases the store. Records committed before Close survive it.
+	Close() error
+}
+
+// Errors of a Store.
+var (
+	// ErrNotFound: no record has the key.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate: a record being created already exists.
+	ErrDuplicate = errors.New("already exists")
+	// ErrConflict: a record being updated changed since it was read (its
+	// version moved), or does not exist any more.
+	ErrConflict = errors.New("changed concurrently")
+	// ErrUnavailable: the store cannot be reached; nothing was written, or a
+	// write's fate is unknown. Surfaces answer 503.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// Change is one atomic write. Each record in it is created when its Version
+// is 0 and updated otherwise:
+//
+//   - Create fails with ErrDuplicate when a record with the same key exists.
+//     For a QR code, the key is the tranId and, separately, the pair
+//     (RetailerID, RequestID) must be unused by any other QR code.
+//   - Update fails with ErrConflict unless the stored record has exactly the
+//     given Version.
+//
+// On success the store sets each record's Version to its stored value (1 for
+// a new record, Version+1 for an update), and appends Trace to the trace of
+// TraceKey (Payment.Key() when TraceKey is empty). A Change with only a trace
+// appends it. On failure nothing is written, the records are unchanged, and
+// the error is a *CommitError.
+type Change struct {
+	QR       *QRCode
+	Payment  *Payment
+	Advices  []*Advice
+	Trace    []TraceEntry
+	TraceKey string
+}
+
+// CommitError says which record stopped a Commit.
+type CommitError struct {
+	Record string // "qr", "payment" or "advice"
+	Key    string
+	Err    error // ErrDuplicate or ErrConflict
+}
+
+func (e *CommitError) Error() string { return e.Record + " " + e.Key + ": " + e.Err.Error() }
+func (e *CommitError) Unwrap() error { return e.Err }
+
+// Claim asks for up to Max due advices of one partner. An advice is due when
+// it is AdvicePending, its NextAt is not after Now, and it has no live lease
+// (LeaseUntil not after Now). At most one advice per payment is returned, and
+// none for a payment that has another advice under a live lease, so two
+// advices of one payment are never sent at once. Oldest NextAt first.
+// Each returned advice is leased: LeaseOwner = Owner, LeaseUntil = Now+Lease,
+// Version incremented, as stored.
+type Claim struct {
+	PartnerID string
+	Owner     string
+	Now       time.Time
+	Lease     time.Duration
+	Max       int
+}
+
+// Query selects payments for support staff. Zero fields do not filter.
+type Query struct {
+	RetailerID string
+	PartnerID  string
+	MerchantID string
+	TerminalID string
+	State      outcome.State
+	TranID     string
+	Rrn        string
+	Stan       string
+	MinAmount  int64 // minor units of the request amount; 0 = no lower bound
+	MaxAmount  int64 // 0 = no upper bound
+	From, To   time.Time
+	// Before pages back: only payments created strictly before it (newest
+	// first ordering); zero = from the newest.
+	Before time.Time
+	Limit  int // default 50, at most 500
+}
+
+// AdviceQuery selects advices. Zero fields do not filter.
+type AdviceQuery struct {
+	PartnerID string
+	State     AdviceState
+	Limit     int // default 50, at most 500
+}
