@@ -131,6 +131,9 @@ const (
 	AdviceDone AdviceState = "DONE"
 	// AdviceDead: gave up after give_up_after; kept for support to replay.
 	AdviceDead AdviceState = "DEAD"
+	// AdviceMerged: final; another advice of the same payment (MergedInto)
+	// carries its effect upstream, so it is never sent itself.
+	AdviceMerged AdviceState = "MERGED"
 )
 
 // SwitchSender is the sender scope of advices the switch creates itself
@@ -150,14 +153,17 @@ type Advice struct {
 	Confirmation *wire.PaymentConfirmation `json:"confirmation,omitempty"`
 	Reversal     *wire.PaymentReversal     `json:"reversal,omitempty"`
 
-	State    AdviceState     `json:"state"`
-	Outcome  outcome.Outcome `json:"outcome"`
-	Note     string          `json:"note,omitempty"` // how it ended, in words
+	State   AdviceState     `json:"state"`
+	Outcome outcome.Outcome `json:"outcome"`
+	Note    string          `json:"note,omitempty"` // how it ended, in words
 	// MergedInto is the advice that carries this one's effect upstream when
 	// two reversals of one payment meet (only one is ever sent).
 	MergedInto string `json:"mergedInto,omitempty"`
 
-	Attempts   int       `json:"attempts"`
+	Attempts int `json:"attempts"`
+	// QueuedAt is when the advice last became due (queued, or replayed);
+	// give_up_after counts from it.
+	QueuedAt   time.Time `json:"queuedAt,omitzero"`
 	NextAt     time.Time `json:"nextAt,omitzero"`
 	LeaseOwner string    `json:"leaseOwner,omitempty"`
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
@@ -181,26 +187,35 @@ func (a *Advice) Key() string { return AdviceKey(a.Sender, a.ID) }
 // AdviceKey builds the store key of an advice, scoped by sender.
 func AdviceKey(sender, id string) string { return sender + "/" + id }
 
-// Direction of a traced message.
+// Direction of a traced message, seen from the switch.
 type Direction string
 
-// Trace directions, seen from the switch.
+// Trace directions.
 const (
-	Inbound  Direction = "in"  // a request the switch received, or its answer
-	Outbound Direction = "out" // a request the switch sent, or its answer
-	Internal Direction = "internal"
+	Inbound  Direction = "in"       // a message that reached the switch
+	Outbound Direction = "out"      // a message the switch sent
+	Internal Direction = "internal" // a decision or event inside the switch
 )
 
-// TraceEntry is one hop of a payment's story.
+// Kinds of trace entries.
+const (
+	KindRequest = "request"
+	KindAnswer  = "answer"
+	KindEvent   = "event"
+)
+
+// TraceEntry is one message of a payment's story, or one event in it. Read in
+// order, a trace is a sequence diagram: retailer ↔ switch ↔ partner.
 type TraceEntry struct {
-	At        time.Time       `json:"at"`
-	Direction Direction       `json:"direction"`
-	Peer      string          `json:"peer"`      // "retailer:shop-1", "partner:wallet-a", "switch", "operator:alice"
-	Operation string          `json:"operation"` // pay, notifyScan, confirmPayment, …, or an internal event name
-	MessageID string          `json:"messageId,omitempty"`
-	Status    int             `json:"status,omitempty"`
-	Outcome   string          `json:"outcome,omitempty"` // an outcome's name, where one applies
-	LatencyMS float64         `json:"latencyMs,omitempty"`
-	Body      string          `json:"body,omitempty"` // masked JSON
-	Note      string          `json:"note,omitempty"`
+	At        time.Time `json:"at"`
+	Direction Direction `json:"direction"`
+	Peer      string    `json:"peer"`      // "retailer:shop-1", "partner:wallet-a", "operator:alice", "switch"
+	Operation string    `json:"operation"` // pay, notifyScan, confirmPayment, reversePayment, createQrCode, or an event name
+	Kind      string    `json:"kind"`      // request, answer or event
+	MessageID string    `json:"messageId,omitempty"`
+	Status    int       `json:"status,omitempty"`
+	Outcome   string    `json:"outcome,omitempty"` // an outcome's name, where one applies
+	LatencyMS float64   `json:"latencyMs,omitempty"`
+	Body      string    `json:"body,omitempty"` // masked JSON
+	Note      string    `json:"note,omitempty"`
 }

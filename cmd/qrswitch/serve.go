@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/server"
+)
+
+func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "YAML configuration `file` (none: the development setup)")
+	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	accessLog := fs.Bool("access-log", false, "log every request, not only failures")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("serve: unexpected arguments %v", fs.Args())
+	}
+	lvl, err := zerolog.ParseLevel(*level)
+	if err != nil {
+		return fmt.Errorf("serve: --log-level: %w", err)
+	}
+	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Logger()
+
+	cfg, err := config.Load(*configFile, environ)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, cfg, log, server.Options{AccessLog: *accessLog})
+	if err != nil {
+		return err
+	}
+	if cfg.Development {
+		printDevBanner(stdout, cfg, srv)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			if err := srv.ReloadTLS(); err != nil {
+				log.Error().Err(err).Msg("SIGHUP: reloading the TLS certificate failed; the old one stays in use")
+			} else {
+				log.Info().Msg("SIGHUP: TLS certificate reloaded")
+			}
+		}
+	}()
+	return srv.Run(ctx)
+}
+
+func printDevBanner(w io.Writer, cfg *config.Config, srv *server.Server) {
+	fmt.Fprintf(w, `qrswitch development setup (no --config given; refused when env is production)
+  switch     https://%s   trust %s
+  admin      http://%s/healthz /readyz /metrics
+  store      %s
+  simulator  %s   partner %q, behaviour by the amount's last two digits
+  retailer   %s / %s   (institution %s)
+  partner    %s / %s   (scan notifications)
+  support    %s / %s   (%s)
+`,
+		srv.Addr(), srv.DevCAFile(), srv.AdminAddr(), cfg.Store.URL,
+		config.DevPartnerBaseURL, config.DevPartnerID,
+		config.DevRetailerUsername, config.DevRetailerPassword, config.DevRetailerInstitutionID,
+		config.DevPartnerScanUsername, config.DevPartnerScanPassword,
+		config.DevSupportUsername, config.DevSupportPassword, config.DevSupportRole)
+}

@@ -1,0 +1,8 @@
+// Package rails links every rail into a binary: importing it registers each
+// rail with package partners. Add a blank import here when a rail is added.
+package rails
+
+import (
+	// The native Electrum QR rail.
+	_ "github.com/qrswitch/qrswitch/partners/electrum"
+)

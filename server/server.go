@@ -1,0 +1,433 @@
+// Package server wires one switch process from its configuration: the
+// store, the partner rails, the engine, the HTTPS listener (retailers,
+// partners' scans, support) and the plain-HTTP admin listener (health,
+// readiness, metrics), and in the development setup the built-in simulated
+// partner. It owns start-up order and graceful shutdown. cmd/qrswitch is a
+// thin shell around it, and integration tests run whole switches with it.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	_ "github.com/qrswitch/qrswitch/partners/rails" // every rail registers itself
+	"github.com/qrswitch/qrswitch/partners/scanapi"
+	"github.com/qrswitch/qrswitch/retailers"
+	"github.com/qrswitch/qrswitch/support"
+	qrswitch "github.com/qrswitch/qrswitch/switch"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
+)
+
+// Options adjust a server beyond its configuration, for tests and tools.
+type Options struct {
+	// Node names the process as owner of held requests and leases.
+	// Default: random per start.
+	Node string
+	// DrainTimeout bounds a graceful shutdown. Default: the scan wait plus
+	// the longest partner timeout plus 10 s, so every request in flight can
+	// end normally.
+	DrainTimeout time.Duration
+	// AccessLog logs every request, not only failures.
+	AccessLog bool
+	// LateWindow overrides the engine's late-answer window (tests).
+	LateWindow time.Duration
+	// SAFPoll overrides how often idle SAF queues are polled (tests).
+	SAFPoll time.Duration
+}
+
+// Server is one running switch process.
+type Server struct {
+	cfg    *config.Config
+	log    zerolog.Logger
+	opts   Options
+	store  qrswitch.Store
+	engine *qrswitch.Engine
+	tls    *tlsconfig.Server
+
+	api, admin     *http.Server
+	apiLn, adminLn net.Listener
+	sim            *electrumsim.Sim
+	simSrv         *http.Server
+	simLn          net.Listener
+	devCA          string
+	ready          func(context.Context) error
+	closeOnce      sync.Once
+}
+
+// New builds a server from a validated configuration and opens its
+// listeners, so that Addr is known before Run. On error everything opened so
+// far is closed again.
+func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log, opts: opts}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := s.setupTLS(); err != nil {
+		return nil, err
+	}
+	var soleOwner bool
+	if s.store, soleOwner, err = openStore(ctx, cfg.Store.URL); err != nil {
+		return nil, err
+	}
+	ps, err := s.buildPartners()
+	if err != nil {
+		return nil, err
+	}
+	s.engine, err = qrswitch.New(qrswitch.Options{
+		Store:          s.store,
+		Partners:       ps,
+		Logger:         log,
+		Node:           opts.Node,
+		ScanWait:       cfg.ScanWait.D(),
+		EarlyScanGrace: cfg.EarlyScanGrace.D(),
+		QRTTL:          cfg.QRTTL.D(),
+		LateWindow:     opts.LateWindow,
+		SAF: qrswitch.SAFOptions{
+			InitialInterval: cfg.SAF.InitialInterval.D(),
+			MaxInterval:     cfg.SAF.MaxInterval.D(),
+			GiveUpAfter:     cfg.SAF.GiveUpAfter.D(),
+			Workers:         cfg.SAF.Workers,
+			Poll:            opts.SAFPoll,
+		},
+		SoleOwner: soleOwner,
+	})
+	if err != nil {
+		return nil, err
+	}
+	auth, err := s.authenticator()
+	if err != nil {
+		return nil, err
+	}
+	router := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog})
+	retailers.Mount(router, s.engine, auth)
+	scanapi.Mount(router, s.engine, auth)
+	support.Mount(router, s.engine, auth)
+
+	maxTimeout := time.Duration(0)
+	for _, p := range cfg.Partners {
+		maxTimeout = max(maxTimeout, p.Timeout.D())
+	}
+	if s.opts.DrainTimeout <= 0 {
+		s.opts.DrainTimeout = cfg.ScanWait.D() + maxTimeout + 10*time.Second
+	}
+	tlsConf := s.tls.Config()
+	s.api = &http.Server{
+		Handler:           router,
+		TLSConfig:         tlsConf,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A payment request is held for its scan and then for the partner:
+		// the write deadline must outlast both.
+		WriteTimeout:   cfg.ScanWait.D() + maxTimeout + 30*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 16 << 10,
+		ErrorLog:       stdLogger(log, "https"),
+	}
+	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	s.ready = s.store.Ping
+	s.admin = &http.Server{
+		Handler:           s.adminHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          stdLogger(log, "admin"),
+	}
+	if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return nil, fmt.Errorf("listening on %s (admin): %w", cfg.AdminListen, err)
+	}
+	if cfg.Development {
+		if err := s.setupSimulator(); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Addr is the address of the HTTPS listener.
+func (s *Server) Addr() string { return s.apiLn.Addr().String() }
+
+// AdminAddr is the address of the admin listener.
+func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
+
+// Engine is the server's engine.
+func (s *Server) Engine() *qrswitch.Engine { return s.engine }
+
+// Store is the server's store.
+func (s *Server) Store() qrswitch.Store { return s.store }
+
+// DevCAFile is the development CA certificate clients must trust, or "" when
+// the server has a configured certificate.
+func (s *Server) DevCAFile() string { return s.devCA }
+
+// Simulator is the built-in simulated partner of the development setup, or nil.
+func (s *Server) Simulator() *electrumsim.Sim { return s.sim }
+
+// ReloadTLS reloads the certificate files (SIGHUP).
+func (s *Server) ReloadTLS() error { return s.tls.Reload() }
+
+// Run serves until ctx ends, then shuts down gracefully: it stops accepting,
+// lets requests in flight finish (up to DrainTimeout), stops the engine's
+// background work after its sends in flight, and closes the store.
+func (s *Server) Run(ctx context.Context) error {
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	defer stopEngine()
+	var wg sync.WaitGroup
+	wg.Go(func() { s.engine.Run(engineCtx) })
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if s.cfg.TLS.CertFile != "" {
+		wg.Go(func() { s.tls.Watch(watchCtx, tlsconfig.DefaultWatchInterval) })
+	}
+	errs := make(chan error, 3)
+	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
+		var err error
+		if tls {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errs <- fmt.Errorf("%s listener: %w", name, err)
+		}
+	}
+	go serve("https", s.api, s.apiLn, true)
+	go serve("admin", s.admin, s.adminLn, false)
+	if s.simSrv != nil {
+		go serve("simulator", s.simSrv, s.simLn, true)
+	}
+	s.log.Info().Str("listen", s.Addr()).Str("admin", s.AdminAddr()).Str("store", redactedURL(s.cfg.Store.URL)).
+		Str("node", s.engine.Node()).Msg("qrswitch serving")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errs:
+	}
+	s.log.Info().Dur("drain_timeout", s.opts.DrainTimeout).Msg("shutting down: draining requests in flight")
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	if err := s.api.Shutdown(drainCtx); err != nil {
+		s.log.Warn().Err(err).Msg("requests still in flight at the drain deadline; recovery finishes them at the next start")
+	}
+	if s.simSrv != nil {
+		s.simSrv.Shutdown(drainCtx)
+	}
+	stopEngine()
+	stopWatch()
+	wg.Wait()
+	s.admin.Shutdown(drainCtx)
+	s.close()
+	s.log.Info().Msg("qrswitch stopped")
+	return runErr
+}
+
+// close releases what New opened. Safe to call more than once.
+func (s *Server) close() {
+	s.closeOnce.Do(func() {
+		for _, ln := range []net.Listener{s.apiLn, s.adminLn, s.simLn} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		if s.sim != nil {
+			s.sim.Close()
+		}
+		if s.store != nil {
+			if err := s.store.Close(); err != nil {
+				s.log.Error().Err(err).Msg("closing the store")
+			}
+		}
+	})
+}
+
+func (s *Server) setupTLS() error {
+	certFile, keyFile := s.cfg.TLS.CertFile, s.cfg.TLS.KeyFile
+	if certFile == "" {
+		if s.cfg.Production() {
+			return errors.New("tls.cert_file is required in production: the development certificate is refused")
+		}
+		ca, err := tlsconfig.OpenDevCA(filepath.Join(s.cfg.DataDir, "tls"))
+		if err != nil {
+			return err
+		}
+		s.devCA = ca.CertFile()
+		if certFile, keyFile, err = ca.Issue(filepath.Join(s.cfg.DataDir, "tls"), "switch", nil); err != nil {
+			return err
+		}
+	} else if s.cfg.Production() {
+		dev, err := tlsconfig.IsDevCertificate(certFile)
+		if err != nil {
+			return err
+		}
+		if dev {
+			return fmt.Errorf("tls.cert_file %s is a development certificate, refused in production", certFile)
+		}
+	}
+	srv, err := tlsconfig.NewServer(tlsconfig.ServerOptions{
+		CertFile: certFile, KeyFile: keyFile, ClientCAFile: s.cfg.TLS.ClientCAFile,
+	}, func(err error) { s.log.Error().Err(err).Msg("reloading the TLS certificate; the old one stays in use") })
+	if err != nil {
+		return err
+	}
+	s.tls = srv
+	return nil
+}
+
+func (s *Server) buildPartners() ([]*partners.Partner, error) {
+	var ps []*partners.Partner
+	for _, pc := range s.cfg.Partners {
+		caFile := pc.CAFile
+		if caFile == "" && s.cfg.Development && s.devCA != "" {
+			caFile = s.devCA // the built-in simulator's certificate
+		}
+		tlsConf, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: caFile})
+		if err != nil {
+			return nil, fmt.Errorf("partner %s: %w", pc.ID, err)
+		}
+		rail, err := partners.New(pc.Rail, partners.Config{
+			PartnerID: pc.ID, Name: pc.Name, BaseURL: pc.BaseURL,
+			Username: pc.Username, Password: pc.Password,
+			TLS: tlsConf, Timeout: pc.Timeout.D(),
+		})
+		if err != nil {
+			return nil, err
+		}
+		ps = append(ps, &partners.Partner{ID: pc.ID, Name: pc.Name, Timeout: pc.Timeout.D(), Rail: rail})
+	}
+	return ps, nil
+}
+
+// authenticator builds the Basic-auth accounts of every principal. A
+// plaintext password (development only) is hashed here, once.
+func (s *Server) authenticator() (*httpapi.Authenticator, error) {
+	var accounts []httpapi.Account
+	add := func(username, hash, plain string, p httpapi.Principal) error {
+		h := []byte(hash)
+		if hash == "" {
+			var err error
+			if h, err = bcrypt.GenerateFromPassword([]byte(plain), bcrypt.MinCost); err != nil {
+				return err
+			}
+		}
+		accounts = append(accounts, httpapi.Account{Username: username, Hash: h, Principal: p})
+		return nil
+	}
+	for _, r := range s.cfg.Retailers {
+		if err := add(r.Username, r.PasswordHash, r.Password, httpapi.Principal{Kind: httpapi.KindRetailer, ID: r.ID, InstitutionID: r.InstitutionID}); err != nil {
+			return nil, err
+		}
+	}
+	for _, p := range s.cfg.Partners {
+		if err := add(p.ScanUsername, p.ScanPasswordHash, p.ScanPassword, httpapi.Principal{Kind: httpapi.KindPartner, ID: p.ID}); err != nil {
+			return nil, err
+		}
+	}
+	for _, u := range s.cfg.Support {
+		if err := add(u.Username, u.PasswordHash, u.Password, httpapi.Principal{Kind: httpapi.KindSupport, ID: u.Username, Role: u.Role}); err != nil {
+			return nil, err
+		}
+	}
+	return httpapi.NewAuthenticator(accounts, httpapi.AuthOptions{Logger: s.log})
+}
+
+// setupSimulator starts the built-in simulated partner of the development
+// setup where the development partner's base_url points.
+func (s *Server) setupSimulator() error {
+	var dev *config.Partner
+	for i := range s.cfg.Partners {
+		if s.cfg.Partners[i].ID == config.DevPartnerID {
+			dev = &s.cfg.Partners[i]
+		}
+	}
+	if dev == nil {
+		return nil
+	}
+	u, err := url.Parse(dev.BaseURL)
+	if err != nil {
+		return fmt.Errorf("development partner base_url: %w", err)
+	}
+	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: s.devCA})
+	if err != nil {
+		return err
+	}
+	s.sim = electrumsim.New(electrumsim.Config{
+		PartnerID: dev.ID, PartnerName: dev.Name,
+		Username: dev.Username, Password: dev.Password,
+		SwitchURL:    "https://" + dialable(s.Addr()),
+		ScanUsername: dev.ScanUsername, ScanPassword: dev.ScanPassword,
+		SwitchTLS: switchTLS,
+	})
+	certFile, keyFile, err := s.devCertFiles("partnersim")
+	if err != nil {
+		return err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return err
+	}
+	simTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tlsconfig.Harden(simTLS)
+	s.simSrv = &http.Server{
+		Handler: s.sim.Handler(), TLSConfig: simTLS,
+		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
+		ErrorLog: stdLogger(s.log, "simulator"),
+	}
+	if s.simLn, err = net.Listen("tcp", u.Host); err != nil {
+		return fmt.Errorf("the built-in simulated partner cannot listen on %s (its base_url): %w; "+
+			"stop whatever uses that port (a separate `qrswitch partnersim` is not needed in the development setup)", u.Host, err)
+	}
+	return nil
+}
+
+func (s *Server) devCertFiles(name string) (string, string, error) {
+	ca, err := tlsconfig.OpenDevCA(filepath.Join(s.cfg.DataDir, "tls"))
+	if err != nil {
+		return "", "", err
+	}
+	return ca.Issue(filepath.Join(s.cfg.DataDir, "tls"), name, nil)
+}
+
+// dialable turns a listen address into one a client can dial.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func redactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "****")
+	}
+	return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", 1)
+}

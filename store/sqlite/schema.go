@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are the schema's forward steps; migrations[i] takes a database
+// from version i to i+1. Append only: a released step is never edited.
+//
+// Records are stored whole as JSON in data; the other columns are copies of
+// the fields that lookups, searches and claims filter on, kept in step by
+// every write. Times are Unix nanoseconds (see nanos). The trace is a table
+// of its own so that appending never rewrites a payment.
+var migrations = []string{
+	// 1: the first schema.
+	`
+CREATE TABLE qr_codes (
+	tran_id     TEXT PRIMARY KEY,
+	retailer_id TEXT NOT NULL,
+	request_id  TEXT NOT NULL,
+	version     INTEGER NOT NULL,
+	data        TEXT NOT NULL,
+	UNIQUE (retailer_id, request_id)
+);
+
+CREATE TABLE payments (
+	key         TEXT PRIMARY KEY,
+	retailer_id TEXT NOT NULL,
+	request_id  TEXT NOT NULL,
+	tran_id     TEXT NOT NULL,
+	rrn         TEXT NOT NULL,
+	stan        TEXT NOT NULL,
+	partner_id  TEXT NOT NULL,
+	merchant_id TEXT NOT NULL,
+	terminal_id TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	amount      INTEGER,           -- request amount in minor units; NULL when none
+	created_at  INTEGER NOT NULL,
+	hold_until  INTEGER NOT NULL,
+	version     INTEGER NOT NULL,
+	data        TEXT NOT NULL
+);
+CREATE INDEX payments_request  ON payments (request_id);
+CREATE INDEX payments_tran     ON payments (tran_id);
+CREATE INDEX payments_rrn      ON payments (rrn);
+CREATE INDEX payments_stan     ON payments (stan);
+CREATE INDEX payments_created  ON payments (created_at);
+CREATE INDEX payments_retailer ON payments (retailer_id, created_at);
+CREATE INDEX payments_partner  ON payments (partner_id, created_at);
+CREATE INDEX payments_merchant ON payments (merchant_id, created_at);
+CREATE INDEX payments_terminal ON payments (terminal_id, created_at);
+CREATE INDEX payments_state    ON payments (state, created_at);
+CREATE INDEX payments_amount   ON payments (amount);
+-- Only held payments can be orphans, so the index stays small.
+CREATE INDEX payments_held     ON payments (hold_until)
+	WHERE state IN ('AWAITING_SCAN', 'FORWARDED');
+
+CREATE TABLE advices (
+	key         TEXT PRIMARY KEY,
+	sender      TEXT NOT NULL,
+	id          TEXT NOT NULL,
+	payment_key TEXT NOT NULL,
+	partner_id  TEXT NOT NULL,
+	state       TEXT NOT NULL,
+	next_at     INTEGER NOT NULL,
+	lease_until INTEGER NOT NULL,
+	created_at  INTEGER NOT NULL,
+	version     INTEGER NOT NULL,
+	data        TEXT NOT NULL
+);
+CREATE INDEX advices_id      ON advices (id);
+CREATE INDEX advices_payment ON advices (payment_key, created_at);
+CREATE INDEX advices_partner ON advices (partner_id, created_at);
+CREATE INDEX advices_state   ON advices (state, created_at);
+CREATE INDEX advices_created ON advices (created_at);
+-- The store-and-forward queue: only pending advices, in claim order.
+CREATE INDEX advices_due         ON advices (partner_id, next_at) WHERE state = 'PENDING';
+CREATE INDEX advices_due_any     ON advices (next_at) WHERE state = 'PENDING';
+
+-- seq is the rowid: SQLite gives each new row a larger one than any
+-- present, and trace rows are never deleted, so seq is the append order
+-- without AUTOINCREMENT's extra write to sqlite_sequence.
+CREATE TABLE trace (
+	seq         INTEGER PRIMARY KEY,
+	payment_key TEXT NOT NULL,
+	data        TEXT NOT NULL
+);
+CREATE INDEX trace_payment ON trace (payment_key, seq);
+`,
+}
+
+// schemaVersion is the version this code writes.
+var schemaVersion = len(migrations)
+
+// migrate brings the database on conn to schemaVersion, one transaction per
+// step, and refuses a database written by a newer qrswitch.
+func migrate(ctx context.Context, conn *sql.Conn) error {
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+	)`); err != nil {
+		return err
+	}
+	var have int
+	if err := conn.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&have); err != nil {
+		return err
+	}
+	if have > schemaVersion {
+		return fmt.Errorf("schema version %d is newer than this qrswitch knows (%d)", have, schemaVersion)
+	}
+	for v := have; v < schemaVersion; v++ {
+		if err := step(ctx, conn, v+1, migrations[v]); err != nil {
+			return fmt.Errorf("to version %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+func step(ctx context.Context, conn *sql.Conn, version int, ddl string) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, ddl); err != nil {
+		return err
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version) VALUES (?)", version); err != nil {
+		return err
+	}
+	_, err = conn.ExecContext(ctx, "COMMIT")
+	return err
+}

@@ -1,0 +1,454 @@
+package qrswitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/wire"
+)
+
+// holdMargin is added to a hold's natural end (scan wait, partner timeout)
+// before recovery may treat the holder as dead.
+const holdMargin = 10 * time.Second
+
+// Pay handles a payment request (pay): it stores the request, holds it until
+// the partner's scan is linked or scan_wait passes, forwards it to the
+// partner that scanned, and returns the partner's answer. raw is the body as
+// received, for the trace.
+//
+// Once the request is stored, the retailer hanging up does not stop the
+// flow: the payment runs to a stored outcome, which a later reversal or a
+// support lookup will find.
+func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *Failure) {
+	if err := req.Validate(); err != nil {
+		return nil, formatFailure(err, req.ID)
+	}
+	if f := checkInstitution(r, req.Originator, req.ID); f != nil {
+		return nil, f
+	}
+	key := PaymentKey(r.ID, req.ID)
+	woken, unwatch := e.watch(key)
+	defer unwatch()
+	p, f := e.admit(ctx, r, req, raw)
+	if f != nil {
+		return nil, f
+	}
+	ctx = context.WithoutCancel(ctx)
+	if p.State == outcome.AwaitingScan {
+		p = e.awaitScan(ctx, p, woken)
+	}
+	if p.State == outcome.Forwarded && p.Owner == e.node {
+		p = e.forward(ctx, p)
+	}
+	return payAnswer(p)
+}
+
+// admit stores a new payment request, linking a scan that is already held
+// for its QR code. Nothing is stored when it fails.
+func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*Payment, *Failure) {
+	key := PaymentKey(r.ID, req.ID)
+	for range maxRetries {
+		now := e.now()
+		code, err := e.store.QR(ctx, req.TranID)
+		switch {
+		case errors.Is(err, ErrNotFound) || err == nil && code.RetailerID != r.ID:
+			return nil, fail(400, wire.InvalidTranID, "Unknown tranId", req.ID, req.TranID)
+		case err != nil:
+			return nil, storeFailure(err, req.ID, req.TranID)
+		case code.Expired(now):
+			return nil, fail(400, wire.InvalidTranID, "QR code expired", req.ID, req.TranID)
+		}
+		if f := checkAmount(code, req); f != nil {
+			return nil, f
+		}
+		if f := e.checkInUse(ctx, code, key, req); f != nil {
+			return nil, f
+		}
+		p := &Payment{
+			RetailerID: r.ID,
+			RequestID:  req.ID,
+			TranID:     req.TranID,
+			State:      outcome.AwaitingScan,
+			Request:    req,
+			Owner:      e.node,
+			HoldUntil:  now.Add(e.opts.ScanWait + holdMargin),
+			CreatedAt:  now,
+			UpdatedAt:  now,
+		}
+		trace := []TraceEntry{inbound(now, "retailer:"+r.ID, "pay", req.ID, raw)}
+		held := code.HeldScan
+		code.HeldScan = nil
+		code.PaymentKey = key
+		linked := false
+		if held != nil && now.Before(held.Until) {
+			if partner, ok := e.partners[held.PartnerID]; ok {
+				e.link(p, held, partner, now)
+				linked = true
+				trace = append(trace, event(now, "scanLinked", fmt.Sprintf(
+					"scan %s from partner %s arrived %s before the payment request and was held; linked",
+					held.ID, held.PartnerID, now.Sub(held.ReceivedAt).Round(time.Millisecond))))
+			}
+		}
+		err = e.store.Commit(ctx, &Change{QR: code, Payment: p, Trace: trace})
+		switch {
+		case err == nil:
+			if linked {
+				e.wake(ctx, scanKey(req.TranID))
+			}
+			return p, nil
+		case errors.Is(err, ErrConflict):
+			continue // the QR code changed under us (a scan arrived): decide again
+		case errors.Is(err, ErrDuplicate):
+			return nil, fail(400, wire.DuplicateRecord, "Duplicate request id", req.ID, req.TranID)
+		default:
+			return nil, storeFailure(err, req.ID, req.TranID)
+		}
+	}
+	return nil, storeFailure(errContention, req.ID, req.TranID)
+}
+
+// checkAmount refuses a payment whose amount the QR code does not allow.
+func checkAmount(code *QRCode, req *wire.PaymentRequest) *Failure {
+	amt := req.Amounts.RequestAmount
+	if amt.Amount <= 0 {
+		return fail(400, wire.InvalidAmount, "Amount must be positive", req.ID, req.TranID)
+	}
+	if code.Request == nil {
+		return nil
+	}
+	var fixed *wire.LedgerAmount
+	if qp := code.Request.QrProperties; qp != nil && qp.Value != nil {
+		fixed = qp.Value
+	}
+	if fixed == nil || fixed.Amount == 0 {
+		return nil
+	}
+	qp := code.Request.QrProperties
+	switch {
+	case amt.Currency != fixed.Currency:
+		return fail(400, wire.InvalidAmount, "Currency differs from the QR code", req.ID, req.TranID)
+	case amt.Amount > fixed.Amount && (qp.OverPaymentAllowed == nil || !*qp.OverPaymentAllowed):
+		return fail(400, wire.InvalidAmount, "Amount above the QR code's value", req.ID, req.TranID)
+	case amt.Amount < fixed.Amount && (qp.PartPaymentAllowed == nil || !*qp.PartPaymentAllowed):
+		return fail(400, wire.InvalidAmount, "Amount below the QR code's value", req.ID, req.TranID)
+	}
+	return nil
+}
+
+// checkInUse refuses a payment for a QR code another payment is using.
+func (e *Engine) checkInUse(ctx context.Context, code *QRCode, key string, req *wire.PaymentRequest) *Failure {
+	switch {
+	case code.PaymentKey == "":
+		return nil
+	case code.PaymentKey == key:
+		return fail(400, wire.DuplicateRecord, "Duplicate request id", req.ID, req.TranID)
+	case code.SingleUse:
+		return fail(400, wire.InvalidTranID, "QR code already used", req.ID, req.TranID)
+	}
+	prev, err := e.store.Payment(ctx, code.PaymentKey)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return storeFailure(err, req.ID, req.TranID)
+	}
+	if err == nil && !prev.State.Final() {
+		return fail(400, wire.InvalidTranID, "QR code in use by another payment", req.ID, req.TranID)
+	}
+	return nil
+}
+
+// link attaches a scan to a waiting payment.
+func (e *Engine) link(p *Payment, s *Scan, partner *partners.Partner, now time.Time) {
+	p.Scan = s
+	p.State = outcome.Forwarded
+	p.HoldUntil = now.Add(partner.Timeout + holdMargin)
+	p.UpdatedAt = now
+}
+
+// scanKey is the wake-up key of scans held for a QR code.
+func scanKey(tranID string) string { return "scan/" + tranID }
+
+// awaitScan waits until the payment leaves AWAITING_SCAN: a scan linked it,
+// a retailer reversal ended it, or scan_wait passed and it becomes NO_SCAN.
+func (e *Engine) awaitScan(ctx context.Context, p *Payment, woken <-chan struct{}) *Payment {
+	timer := time.NewTimer(p.CreatedAt.Add(e.opts.ScanWait).Sub(e.now()))
+	defer timer.Stop()
+	var recheck <-chan time.Time
+	if e.opts.Recheck > 0 {
+		t := time.NewTicker(e.opts.Recheck)
+		defer t.Stop()
+		recheck = t.C
+	}
+	key := p.Key()
+	for p.State == outcome.AwaitingScan {
+		select {
+		case <-woken:
+		case <-recheck:
+		case <-timer.C:
+			return e.endNoScan(ctx, p)
+		}
+		cur, err := e.store.Payment(ctx, key)
+		if err != nil {
+			// Keep waiting: the store may be back before the scan window
+			// closes, and endNoScan will retry it then.
+			e.log.Warn().Err(err).Str("payment", key).Msg("re-reading a held payment")
+			continue
+		}
+		p = cur
+	}
+	return p
+}
+
+// endNoScan closes the scan window of a payment still AWAITING_SCAN.
+func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
+	for range maxRetries {
+		if p.State != outcome.AwaitingScan {
+			return p
+		}
+		now := e.now()
+		q := noScanPayment(p, now)
+		trace := []TraceEntry{
+			event(now, "noScan", fmt.Sprintf("no scan within %s; nothing sent upstream", e.opts.ScanWait)),
+			answered(now, "retailer:"+p.RetailerID, "pay", p.RequestID, q.Status, q.Error, now.Sub(p.CreatedAt)),
+		}
+		err := e.store.Commit(ctx, &Change{Payment: q, Trace: trace})
+		if err == nil {
+			return q
+		}
+		if !errors.Is(err, ErrConflict) {
+			e.log.Error().Err(err).Str("payment", p.Key()).Msg("recording no scan")
+			sleep(ctx, 100*time.Millisecond)
+		}
+		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
+			p = cur
+		}
+	}
+	return p
+}
+
+// noScanPayment is p failed for want of a scan.
+func noScanPayment(p *Payment, now time.Time) *Payment {
+	q := *p
+	q.State = outcome.NoScan
+	q.PayOutcome = outcome.Failed
+	q.Status = 400
+	q.Error = wire.NewErrorDetail(wire.NoScanReceived, "No scan received", p.RequestID, p.TranID)
+	q.HoldUntil = time.Time{}
+	q.UpdatedAt = now
+	return &q
+}
+
+// forward sends a linked payment to its partner and stores the outcome.
+func (e *Engine) forward(ctx context.Context, p *Payment) *Payment {
+	partner, ok := e.partners[p.PartnerID()]
+	if !ok {
+		// The partner left the configuration while a scan of its was
+		// linked: nothing can be sent, so nothing happened upstream.
+		a := &partners.Answer{Outcome: outcome.Failed, Err: fmt.Errorf("partner %s is not configured: %w", p.PartnerID(), outcome.ErrNotSent)}
+		return e.settlePay(ctx, p, &partners.Partner{ID: p.PartnerID()}, a, nil)
+	}
+	out := *p.Request
+	out.Partner = partner.Institution()
+	out.PartnerPaymentToken = p.Scan.PaymentToken
+	sentAt := e.now()
+	a := e.call(partner, outcome.Pay, p.Key(), p.RequestID, func(ctx context.Context) *partners.Answer {
+		return partner.Rail.Pay(ctx, &out)
+	})
+	return e.settlePay(ctx, p, partner, a, exchange(sentAt, partner, outcome.Pay, p.RequestID, a))
+}
+
+// settlePay applies the payment leg's answer to a FORWARDED payment and
+// stores it, with the answer the retailer gets. If the payment is no longer
+// FORWARDED (recovery decided first), the answer is recorded as ignored.
+func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Partner, a *partners.Answer, trace []TraceEntry) *Payment {
+	for range maxRetries {
+		if p.State != outcome.Forwarded {
+			note := event(e.now(), "answerIgnored", "payment already "+string(p.State)+"; this answer changes nothing")
+			if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: append(trace, note)}); err != nil {
+				e.log.Error().Err(err).Str("payment", p.Key()).Msg("tracing an ignored answer")
+			}
+			return p
+		}
+		change, err := e.applyPay(ctx, p, partner, a)
+		if err == nil {
+			change.Trace = append(trace, change.Trace...)
+			if err = e.store.Commit(ctx, change); err == nil {
+				e.afterCommit(ctx, change)
+				return change.Payment
+			}
+		}
+		if !errors.Is(err, ErrConflict) {
+			e.log.Error().Err(err).Str("payment", p.Key()).Msg("storing a payment's outcome")
+			sleep(ctx, 100*time.Millisecond)
+		}
+		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
+			p = cur
+		}
+	}
+	// The outcome could not be stored. The payment stays FORWARDED and
+	// recovery will reverse it once its hold expires; the retailer is told
+	// the outcome is unknown, which is the truth.
+	q := *p
+	q.PayOutcome = outcome.Unknown
+	q.Status = 504
+	q.Error = wire.NewErrorDetail(wire.UpstreamUnavailable, "Outcome unknown", p.RequestID, p.TranID)
+	return &q
+}
+
+// applyPay decides what the answer to the payment leg does to p: the new
+// payment state, the retailer's answer, and the advice to queue, if any.
+func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Partner, a *partners.Answer) (*Change, error) {
+	now := e.now()
+	q := *p
+	q.PayOutcome = a.Outcome
+	q.HoldUntil = time.Time{}
+	q.UpdatedAt = now
+	change := &Change{Payment: &q}
+	var held *Advice
+	if p.HeldReversal != "" {
+		h, err := e.store.Advice(ctx, p.HeldReversal)
+		if err != nil {
+			return nil, err
+		}
+		held = h
+	}
+	switch a.Outcome {
+	case outcome.Successful:
+		q.State = outcome.Approved
+		q.Status = 201
+		q.Response = retailerResponse(&q, partner, a.Response)
+		q.Error = nil
+		if held != nil {
+			q.State = outcome.Reversing
+			e.queue(held, now)
+			q.AdviceKey = held.Key()
+			change.Advices = append(change.Advices, held)
+			change.Trace = append(change.Trace, event(now, "reversalReleased", "approved while a retailer reversal was held: reversal queued"))
+		}
+	case outcome.Failed:
+		q.State = outcome.Declined
+		q.Status, q.Error = declined(p, a)
+		if held != nil {
+			e.finishLocally(held, now, "payment declined: nothing to reverse upstream")
+			change.Advices = append(change.Advices, held)
+		}
+	default:
+		q.State = outcome.Reversing
+		q.Status = 504
+		q.Error = wire.NewErrorDetail(wire.UpstreamUnavailable, "No final answer from partner", p.RequestID, p.TranID)
+		q.Error.DetailMessage = "the outcome is unknown; the switch is reversing the payment with the partner"
+		adv := held
+		if adv == nil {
+			adv = e.timeoutReversal(p, now)
+			change.Trace = append(change.Trace, event(now, "timeoutReversal", "outcome unknown: timeout reversal "+adv.ID+" queued"))
+		} else {
+			change.Trace = append(change.Trace, event(now, "reversalReleased", "outcome unknown and a retailer reversal was held: it is the one reversal sent"))
+		}
+		e.queue(adv, now)
+		q.AdviceKey = adv.Key()
+		change.Advices = append(change.Advices, adv)
+	}
+	q.HeldReversal = ""
+	if q.State == outcome.Approved || q.State == outcome.Reversing && q.PayOutcome == outcome.Successful {
+		change.Trace = append(change.Trace, answered(now, "retailer:"+p.RetailerID, "pay", p.RequestID, q.Status, q.Response, now.Sub(p.CreatedAt)))
+	} else {
+		change.Trace = append(change.Trace, answered(now, "retailer:"+p.RetailerID, "pay", p.RequestID, q.Status, q.Error, now.Sub(p.CreatedAt)))
+	}
+	return change, nil
+}
+
+// retailerResponse is the partner's approval as the retailer sees it: the
+// retailer's own ids, the partner named, and no partner payment token (the
+// retailer has no use for it, and it is a secret).
+func retailerResponse(p *Payment, partner *partners.Partner, resp *wire.PaymentResponse) *wire.PaymentResponse {
+	var out wire.PaymentResponse
+	if resp != nil {
+		out = *resp
+	} else {
+		out.Transaction = p.Request.Transaction
+	}
+	out.ID = p.RequestID
+	out.TranID = p.TranID
+	if out.Time == "" {
+		out.Time = p.Request.Time
+	}
+	if out.Originator == nil {
+		out.Originator = p.Request.Originator
+	}
+	if out.Client == nil {
+		out.Client = p.Request.Client
+	}
+	if out.ThirdPartyIdentifiers == nil {
+		out.ThirdPartyIdentifiers = p.Request.ThirdPartyIdentifiers
+	}
+	if out.Partner == nil || out.Partner.ID == "" {
+		out.Partner = partner.Institution()
+	}
+	if out.Amounts == nil {
+		out.Amounts = p.Request.Amounts
+	}
+	out.PartnerPaymentToken = ""
+	return &out
+}
+
+// declined is the retailer's answer to a failed payment leg: the partner's
+// status and ErrorDetail where it gave them.
+func declined(p *Payment, a *partners.Answer) (int, *wire.ErrorDetail) {
+	if errors.Is(a.Err, outcome.ErrNotSent) {
+		d := wire.NewErrorDetail(wire.UpstreamUnavailable, "Partner unreachable", p.RequestID, p.TranID)
+		d.DetailMessage = "the payment was not sent: " + a.Err.Error()
+		return 503, d
+	}
+	status := a.Status
+	if status < 400 || status > 599 {
+		// A status the retailer could misread (a 204, a redirect): the
+		// outcome is failed, so say so with one it cannot.
+		status = 502
+	}
+	if a.Error != nil {
+		d := *a.Error
+		d.ID = wire.NewID()
+		d.OriginalID = p.RequestID
+		d.TranID = p.TranID
+		d.ErrorMessage = wire.ShortMessage(d.ErrorMessage)
+		return status, &d
+	}
+	errorType, msg := wire.DeclinedByPartner, "Declined by partner"
+	switch a.Status {
+	case 404:
+		errorType, msg = wire.UnableToLocateRecord, "Partner could not find the payment"
+	case 501:
+		errorType, msg = wire.FunctionNotSupported, "Not supported by partner"
+	case 503:
+		errorType, msg = wire.UpstreamUnavailable, "Partner unavailable"
+	}
+	d := wire.NewErrorDetail(errorType, msg, p.RequestID, p.TranID)
+	d.DetailMessage = fmt.Sprintf("partner answered HTTP %d without an ErrorDetail", a.Status)
+	return status, d
+}
+
+// payAnswer is the retailer's answer to a payment in its stored state.
+func payAnswer(p *Payment) (*wire.PaymentResponse, *Failure) {
+	if p.PayOutcome == outcome.Successful && p.Response != nil {
+		return p.Response, nil
+	}
+	if p.Error == nil {
+		return nil, fail(504, wire.UpstreamUnavailable, "Outcome unknown", p.RequestID, p.TranID)
+	}
+	status := p.Status
+	if status == 0 {
+		status = 400
+	}
+	return nil, &Failure{Status: status, Detail: p.Error}
+}
+
+// afterCommit wakes whoever a committed change concerns.
+func (e *Engine) afterCommit(ctx context.Context, c *Change) {
+	for _, a := range c.Advices {
+		if a.State == AdvicePending {
+			e.wakeSAF(a.PartnerID)
+		}
+	}
+}

@@ -1,0 +1,172 @@
+package qrswitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/qrswitch/qrswitch/qr"
+	"github.com/qrswitch/qrswitch/wire"
+)
+
+const defaultProvider = qr.ElectrumProvider
+
+// maxQRLife bounds a retailer's expiryDate: a payment QR code is for a till,
+// not a poster, and the store keeps every code for its life.
+const maxQRLife = 24 * time.Hour
+
+// CreateQR issues a QR code (createQrCode). raw is the request body as
+// received, for the trace.
+func (e *Engine) CreateQR(ctx context.Context, r Retailer, req *wire.CreateQrCodeRequest, raw []byte) (*wire.CreateQrCodeResponse, *Failure) {
+	if err := req.Validate(); err != nil {
+		return nil, formatFailure(err, req.ID)
+	}
+	if f := checkInstitution(r, req.Originator, req.ID); f != nil {
+		return nil, f
+	}
+	now := e.now()
+	expires := now.Add(e.opts.QRTTL)
+	single := true
+	scheme := qr.Scheme("")
+	var value *wire.LedgerAmount
+	if req.Amounts != nil {
+		value = req.Amounts.RequestAmount
+	}
+	if p := req.QrProperties; p != nil {
+		if p.ExpiryDate != "" {
+			t, _ := time.Parse(time.RFC3339Nano, p.ExpiryDate) // validated
+			if !t.After(now) || t.Sub(now) > maxQRLife {
+				return nil, formatFailure(&wire.FieldError{Field: "qrProperties.expiryDate", Reason: "must be in the future and at most 24h away"}, req.ID)
+			}
+			expires = t
+		}
+		if p.SingleUse != nil {
+			single = *p.SingleUse
+		}
+		if p.Scheme != "" {
+			scheme = qr.Scheme(p.Scheme)
+		}
+		if p.Value != nil {
+			value = p.Value
+		}
+	}
+	if scheme == "" {
+		// A full EMVCo code needs a currency; a POS that asks for a code
+		// before it knows the amount gets the same layout without one.
+		scheme = qr.SchemePseudoEMVCo
+		if value != nil && value.Currency != "" {
+			scheme = qr.SchemeEMVCo
+		}
+	}
+	tranID := strings.ReplaceAll(wire.NewID(), "-", "")
+	payload, err := qr.Encode(e.qrPayload(req.Originator, value, scheme, single, tranID))
+	if err != nil {
+		// The request's fields do not fit the scheme (a name too long for
+		// tag 59, a currency without a known exponent, …).
+		return nil, formatFailure(&wire.FieldError{Reason: err.Error()}, req.ID)
+	}
+	code := &QRCode{
+		TranID:     tranID,
+		RetailerID: r.ID,
+		RequestID:  req.ID,
+		Payload:    payload,
+		Scheme:     string(scheme),
+		SingleUse:  single,
+		CreatedAt:  now,
+		ExpiresAt:  expires,
+		Request:    req,
+	}
+	resp := &wire.CreateQrCodeResponse{CreateQrCodeRequest: *req, TranID: tranID, QrCode: payload}
+	answer := answered(now, "retailer:"+r.ID, "createQrCode", req.ID, 201, resp, 0)
+	answer.Note = "QR code issued, expires " + expires.UTC().Format(time.RFC3339)
+	err = e.store.Commit(ctx, &Change{QR: code, TraceKey: qrTraceKey(tranID), Trace: []TraceEntry{
+		inbound(now, "retailer:"+r.ID, "createQrCode", req.ID, raw), answer,
+	}})
+	switch {
+	case errors.Is(err, ErrDuplicate):
+		return nil, fail(400, wire.DuplicateRecord, "Duplicate request id", req.ID, "")
+	case err != nil:
+		return nil, storeFailure(err, req.ID, "")
+	}
+	return resp, nil
+}
+
+// qrTraceKey is where the story of a QR code is kept before a payment uses it.
+func qrTraceKey(tranID string) string { return "qr/" + tranID }
+
+func (e *Engine) qrPayload(o *wire.Originator, value *wire.LedgerAmount, scheme qr.Scheme, single bool, tranID string) *qr.Payload {
+	p := &qr.Payload{
+		Scheme:        scheme,
+		Static:        !single,
+		Accounts:      []qr.MerchantAccount{electrumAccount(e.opts.ProviderGUID, tranID)},
+		MCC:           o.Merchant.MerchantType,
+		Country:       o.Merchant.MerchantName.Country,
+		MerchantName:  o.Merchant.MerchantName.Name,
+		City:          o.Merchant.MerchantName.City,
+		TerminalLabel: o.TerminalID,
+	}
+	if value != nil {
+		p.Currency = value.Currency
+		if value.Amount > 0 {
+			p.Amount, p.HasAmount = value.Amount, true
+		}
+	}
+	return p
+}
+
+func electrumAccount(provider, tranID string) qr.MerchantAccount {
+	a := qr.ElectrumAccount(tranID)
+	a.GUID = provider
+	return a
+}
+
+// QRPayload returns the payload of a QR code the retailer issued and that is
+// still payable, for rendering.
+func (e *Engine) QRPayload(ctx context.Context, r Retailer, tranID string) (string, *Failure) {
+	code, err := e.store.QR(ctx, tranID)
+	switch {
+	case errors.Is(err, ErrNotFound) || err == nil && code.RetailerID != r.ID:
+		// Another retailer's code is as unknown as a code never issued.
+		return "", fail(404, wire.UnableToLocateRecord, "Unknown QR code", "", tranID)
+	case err != nil:
+		return "", storeFailure(err, "", tranID)
+	case code.Expired(e.now()):
+		return "", fail(404, wire.InvalidTranID, "QR code expired", "", tranID)
+	}
+	return code.Payload, nil
+}
+
+// checkInstitution refuses a message whose originator is not the
+// authenticated retailer's institution.
+func checkInstitution(r Retailer, o *wire.Originator, id string) *Failure {
+	if r.InstitutionID == "" || o == nil || o.Institution.ID == r.InstitutionID {
+		return nil
+	}
+	return formatFailure(&wire.FieldError{Field: "originator.institution.id", Reason: "does not match the authenticated retailer's institution"}, id)
+}
+
+// DefaultImageSize is the edge of a QR image in pixels when none is asked.
+const DefaultImageSize = 256
+
+// QRImage renders a QR code the retailer issued as a size×size PNG.
+func (e *Engine) QRImage(ctx context.Context, r Retailer, tranID string, size int) ([]byte, *Failure) {
+	if size < qr.MinPNGSize || size > qr.MaxPNGSize {
+		return nil, formatFailure(&wire.FieldError{Field: "size", Reason: fmt.Sprintf("must be from %d to %d pixels", qr.MinPNGSize, qr.MaxPNGSize)}, "")
+	}
+	payload, f := e.QRPayload(ctx, r, tranID)
+	if f != nil {
+		return nil, f
+	}
+	img, err := qr.PNG(payload, size)
+	if errors.Is(err, qr.ErrImageSize) {
+		return nil, formatFailure(&wire.FieldError{Field: "size", Reason: "too small for this QR code"}, "")
+	}
+	if err != nil {
+		f := fail(500, wire.GeneralError, "Rendering failed", "", tranID)
+		f.Cause = err
+		return nil, f
+	}
+	return img, nil
+}

@@ -1,0 +1,90 @@
+package qrswitch
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
+)
+
+// recoveryInterval is how often payments orphaned by a dead holder are
+// looked for.
+const recoveryInterval = 2 * time.Second
+
+func (e *Engine) recoveryLoop(ctx context.Context) {
+	t := time.NewTicker(recoveryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.recoverOrphans(ctx, false); err != nil && ctx.Err() == nil {
+				e.log.Error().Err(err).Msg("recovering orphaned payments")
+			}
+		}
+	}
+}
+
+// recoverOrphans finishes payments whose holder died: a payment still
+// waiting for its scan failed with NO_SCAN (nothing was sent upstream); a
+// payment forwarded without a recorded answer has an unknown outcome and is
+// reversed, exactly as if the partner had timed out. With all set, every
+// held payment counts as orphaned (the caller knows no other process holds
+// any: a restart of the only switch).
+func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
+	before := e.now()
+	if all {
+		before = before.Add(100 * 365 * 24 * time.Hour)
+	}
+	for {
+		ps, err := e.store.Orphans(ctx, before, 100)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if err := e.recoverOne(ctx, p); err != nil {
+				return err
+			}
+		}
+		if len(ps) < 100 {
+			return nil
+		}
+	}
+}
+
+func (e *Engine) recoverOne(ctx context.Context, p *Payment) error {
+	now := e.now()
+	var change *Change
+	switch p.State {
+	case outcome.AwaitingScan:
+		change = &Change{Payment: noScanPayment(p, now), Trace: []TraceEntry{
+			event(now, "recovered", "holder "+p.Owner+" gone before any scan: nothing was sent upstream")}}
+	case outcome.Forwarded:
+		partner, ok := e.partners[p.PartnerID()]
+		if !ok {
+			partner = &partners.Partner{ID: p.PartnerID()}
+		}
+		c, err := e.applyPay(ctx, p, partner, &partners.Answer{Outcome: outcome.Unknown, Err: errors.New("holder stopped before the partner's answer was recorded")})
+		if err != nil {
+			return err
+		}
+		change = c
+		change.Trace = append([]TraceEntry{event(now, "recovered", "holder "+p.Owner+" gone after forwarding: outcome unknown")}, change.Trace...)
+	default:
+		return nil
+	}
+	err := e.store.Commit(ctx, change)
+	switch {
+	case err == nil:
+		e.log.Warn().Str("payment", p.Key()).Str("state", string(change.Payment.State)).Msg("recovered an orphaned payment")
+		e.afterCommit(ctx, change)
+		return nil
+	case errors.Is(err, ErrConflict):
+		return nil // its holder (or another replica) got there first
+	default:
+		return err
+	}
+}

@@ -1,0 +1,184 @@
+package qrswitch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
+)
+
+// leaseMargin is added to a partner's timeout and late window to make an
+// advice's lease: long enough for one send and its bookkeeping, short enough
+// that a crashed worker's advices move on quickly.
+const leaseMargin = 15 * time.Second
+
+func (e *Engine) wakeSAF(partnerID string) {
+	if ch, ok := e.safWake[partnerID]; ok {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// safLoop sends one partner's due advices, at most SAF.Workers at once.
+func (e *Engine) safLoop(ctx context.Context, partnerID string) {
+	partner := e.partners[partnerID]
+	slots := make(chan struct{}, e.opts.SAF.Workers)
+	poll := time.NewTicker(e.opts.SAF.Poll)
+	defer poll.Stop()
+	lease := partner.Timeout + e.opts.LateWindow + leaseMargin
+	var lastErr time.Time
+	for {
+		if free := cap(slots) - len(slots); free > 0 {
+			advices, err := e.store.ClaimAdvices(ctx, Claim{PartnerID: partnerID, Owner: e.node, Now: e.now(), Lease: lease, Max: free})
+			if err != nil && ctx.Err() == nil && time.Since(lastErr) > 10*time.Second {
+				lastErr = time.Now()
+				e.log.Error().Err(err).Str("partner", partnerID).Msg("claiming advices")
+			}
+			for _, a := range advices {
+				slots <- struct{}{}
+				e.sends.Go(func() {
+					defer func() { <-slots; e.wakeSAF(partnerID) }()
+					e.send(partner, a)
+				})
+			}
+			if len(advices) == free && free > 0 {
+				continue // there may be more due right now
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.safWake[partnerID]:
+		case <-poll.C:
+		}
+	}
+}
+
+// send delivers one leased advice and records what came of it. A send is
+// never cut short by shutdown: it ends with its partner's timeout.
+func (e *Engine) send(partner *partners.Partner, a *Advice) {
+	ctx := context.WithoutCancel(e.base)
+	op := outcome.Reverse
+	if a.Kind == Confirmation {
+		op = outcome.Confirm
+	}
+	sentAt := e.now()
+	ans := e.call(partner, op, a.PaymentKey, a.ID, func(ctx context.Context) *partners.Answer {
+		if a.Kind == Confirmation {
+			return partner.Rail.Confirm(ctx, a.Confirmation)
+		}
+		return partner.Rail.Reverse(ctx, a.Reversal)
+	})
+	trace := exchange(sentAt, partner, op, a.ID, ans)
+	for range maxRetries {
+		change, err := e.applyAdvice(ctx, a, ans)
+		if err == nil {
+			change.Trace = append(trace, change.Trace...)
+			if err = e.store.Commit(ctx, change); err == nil {
+				return
+			}
+		}
+		if !errors.Is(err, ErrConflict) {
+			e.log.Error().Err(err).Str("advice", a.Key()).Msg("recording an advice attempt")
+			// The lease will expire and the advice will be sent again with
+			// the same id, which the partner answers the same way.
+			return
+		}
+		cur, err := e.store.Advice(ctx, a.Key())
+		if err != nil || cur.State != AdvicePending || cur.LeaseOwner != e.node {
+			// Someone else holds it now (our lease expired): their send
+			// decides. The partner saw the same id twice, which the
+			// interface allows.
+			return
+		}
+		a = cur
+	}
+}
+
+// applyAdvice decides what one attempt's answer does to the advice and its
+// payment.
+func (e *Engine) applyAdvice(ctx context.Context, a *Advice, ans *partners.Answer) (*Change, error) {
+	now := e.now()
+	b := *a
+	b.Attempts++
+	b.LastStatus = ans.Status
+	b.LastError = ""
+	if ans.Err != nil {
+		b.LastError = ans.Err.Error()
+	}
+	b.LeaseOwner, b.LeaseUntil = "", time.Time{}
+	b.UpdatedAt = now
+	change := &Change{Advices: []*Advice{&b}, TraceKey: a.PaymentKey}
+	switch {
+	case ans.Outcome.Final():
+		b.State = AdviceDone
+		b.Outcome = ans.Outcome
+		b.DoneAt = now
+		b.Note = fmt.Sprintf("final after %d attempt(s): %s", b.Attempts, ans.Outcome)
+		p, err := e.store.Payment(ctx, a.PaymentKey)
+		if err != nil {
+			return nil, err
+		}
+		if next, ok := settledState(p.State, a.Kind, ans.Outcome); ok {
+			q := *p
+			q.State = next
+			q.UpdatedAt = now
+			change.Payment = &q
+			change.TraceKey = ""
+			change.Trace = append(change.Trace, event(now, "adviceFinal", string(a.Kind)+" "+a.ID+" "+ans.Outcome.String()+": payment "+string(next)))
+		}
+	case now.Sub(a.QueuedAt) >= e.opts.SAF.GiveUpAfter:
+		b.State = AdviceDead
+		b.Note = fmt.Sprintf("dead-lettered after %d attempts over %s without a final answer", b.Attempts, now.Sub(a.QueuedAt).Round(time.Second))
+		change.Trace = append(change.Trace, event(now, "deadLetter", b.Note))
+		e.log.Error().Str("advice", a.Key()).Str("partner", a.PartnerID).Int("attempts", b.Attempts).Msg("advice dead-lettered")
+	default:
+		b.NextAt = now.Add(e.retryDelay(b.Attempts))
+	}
+	return change, nil
+}
+
+// settledState is the payment state a final advice outcome leads to, if the
+// payment is still waiting for that advice.
+func settledState(s outcome.State, kind AdviceKind, o outcome.Outcome) (outcome.State, bool) {
+	switch {
+	case s == outcome.Confirming && kind == Confirmation && o == outcome.Successful:
+		return outcome.Confirmed, true
+	case s == outcome.Confirming && kind == Confirmation:
+		return outcome.ConfirmFailed, true
+	case s == outcome.Reversing && kind == Reversal && o == outcome.Successful:
+		return outcome.Reversed, true
+	case s == outcome.Reversing && kind == Reversal:
+		return outcome.ReversalFailed, true
+	}
+	return s, false
+}
+
+// retryDelay is the wait before attempt n+1: exponential from
+// InitialInterval, doubling, capped at MaxInterval, with ±50 % jitter so that
+// advices queued together during an outage do not return together.
+func (e *Engine) retryDelay(attempts int) time.Duration {
+	b := &backoff.ExponentialBackOff{
+		InitialInterval:     e.opts.SAF.InitialInterval,
+		RandomizationFactor: 0.5,
+		Multiplier:          2,
+		MaxInterval:         e.opts.SAF.MaxInterval,
+		Stop:                backoff.Stop,
+		Clock:               backoff.SystemClock,
+	}
+	b.Reset()
+	d := b.NextBackOff()
+	// After ~log2(max/initial) steps the interval is at its cap; more calls
+	// change nothing but the jitter.
+	for i := 1; i < min(attempts, 64); i++ {
+		d = b.NextBackOff()
+	}
+	return d
+}
