@@ -29,6 +29,12 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := qr.Decode(s)
+		if errors.Is(err, qr.ErrCRC) && strings.HasSuffix(s[:max(len(s)-4, 0)], "6304") {
+			// Mutations almost never keep a CRC right: reseal the input
+			// so the checks past the CRC get explored too.
+			s = sealed(s[:len(s)-4])
+			d, err = qr.Decode(s)
+		}
 		if err != nil {
 			var se *qr.SyntaxError
 			if !errors.As(err, &se) {

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
+	"image/png"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/qrswitch/qrswitch/config"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	"github.com/qrswitch/qrswitch/qr"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	"github.com/qrswitch/qrswitch/wire"
 )
@@ -618,5 +621,172 @@ func TestDeadLetter(t *testing.T) {
 	}
 	if !found || st.Payment.State != "CONFIRMING" {
 		t.Fatalf("story: state %s, dead letter traced %v; want CONFIRMING and a deadLetter event", st.Payment.State, found)
+	}
+}
+
+func TestQRCodes(t *testing.T) {
+	h := newHarness(t)
+	issue := func(t *testing.T, mutate func(*wire.CreateQrCodeRequest)) (response, wire.CreateQrCodeResponse) {
+		t.Helper()
+		req := qrRequest("1234")
+		mutate(req)
+		r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, req)
+		var resp wire.CreateQrCodeResponse
+		if r.status == 201 {
+			if err := json.Unmarshal(r.body, &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.ID != req.ID || resp.Originator == nil {
+				t.Fatalf("createQrCode did not echo the request: %s", r.body)
+			}
+		}
+		return r, resp
+	}
+	t.Run("full EMVCo code with a fixed value", func(t *testing.T) {
+		r, resp := issue(t, func(q *wire.CreateQrCodeRequest) {
+			q.QrProperties = &wire.QrProperties{Value: &wire.LedgerAmount{Amount: 12345, Currency: "710"}}
+		})
+		if r.status != 201 {
+			t.Fatalf("createQrCode = %d %s", r.status, r.body)
+		}
+		doc, err := qr.Decode(resp.QrCode)
+		if err != nil {
+			t.Fatalf("issued payload does not decode: %v", err)
+		}
+		p, err := doc.Payload()
+		if err != nil || p.Scheme != qr.SchemeEMVCo || p.Amount != 12345 || p.Currency != "710" || p.MCC != "5411" || p.City != "Cape Town" || p.TerminalLabel != "T0000001" {
+			t.Fatalf("payload = %+v, %v", p, err)
+		}
+		if id, err := qr.TranID(resp.QrCode); err != nil || id != resp.TranID {
+			t.Fatalf("TranID(payload) = %s, %v; want %s", id, err, resp.TranID)
+		}
+		// A payment must match the code's value.
+		pay := payRequest("1234", resp.TranID, 12000)
+		if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, pay); r.status != 400 || r.detail(t).ErrorType != wire.InvalidAmount {
+			t.Fatalf("pay of another amount = %d %s, want 400 INVALID_AMOUNT", r.status, r.body)
+		}
+	})
+	t.Run("Electrum minimal", func(t *testing.T) {
+		r, resp := issue(t, func(q *wire.CreateQrCodeRequest) {
+			q.QrProperties = &wire.QrProperties{Scheme: wire.SchemeElectrumMinimal}
+		})
+		want := "00020126500010za.co.elec0132" + resp.TranID
+		if r.status != 201 || resp.QrCode != want {
+			t.Fatalf("minimal code = %d %q, want %q", r.status, resp.QrCode, want)
+		}
+	})
+	t.Run("invalid requests", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, field string
+			mutate      func(*wire.CreateQrCodeRequest)
+		}{
+			{"expiry in the past", "qrProperties.expiryDate", func(q *wire.CreateQrCodeRequest) {
+				q.QrProperties = &wire.QrProperties{ExpiryDate: "2020-01-01T00:00:00Z"}
+			}},
+			{"unknown scheme", "qrProperties.scheme", func(q *wire.CreateQrCodeRequest) { q.QrProperties = &wire.QrProperties{Scheme: "BARCODE"} }},
+			{"currency without minor unit", "qrProperties.value.currency", func(q *wire.CreateQrCodeRequest) {
+				q.QrProperties = &wire.QrProperties{Value: &wire.LedgerAmount{Amount: 100, Currency: "999"}}
+			}},
+			{"missing originator", "originator", func(q *wire.CreateQrCodeRequest) { q.Originator = nil }},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				r, _ := issue(t, tt.mutate)
+				if r.status != 400 {
+					t.Fatalf("createQrCode = %d %s, want 400", r.status, r.body)
+				}
+				if d := r.detail(t); d.ErrorType != wire.FormatError || !strings.Contains(d.ErrorMessage+toString(d.DetailMessage), tt.field) {
+					t.Fatalf("ErrorDetail %+v does not name %s", d, tt.field)
+				}
+			})
+		}
+	})
+	t.Run("image", func(t *testing.T) {
+		tranID, payload := h.createQR(t)
+		r := h.do(t, http.MethodGet, "/qr/v1/qrCodes/"+tranID+"/image.png?size=300", shopUser, shopPass, nil)
+		if r.status != 200 || r.header.Get("Content-Type") != "image/png" {
+			t.Fatalf("image = %d %s", r.status, r.header.Get("Content-Type"))
+		}
+		img, err := png.Decode(bytes.NewReader(r.body))
+		if err != nil || img.Bounds().Dx() != 300 || img.Bounds().Dy() != 300 {
+			t.Fatalf("image is not a 300×300 PNG: %v", err)
+		}
+		want, _ := qr.PNG(payload, 300)
+		if !bytes.Equal(r.body, want) {
+			t.Fatal("image is not the rendering of the issued payload")
+		}
+		for _, tt := range []struct {
+			path, user, pass string
+			status           int
+		}{
+			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=10", shopUser, shopPass, 400},
+			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=big", shopUser, shopPass, 400},
+			{"/qr/v1/qrCodes/" + tranID + "/image.png", shop2User, shop2Pass, 404},
+			{"/qr/v1/qrCodes/nope/image.png", shopUser, shopPass, 404},
+		} {
+			if r := h.do(t, http.MethodGet, tt.path, tt.user, tt.pass, nil); r.status != tt.status {
+				t.Errorf("GET %s as %s = %d %s, want %d", tt.path, tt.user, r.status, r.body, tt.status)
+			} else {
+				r.detail(t)
+			}
+		}
+	})
+	t.Run("expired code", func(t *testing.T) {
+		r, resp := issue(t, func(q *wire.CreateQrCodeRequest) {
+			q.QrProperties = &wire.QrProperties{ExpiryDate: time.Now().Add(300 * time.Millisecond).UTC().Format(time.RFC3339Nano)}
+		})
+		if r.status != 201 {
+			t.Fatalf("createQrCode = %d %s", r.status, r.body)
+		}
+		time.Sleep(400 * time.Millisecond)
+		if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, payRequest("1234", resp.TranID, 100)); r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
+			t.Fatalf("pay of an expired code = %d %s, want 400 INVALID_TRAN_ID", r.status, r.body)
+		}
+		if res := h.scan(t, resp.QrCode); res.Status != 400 {
+			t.Fatalf("scan of an expired code = %d %s, want 400", res.Status, res.Body)
+		}
+		if r := h.do(t, http.MethodGet, "/qr/v1/qrCodes/"+resp.TranID+"/image.png", shopUser, shopPass, nil); r.status != 404 {
+			t.Fatalf("image of an expired code = %d, want 404", r.status)
+		}
+	})
+}
+
+func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
+	h := newHarness(t)
+	tranID, payload := h.createQR(t)
+	req := payRequest("1234", tranID, 1200)
+	answer := h.payAsync(req)
+	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "AWAITING_SCAN")
+	h.cancel() // SIGTERM
+	stopped := h.done
+	h.cancel = nil
+	admin := "http://" + h.srv.AdminAddr()
+	eventually(t, "readyz reports the drain", func() bool {
+		resp, err := http.Get(admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 503
+	})
+	if r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")); r.status != 503 || r.detail(t).ErrorType != wire.UpstreamUnavailable {
+		t.Fatalf("createQrCode while draining = %d %s, want 503", r.status, r.body)
+	}
+	// The held request still gets its scan, and its answer.
+	if res := h.scan(t, payload); res.Status != 202 {
+		t.Fatalf("scan while draining = %d %s, want 202", res.Status, res.Body)
+	}
+	if r := <-answer; r.status != 201 {
+		t.Fatalf("held pay while draining = %d %s, want 201", r.status, r.body)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop once nothing was held")
+	}
+	if _, err := http.Get(admin + "/healthz"); err == nil {
+		t.Fatal("admin listener still answers after the stop")
 	}
 }

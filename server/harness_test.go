@@ -350,14 +350,13 @@ func (h *harness) payAsync(req *wire.PaymentRequest) <-chan response {
 	return ch
 }
 
-// waitHeld waits until the switch holds the payment request (it is stored).
+// waitState waits until the payment with the key is in one of the states.
 func (h *harness) waitState(t testing.TB, key string, want ...string) *qrswitch.Payment {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		p, err := h.srv.Store().Payment(context.Background(), key)
-		if err == nil {
+		if p := h.payment(t, key); p != nil {
 			last = string(p.State)
 			for _, w := range want {
 				if last == w {
@@ -369,6 +368,25 @@ func (h *harness) waitState(t testing.TB, key string, want ...string) *qrswitch.
 	}
 	t.Fatalf("payment %s is %q after 10 s, want one of %v", key, last, want)
 	return nil
+}
+
+// payment reads a payment from the store, or through the support API when
+// the switch runs in another process; nil when there is none yet.
+func (h *harness) payment(t testing.TB, key string) *qrswitch.Payment {
+	if h.srv != nil {
+		p, err := h.srv.Store().Payment(context.Background(), key)
+		if err != nil {
+			return nil
+		}
+		return p
+	}
+	_, id, _ := strings.Cut(key, "/")
+	r := h.do(t, http.MethodGet, "/support/v1/transactions/"+id, supUser, supPass, nil)
+	var out struct{ Results []qrswitch.Story }
+	if r.status != 200 || json.Unmarshal(r.body, &out) != nil || len(out.Results) == 0 {
+		return nil
+	}
+	return out.Results[0].Payment
 }
 
 // scan has the simulator's customer app scan payload.

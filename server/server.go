@@ -224,19 +224,29 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case runErr = <-errs:
 	}
-	s.log.Info().Dur("drain_timeout", s.opts.DrainTimeout).Msg("shutting down: draining requests in flight")
+	s.log.Info().Dur("drain_timeout", s.opts.DrainTimeout).Int("held", s.engine.Held()).
+		Msg("shutting down: refusing new payments, finishing those in flight")
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
 	defer cancel()
-	if err := s.api.Shutdown(drainCtx); err != nil {
-		s.log.Warn().Err(err).Msg("requests still in flight at the drain deadline; recovery finishes them at the next start")
+	// Keep serving scans and advices while held payment requests finish:
+	// closing the listener now would strand every one of them.
+	s.engine.Drain()
+	for s.engine.Held() > 0 && drainCtx.Err() == nil {
+		sleepCtx(drainCtx, 20*time.Millisecond)
+	}
+	shutCtx, cancelShut := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelShut()
+	if err := s.api.Shutdown(shutCtx); err != nil || drainCtx.Err() != nil {
+		s.log.Warn().Err(err).Int("held", s.engine.Held()).
+			Msg("requests still in flight at the drain deadline; recovery finishes them at the next start")
 	}
 	if s.simSrv != nil {
-		s.simSrv.Shutdown(drainCtx)
+		s.simSrv.Shutdown(shutCtx)
 	}
 	stopEngine()
 	stopWatch()
 	wg.Wait()
-	s.admin.Shutdown(drainCtx)
+	s.admin.Shutdown(shutCtx)
 	s.close()
 	s.log.Info().Msg("qrswitch stopped")
 	return runErr
@@ -430,4 +440,13 @@ func redactedURL(raw string) string {
 		u.User = url.UserPassword(u.User.Username(), "****")
 	}
 	return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", 1)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

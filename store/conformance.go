@@ -68,8 +68,9 @@ func ConformanceWith(t *testing.T, o Opener) {
 		{"Lookup", testLookup},
 		{"Search", testSearch},
 		{"ListAdvices", testListAdvices},
-		{"Limits", testManyRecords},
+		{"Limits", testQueryLimits},
 		{"Orphans", testOrphans},
+		{"UpdatesMoveIndexes", testUpdatesMoveIndexes},
 		{"Durability", testDurability},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, o) })
@@ -341,7 +342,19 @@ func testQRRequestPair(t *testing.T, o Opener) {
 		t.Errorf("QR(tran-2) after refused create error = %v, want ErrNotFound", err)
 	}
 	// The same request id from another retailer is another request.
-	commit(t, s, "qr of another retailer", &qrswitch.Change{QR: newQR(retailerB, "req-1", "tran-3", t0)})
+	third := newQR(retailerB, "req-1", "tran-3", t0)
+	commit(t, s, "qr of another retailer", &qrswitch.Change{QR: third})
+
+	// The pair stays unique when an update changes it.
+	third.RetailerID = retailerA
+	err = s.Commit(t.Context(), &qrswitch.Change{QR: third})
+	wantCommitError(t, "qr updated to a used (retailer, request id)", err, "qr", "tran-3", qrswitch.ErrDuplicate)
+	if got, _ := s.QR(t.Context(), "tran-3"); got == nil || got.RetailerID != retailerB || got.Version != 1 {
+		t.Errorf("QR(tran-3) after refused update = %+v, want retailer %s at version 1", got, retailerB)
+	}
+	third.RetailerID, third.RequestID = retailerA, "req-2"
+	commit(t, s, "qr updated to an unused (retailer, request id)", &qrswitch.Change{QR: third})
+	commit(t, s, "qr reusing the pair given up", &qrswitch.Change{QR: newQR(retailerB, "req-1", "tran-4", t0)})
 }
 
 func testAtomicity(t *testing.T, o Opener) {
@@ -647,6 +660,18 @@ func testClaimAdvices(t *testing.T, o Opener) {
 		})
 	}
 
+	t.Run("ZeroNextAtIsDueFirst", func(t *testing.T) {
+		s := o.Open(t)
+		setup(t, s, []adv{{"old", "p1", partnerA, pending, -time.Hour}})
+		zero := newAdvice(retailerA, "zero", qrswitch.PaymentKey(retailerA, "p2"), partnerA, now)
+		zero.NextAt = time.Time{}
+		commit(t, s, "advice zero", &qrswitch.Change{Advices: []*qrswitch.Advice{zero}})
+		c := qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10}
+		if got := claim(t, s, c); !slices.Equal(got, []string{"zero", "old"}) {
+			t.Errorf("ClaimAdvices = %v, want [zero old]", got)
+		}
+	})
+
 	t.Run("Lease", func(t *testing.T) {
 		s := o.Open(t)
 		recs := setup(t, s, []adv{{"a1", "p1", partnerA, pending, -time.Minute}})
@@ -901,8 +926,9 @@ func testSearch(t *testing.T, o Opener) {
 	})
 }
 
-// testLimits checks the default and maximum Limit of a query.
-func testLimits(t *testing.T, s qrswitch.Store, n int, search func(limit int) (int, error), what string) {
+// checkLimits checks the default and maximum Limit of a query that could
+// return n records.
+func checkLimits(t *testing.T, s qrswitch.Store, n int, search func(limit int) (int, error), what string) {
 	t.Helper()
 	for _, tc := range []struct{ limit, want int }{
 		{0, min(n, 50)},
@@ -926,6 +952,9 @@ func testListAdvices(t *testing.T, o Opener) {
 		a := newAdvice(retailerA, fmt.Sprintf("adv-%02d", i), qrswitch.PaymentKey(retailerA, fmt.Sprintf("pay-%d", i)),
 			[]string{partnerA, partnerB}[i%2], t0.Add(time.Duration(12-i)*time.Minute)) // created newest first
 		a.State = []qrswitch.AdviceState{qrswitch.AdvicePending, qrswitch.AdviceDone, qrswitch.AdviceDead}[i%3]
+		if i%4 == 0 {
+			a.LeaseOwner, a.LeaseUntil = "node-x", t0.Add(time.Hour)
+		}
 		all = append(all, a)
 		commit(t, s, "advice "+a.ID, &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
 	}
@@ -933,7 +962,7 @@ func testListAdvices(t *testing.T, o Opener) {
 		var keys []string
 		for i := len(all) - 1; i >= 0; i-- {
 			a := all[i]
-			if (q.PartnerID == "" || a.PartnerID == q.PartnerID) && (q.State == "" || a.State == q.State) {
+			if (q.PartnerID == "" || a.PartnerID == q.PartnerID) && (q.State == "" || a.State == q.State) && (!q.Leased || !a.LeaseUntil.IsZero()) {
 				keys = append(keys, a.Key())
 			}
 		}
@@ -952,6 +981,8 @@ func testListAdvices(t *testing.T, o Opener) {
 		{"PartnerState", qrswitch.AdviceQuery{PartnerID: partnerA, State: qrswitch.AdvicePending}},
 		{"NoMatch", qrswitch.AdviceQuery{PartnerID: "wallet-z"}},
 		{"Limit", qrswitch.AdviceQuery{Limit: 5}},
+		{"Leased", qrswitch.AdviceQuery{Leased: true}},
+		{"LeasedPending", qrswitch.AdviceQuery{Leased: true, State: qrswitch.AdvicePending}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := s.ListAdvices(t.Context(), tc.q)
@@ -965,9 +996,9 @@ func testListAdvices(t *testing.T, o Opener) {
 	}
 }
 
-// testManyRecords checks the Limit defaults and maximum on 510 payments and
+// testQueryLimits checks the Limit defaults and maximum on 510 payments and
 // advices, committed 32 at a time.
-func testManyRecords(t *testing.T, o Opener) {
+func testQueryLimits(t *testing.T, o Opener) {
 	const n = 510
 	s := o.Open(t)
 	var wg sync.WaitGroup
@@ -985,11 +1016,11 @@ func testManyRecords(t *testing.T, o Opener) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	testLimits(t, s, n, func(limit int) (int, error) {
+	checkLimits(t, s, n, func(limit int) (int, error) {
 		got, err := s.Search(t.Context(), qrswitch.Query{Limit: limit})
 		return len(got), err
 	}, "Search")
-	testLimits(t, s, n, func(limit int) (int, error) {
+	checkLimits(t, s, n, func(limit int) (int, error) {
 		got, err := s.ListAdvices(t.Context(), qrswitch.AdviceQuery{Limit: limit})
 		return len(got), err
 	}, "ListAdvices")
@@ -1023,6 +1054,12 @@ func testOrphans(t *testing.T, o Opener) {
 			}
 		}
 	}
+	// A zero HoldUntil is before every time: such a payment has no owner.
+	zero := newPayment(retailerA, "awaiting-zero", "tran-zero", t0)
+	zero.HoldUntil = time.Time{}
+	commit(t, s, "payment awaiting-zero", &qrswitch.Change{Payment: zero})
+	orphans = append(orphans, zero.Key())
+
 	got, err := s.Orphans(t.Context(), now, 10)
 	if err != nil {
 		t.Fatalf("Orphans error = %v", err)
@@ -1038,8 +1075,98 @@ func testOrphans(t *testing.T, o Opener) {
 		t.Errorf("Orphans(now, 1) = %v, %v; want one of %v", keysOf(got), err, orphans)
 	}
 	got, err = s.Orphans(t.Context(), t0, 10)
-	if err != nil || len(got) != 0 {
-		t.Errorf("Orphans(long ago) = %v, %v; want empty, nil", keysOf(got), err)
+	if err != nil || !slices.Equal(keysOf(got), []string{zero.Key()}) {
+		t.Errorf("Orphans(long ago) = %v, %v; want only [%s]", keysOf(got), err, zero.Key())
+	}
+}
+
+// testUpdatesMoveIndexes checks that an update moves a record in every
+// lookup, search, list and claim by the fields it changed.
+func testUpdatesMoveIndexes(t *testing.T, o Opener) {
+	s := o.Open(t)
+	ctx := t.Context()
+	now := t0.Add(time.Hour)
+	keys := func(what string, got []*qrswitch.Payment, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s error = %v", what, err)
+		}
+		return keysOf(got)
+	}
+	has := func(list []string, key string) bool { return slices.Contains(list, key) }
+
+	p := newPayment(retailerA, "pay-1", "tran-1", t0)
+	p.HoldUntil = now.Add(time.Minute)
+	commit(t, s, "payment", &qrswitch.Change{Payment: p})
+	oldRrn, oldTerminal := p.Request.Rrn, p.Request.Originator.TerminalID
+	scanned(p, partnerB, now)
+	p.HoldUntil = now.Add(-time.Second)
+	p.Request.Rrn, p.Request.Originator.TerminalID = "rrn-moved", "T-moved"
+	commit(t, s, "payment update", &qrswitch.Change{Payment: p})
+
+	for _, tc := range []struct {
+		what string
+		q    qrswitch.Query
+		want bool
+	}{
+		{"new state", qrswitch.Query{State: outcome.Forwarded}, true},
+		{"old state", qrswitch.Query{State: outcome.AwaitingScan}, false},
+		{"new partner", qrswitch.Query{PartnerID: partnerB}, true},
+		{"new rrn", qrswitch.Query{Rrn: "rrn-moved"}, true},
+		{"old rrn", qrswitch.Query{Rrn: oldRrn}, false},
+		{"new terminal", qrswitch.Query{TerminalID: "T-moved"}, true},
+		{"old terminal", qrswitch.Query{TerminalID: oldTerminal}, false},
+	} {
+		got, err := s.Search(ctx, tc.q)
+		if found := has(keys("Search", got, err), p.Key()); found != tc.want {
+			t.Errorf("Search(%s) after update finds the payment = %v, want %v", tc.what, found, tc.want)
+		}
+	}
+	if got, err := s.Lookup(ctx, oldRrn); len(keys("Lookup", got, err)) != 0 {
+		t.Errorf("Lookup(old rrn) after update = %v, want none", keysOf(got))
+	}
+	if got, err := s.Orphans(ctx, now, 10); !has(keys("Orphans", got, err), p.Key()) {
+		t.Errorf("Orphans after HoldUntil moved into the past = %v, want the payment", keysOf(got))
+	}
+	approved(p, now)
+	commit(t, s, "payment approved", &qrswitch.Change{Payment: p})
+	if got, err := s.Orphans(ctx, now, 10); has(keys("Orphans", got, err), p.Key()) {
+		t.Errorf("Orphans after the payment was approved = %v, want none", keysOf(got))
+	}
+
+	a := newAdvice(retailerA, "adv-1", p.Key(), partnerA, now.Add(-time.Minute))
+	commit(t, s, "advice", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+	a.NextAt = now.Add(time.Minute)
+	a.Attempts = 1
+	commit(t, s, "advice rescheduled", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+	claim := qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: time.Minute, Max: 10}
+	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
+		t.Errorf("ClaimAdvices after NextAt moved into the future = %v, %v; want none", keysOf(got), err)
+	}
+	a.NextAt = now.Add(-time.Second)
+	a.PartnerID = partnerB
+	commit(t, s, "advice moved to another partner", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
+		t.Errorf("ClaimAdvices(old partner) after the advice moved = %v, %v; want none", keysOf(got), err)
+	}
+	a.State, a.Outcome = qrswitch.AdviceDone, outcome.Successful
+	commit(t, s, "advice done", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+	claim.PartnerID = partnerB
+	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
+		t.Errorf("ClaimAdvices after the advice is done = %v, %v; want none", keysOf(got), err)
+	}
+	for _, tc := range []struct {
+		q    qrswitch.AdviceQuery
+		want int
+	}{
+		{qrswitch.AdviceQuery{State: qrswitch.AdviceDone}, 1},
+		{qrswitch.AdviceQuery{State: qrswitch.AdvicePending}, 0},
+		{qrswitch.AdviceQuery{PartnerID: partnerB}, 1},
+		{qrswitch.AdviceQuery{PartnerID: partnerA}, 0},
+	} {
+		if got, err := s.ListAdvices(ctx, tc.q); err != nil || len(got) != tc.want {
+			t.Errorf("ListAdvices(%+v) after updates = %v, %v; want %d advices", tc.q, keysOf(got), err, tc.want)
+		}
 	}
 }
 

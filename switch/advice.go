@@ -115,7 +115,7 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 			// Refused: only the trace remembers it.
 			trace = append(trace, answered(now, peer, op, adv.ID, f.Status, f.Detail, 0))
 			if err := e.store.Commit(ctx, &Change{TraceKey: pkey, Trace: trace}); err != nil {
-				e.log.Warn().Err(err).Str("payment", pkey).Msg("tracing a refused advice")
+				e.logger(ctx).Warn().Err(err).Str("payment", pkey).Msg("tracing a refused advice")
 			}
 			return failureAnswer(f)
 		}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,7 +36,7 @@ type Options struct {
 	// Node names this process as the owner of the requests it holds and the
 	// advices it leases. Default: a random id per start.
 	Node string
-	// Now is the clock. Default time.Now.
+	// Now is the clock. Default time.Now in UTC.
 	Now func() time.Time
 
 	// ScanWait is how long a payment request waits for its scan. Default 60 s.
@@ -112,6 +113,8 @@ type Engine struct {
 
 	safWake map[string]chan struct{} // per partner
 
+	draining atomic.Bool // refuse new QR codes and payment requests: the process is stopping
+
 	sends sync.WaitGroup  // SAF sends in flight; a clean stop waits for them
 	late  sync.WaitGroup  // listeners for late answers; a stop cuts them short
 	base  context.Context // ends when Run ends; bounds upstream calls
@@ -140,7 +143,7 @@ func New(opts Options) (*Engine, error) {
 		opts.SAF.Workers = 32
 	}
 	if opts.Now == nil {
-		opts.Now = time.Now
+		opts.Now = func() time.Time { return time.Now().UTC() }
 	}
 	if opts.Node == "" {
 		opts.Node = wire.NewID()[:8]
@@ -194,6 +197,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	if e.opts.SoleOwner {
 		if err := e.recoverOrphans(ctx, true); err != nil {
 			e.log.Error().Err(err).Msg("recovering payments orphaned by an earlier stop")
+		}
+		if err := e.releaseLeases(ctx); err != nil {
+			e.log.Error().Err(err).Msg("releasing advice leases of an earlier process")
 		}
 	}
 	wg.Go(func() { e.recoveryLoop(ctx) })
@@ -322,6 +328,21 @@ func (e *Engine) wakeLocal(key string) {
 	e.waitMu.Unlock()
 }
 
+// Drain makes the engine refuse new QR codes and payment requests (503, so
+// the POS tries elsewhere or again) while everything already under way —
+// held requests, their scans, advices — goes on. A stopping process drains,
+// waits for Held to reach 0, then stops.
+func (e *Engine) Drain() { e.draining.Store(true) }
+
+// Draining reports whether Drain was called.
+func (e *Engine) Draining() bool { return e.draining.Load() }
+
+func drainFailure(originalID string) *Failure {
+	f := fail(503, wire.UpstreamUnavailable, "Switch shutting down", originalID, "")
+	f.Detail.DetailMessage = "this switch process is stopping; send the request again (another replica takes it)"
+	return f
+}
+
 // Held reports how many payment requests and early scans this process is
 // holding open right now.
 func (e *Engine) Held() int {
@@ -393,4 +414,13 @@ func (e *Engine) recordLate(p *partners.Partner, op outcome.Operation, traceKey,
 	}
 	e.log.Warn().Str("payment", traceKey).Str("partner", p.ID).Str("operation", op.String()).
 		Int("status", a.Status).Dur("latency", a.Latency).Msg("late response ignored")
+}
+
+// logger is the request's logger (with its request id and tranId) when ctx
+// carries one, and the engine's otherwise.
+func (e *Engine) logger(ctx context.Context) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	return &e.log
 }

@@ -24,6 +24,9 @@ const holdMargin = 10 * time.Second
 // flow: the payment runs to a stored outcome, which a later reversal or a
 // support lookup will find.
 func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *Failure) {
+	if e.Draining() {
+		return nil, drainFailure(req.ID)
+	}
 	if err := req.Validate(); err != nil {
 		return nil, formatFailure(err, req.ID)
 	}
@@ -193,7 +196,7 @@ func (e *Engine) awaitScan(ctx context.Context, p *Payment, woken <-chan struct{
 		if err != nil {
 			// Keep waiting: the store may be back before the scan window
 			// closes, and endNoScan will retry it then.
-			e.log.Warn().Err(err).Str("payment", key).Msg("re-reading a held payment")
+			e.logger(ctx).Warn().Err(err).Str("payment", key).Msg("re-reading a held payment")
 			continue
 		}
 		p = cur
@@ -218,7 +221,7 @@ func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
 			return q
 		}
 		if !errors.Is(err, ErrConflict) {
-			e.log.Error().Err(err).Str("payment", p.Key()).Msg("recording no scan")
+			e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("recording no scan")
 			sleep(ctx, 100*time.Millisecond)
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
@@ -267,7 +270,7 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 		if p.State != outcome.Forwarded {
 			note := event(e.now(), "answerIgnored", "payment already "+string(p.State)+"; this answer changes nothing")
 			if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: append(trace, note)}); err != nil {
-				e.log.Error().Err(err).Str("payment", p.Key()).Msg("tracing an ignored answer")
+				e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("tracing an ignored answer")
 			}
 			return p
 		}
@@ -280,7 +283,7 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 			}
 		}
 		if !errors.Is(err, ErrConflict) {
-			e.log.Error().Err(err).Str("payment", p.Key()).Msg("storing a payment's outcome")
+			e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("storing a payment's outcome")
 			sleep(ctx, 100*time.Millisecond)
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {

@@ -20,6 +20,9 @@ const maxQRLife = 24 * time.Hour
 // CreateQR issues a QR code (createQrCode). raw is the request body as
 // received, for the trace.
 func (e *Engine) CreateQR(ctx context.Context, r Retailer, req *wire.CreateQrCodeRequest, raw []byte) (*wire.CreateQrCodeResponse, *Failure) {
+	if e.Draining() {
+		return nil, drainFailure(req.ID)
+	}
 	if err := req.Validate(); err != nil {
 		return nil, formatFailure(err, req.ID)
 	}
@@ -65,7 +68,12 @@ func (e *Engine) CreateQR(ctx context.Context, r Retailer, req *wire.CreateQrCod
 	if err != nil {
 		// The request's fields do not fit the scheme (a name too long for
 		// tag 59, a currency without a known exponent, …).
-		return nil, formatFailure(&wire.FieldError{Reason: err.Error()}, req.ID)
+		fe := &wire.FieldError{Reason: err.Error()}
+		var qfe *qr.FieldError
+		if errors.As(err, &qfe) {
+			fe = &wire.FieldError{Field: qrRequestField[qfe.Field], Reason: fmt.Sprintf("%s (QR tag %s)", qfe.Msg, qfe.Tag)}
+		}
+		return nil, formatFailure(fe, req.ID)
 	}
 	code := &QRCode{
 		TranID:     tranID,
@@ -91,6 +99,19 @@ func (e *Engine) CreateQR(ctx context.Context, r Retailer, req *wire.CreateQrCod
 		return nil, storeFailure(err, req.ID, "")
 	}
 	return resp, nil
+}
+
+// qrRequestField names the createQrCode field each QR payload field comes
+// from, so that a value the QR code cannot carry is reported where the
+// retailer can fix it.
+var qrRequestField = map[string]string{
+	"MCC":           "originator.merchant.merchantType",
+	"Country":       "originator.merchant.merchantName.country",
+	"MerchantName":  "originator.merchant.merchantName.name",
+	"City":          "originator.merchant.merchantName.city",
+	"TerminalLabel": "originator.terminalId",
+	"Currency":      "qrProperties.value.currency",
+	"Amount":        "qrProperties.value.amount",
 }
 
 // qrTraceKey is where the story of a QR code is kept before a payment uses it.

@@ -88,3 +88,28 @@ func (e *Engine) recoverOne(ctx context.Context, p *Payment) error {
 		return err
 	}
 }
+
+// releaseLeases frees the leases an earlier process of a sole owner held
+// when it died, so its advices are sent now rather than when the leases
+// expire. Only a sole owner may: with a shared store, another live process
+// may hold them.
+func (e *Engine) releaseLeases(ctx context.Context) error {
+	for id := range e.partners {
+		advices, err := e.store.ListAdvices(ctx, AdviceQuery{PartnerID: id, State: AdvicePending, Leased: true, Limit: 500})
+		if err != nil {
+			return err
+		}
+		for _, a := range advices {
+			if a.LeaseOwner == e.node {
+				continue
+			}
+			a.LeaseOwner, a.LeaseUntil = "", time.Time{}
+			err := e.store.Commit(ctx, &Change{Advices: []*Advice{a}, TraceKey: a.PaymentKey, Trace: []TraceEntry{
+				event(e.now(), "leaseReleased", "the switch restarted while sending this advice: it is sent again, with the same id")}})
+			if err != nil && !errors.Is(err, ErrConflict) {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -86,7 +86,7 @@ func (e *Engine) send(partner *partners.Partner, a *Advice) {
 			}
 		}
 		if !errors.Is(err, ErrConflict) {
-			e.log.Error().Err(err).Str("advice", a.Key()).Msg("recording an advice attempt")
+			e.log.Error().Err(err).Str("advice", a.Key()).Str("tranId", a.TranID).Msg("recording an advice attempt")
 			// The lease will expire and the advice will be sent again with
 			// the same id, which the partner answers the same way.
 			return
@@ -138,7 +138,7 @@ func (e *Engine) applyAdvice(ctx context.Context, a *Advice, ans *partners.Answe
 		b.State = AdviceDead
 		b.Note = fmt.Sprintf("dead-lettered after %d attempts over %s without a final answer", b.Attempts, now.Sub(a.QueuedAt).Round(time.Second))
 		change.Trace = append(change.Trace, event(now, "deadLetter", b.Note))
-		e.log.Error().Str("advice", a.Key()).Str("partner", a.PartnerID).Int("attempts", b.Attempts).Msg("advice dead-lettered")
+		e.log.Error().Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.PartnerID).Int("attempts", b.Attempts).Msg("advice dead-lettered")
 	default:
 		b.NextAt = now.Add(e.retryDelay(b.Attempts))
 	}

@@ -68,7 +68,7 @@ func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotific
 				f := lateScan(p, partnerID, s)
 				trace := []TraceEntry{inbound(now, peer, "notifyScan", s.ID, raw), answered(now, peer, "notifyScan", s.ID, f.Status, f.Detail, 0)}
 				if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: trace}); err != nil {
-					e.log.Warn().Err(err).Str("payment", p.Key()).Msg("tracing a declined scan")
+					e.logger(ctx).Warn().Err(err).Str("payment", p.Key()).Msg("tracing a declined scan")
 				}
 				return f
 			}
@@ -149,7 +149,7 @@ func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan 
 				if p, err := e.store.Payment(ctx, code.PaymentKey); err == nil && p.Scan != nil && p.Scan.ID == scan.ID && p.Scan.PartnerID == scan.PartnerID {
 					now := e.now()
 					if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: []TraceEntry{answered(now, peer, "notifyScan", s.ID, 202, nil, now.Sub(scan.ReceivedAt))}}); err != nil {
-						e.log.Warn().Err(err).Str("payment", p.Key()).Msg("tracing a linked early scan")
+						e.logger(ctx).Warn().Err(err).Str("payment", p.Key()).Msg("tracing a linked early scan")
 					}
 					return nil
 				}

@@ -21,7 +21,8 @@ import (
 //
 // Reads return copies the caller owns. A backend never consults its own clock
 // for business decisions: times come in records and arguments, so tests
-// control time.
+// control time. The engine stores times in UTC, so that a record read back
+// equals the one written.
 type Store interface {
 	// QR returns the QR code with the tranId, or ErrNotFound.
 	QR(ctx context.Context, tranID string) (*QRCode, error)
@@ -83,11 +84,15 @@ var (
 //   - Update fails with ErrConflict unless the stored record has exactly the
 //     given Version.
 //
+// The (RetailerID, RequestID) uniqueness of QR codes holds for updates too.
+//
 // On success the store sets each record's Version to its stored value (1 for
 // a new record, Version+1 for an update), and appends Trace to the trace of
 // TraceKey (Payment.Key() when TraceKey is empty). A Change with only a trace
-// appends it. On failure nothing is written, the records are unchanged, and
-// the error is a *CommitError.
+// appends it. A record failing its check gives a *CommitError and nothing is
+// written. Any other error wraps ErrUnavailable and means the Change may or
+// may not have been applied: read again before deciding. The caller's
+// records are unchanged on every error.
 type Change struct {
 	QR       *QRCode
 	Payment  *Payment
@@ -106,13 +111,15 @@ type CommitError struct {
 func (e *CommitError) Error() string { return e.Record + " " + e.Key + ": " + e.Err.Error() }
 func (e *CommitError) Unwrap() error { return e.Err }
 
-// Claim asks for up to Max due advices of one partner. An advice is due when
+// Claim asks for up to Max due advices of one partner (any partner when
+// PartnerID is empty; none when Max ≤ 0). An advice is due when
 // it is AdvicePending, its NextAt is not after Now, and it has no live lease
 // (LeaseUntil not after Now). At most one advice per payment is returned, and
 // none for a payment that has another advice under a live lease, so two
 // advices of one payment are never sent at once. Oldest NextAt first.
 // Each returned advice is leased: LeaseOwner = Owner, LeaseUntil = Now+Lease,
-// Version incremented, as stored.
+// Version incremented, as stored. The engine clears an advice's lease when it
+// records an attempt, so a finished advice never holds one.
 type Claim struct {
 	PartnerID string
 	Owner     string
@@ -133,7 +140,8 @@ type Query struct {
 	Stan       string
 	MinAmount  int64 // minor units of the request amount; 0 = no lower bound
 	MaxAmount  int64 // 0 = no upper bound
-	From, To   time.Time
+	// From (inclusive) and To (exclusive) bound CreatedAt.
+	From, To time.Time
 	// Before pages back: only payments created strictly before it (newest
 	// first ordering); zero = from the newest.
 	Before time.Time
@@ -144,5 +152,8 @@ type Query struct {
 type AdviceQuery struct {
 	PartnerID string
 	State     AdviceState
-	Limit     int // default 50, at most 500
+	// Leased keeps only advices that carry a lease (LeaseUntil set), live
+	// or expired.
+	Leased bool
+	Limit  int // default 50, at most 500
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -47,7 +48,7 @@ func jsonFieldError(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
+		field := jsonPath(typeErr.Field)
 		if field == "" {
 			return &FieldError{Reason: "body must be a JSON object"}
 		}
@@ -59,6 +60,20 @@ func jsonFieldError(err error) error {
 	default:
 		return &FieldError{Reason: "malformed JSON: " + err.Error()}
 	}
+}
+
+// jsonPath drops the Go names of embedded structs (Transaction, BasicAdvice)
+// that encoding/json puts in a field path; every JSON name of the interface
+// starts with a lower-case letter.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	kept := parts[:0]
+	for _, p := range parts {
+		if p != "" && !unicode.IsUpper(rune(p[0])) {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ".")
 }
 
 func jsonKind(kind string) string {

@@ -5,6 +5,7 @@
 //	qrswitch serve [--config FILE]    run the switch
 //	qrswitch partnersim [flags]       run a simulated Electrum partner
 //	qrswitch qr decode|encode ...     inspect and build QR payloads
+//	qrswitch passwd < FILE            hash a password for the configuration
 package main
 
 import (
@@ -26,7 +27,7 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
-	err := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "qrswitch:", err)
 		os.Exit(1)
@@ -39,11 +40,12 @@ commands:
   serve        run the switch (no --config: the development setup)
   partnersim   run a simulated Electrum partner (a wallet)
   qr           decode or encode EMVCo QR payloads
+  passwd       print the bcrypt hash of a password read from stdin, for *_hash keys
 `
 
 // run dispatches a subcommand. environ is the process environment, passed
 // in so tests can run commands with their own.
-func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("no command given")
@@ -55,6 +57,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runPartnersim(ctx, args[1:], stdout, stderr)
 	case "qr":
 		return runQR(ctx, args[1:], stdout, stderr)
+	case "passwd":
+		return runPasswd(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,4 +197,53 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("%d Commits took %d batches, want at most a quarter as many", st.Commits, st.Batches)
 	}
 	t.Logf("%d commits in %d batches (%.1f per batch)", st.Commits, st.Batches, float64(st.Commits)/float64(st.Batches))
+}
+
+func TestBatchRollbackForgetsWrites(t *testing.T) {
+	setup := openAt(t, tempDB(t), "")
+	p := newPayment("shop-1", "pay-1")
+	if err := setup.Commit(t.Context(), &qrswitch.Change{Payment: p}); err != nil {
+		t.Fatalf("Commit(setup) error = %v", err)
+	}
+	path := setup.Path()
+	setup.Close()
+	s, err := open(t.Context(), "sqlite://"+path, Options{})
+	if err != nil {
+		t.Fatalf("open error = %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+
+	// The batch updates p, then fails on a record too big for the file's
+	// page limit: the whole batch rolls back, p's update included.
+	var pages int
+	s.w.QueryRowContext(t.Context(), "PRAGMA page_count").Scan(&pages)
+	if _, err := s.w.ExecContext(t.Context(), fmt.Sprintf("PRAGMA max_page_count = %d", pages+50)); err != nil {
+		t.Fatal(err)
+	}
+	update := *p
+	update.State = outcome.Forwarded
+	big := newPayment("shop-1", "big")
+	big.Owner = strings.Repeat("x", 1<<20)
+	errs := commitAll(t, s, []*qrswitch.Change{{Payment: &update}, {Payment: big}})
+	for i, err := range errs {
+		if !errors.Is(err, qrswitch.ErrUnavailable) {
+			t.Errorf("Commit(change %d of a batch that hit SQLITE_FULL) error = %v, want ErrUnavailable", i, err)
+		}
+	}
+	if _, err := s.w.ExecContext(t.Context(), "PRAGMA max_page_count = 1073741823"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The store knows p is still at version 1.
+	if got, err := s.Payment(t.Context(), p.Key()); err != nil || got.Version != 1 || got.State != outcome.AwaitingScan {
+		t.Fatalf("Payment after the failed batch = %+v, %v; want version 1, AWAITING_SCAN", got, err)
+	}
+	update = *p
+	update.State = outcome.Forwarded
+	if err := s.Commit(t.Context(), &qrswitch.Change{Payment: &update}); err != nil {
+		t.Errorf("Commit(update at the stored version after a failed batch) error = %v, want nil", err)
+	}
+	if update.Version != 2 {
+		t.Errorf("Version after the update = %d, want 2", update.Version)
+	}
 }

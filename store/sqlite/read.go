@@ -37,8 +37,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 				UNION SELECT key FROM payments WHERE tran_id = ?1
 				UNION SELECT key FROM payments WHERE rrn = ?1
 				UNION SELECT payment_key FROM advices WHERE id = ?1)
-			ORDER BY created_at DESC, key DESC`},
-		{&r.orphans, `SELECT data FROM payments
+			ORDER BY created_at DESC, rowid DESC`},
+		{&r.orphans, `SELECT data FROM payments INDEXED BY payments_held
 			WHERE state IN ('AWAITING_SCAN', 'FORWARDED') AND hold_until < ?1
 			ORDER BY hold_until LIMIT ?2`},
 	} {
@@ -194,7 +194,9 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, limit(q.Limit))
-	query += fmt.Sprintf(" ORDER BY created_at DESC, key DESC LIMIT ?%d", len(args))
+	// rowid (insertion order) breaks ties; every index carries it, so a
+	// page stops after Limit rows without sorting the rest.
+	query += fmt.Sprintf(" ORDER BY created_at DESC, rowid DESC LIMIT ?%d", len(args))
 	return listPtr[qrswitch.Payment](ctx, s, "searching payments", nil, query, args...)
 }
 
@@ -209,6 +211,10 @@ func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrs
 	if q.State != "" {
 		args = append(args, string(q.State))
 		where = append(where, fmt.Sprintf("state = ?%d", len(args)))
+	}
+	if q.Leased {
+		where = append(where, "lease_until > ?"+fmt.Sprint(len(args)+1))
+		args = append(args, nanos(time.Time{}))
 	}
 	query := "SELECT data FROM advices"
 	if len(where) > 0 {

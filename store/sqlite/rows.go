@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,102 +9,73 @@ import (
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
-// The rows below are records encoded for writing: the JSON to store (with the
-// version the write gives it) and the index columns. They are built on the
-// committing goroutine so that the writer only runs SQL.
-
-type qrRow struct {
-	tranID, retailerID, requestID string
-	version                       int64 // as read; 0 creates
-	data                          string
+// A row is a record encoded for writing: its key, the version it was read
+// at (0 creates it), the JSON to store (carrying the version the write gives
+// it) and the values of its table's indexed columns, as the driver returns
+// them (string, int64 or nil) so that they compare with a stored row. Rows
+// are built on the committing goroutine so that the writer only runs SQL.
+type row struct {
+	key     string
+	version int64
+	data    string
+	vals    []any
 }
 
-type paymentRow struct {
-	key, retailerID, requestID               string
-	tranID, rrn, stan                        string
-	partnerID, merchantID, terminalID, state string
-	amount                                   sql.NullInt64
-	createdAt, holdUntil                     int64
-	version                                  int64
-	data                                     string
-}
+// The indexed columns of each table, in the order of row.vals.
+var (
+	qrCols      = []string{"retailer_id", "request_id"}
+	paymentCols = []string{"retailer_id", "request_id", "tran_id", "rrn", "stan", "partner_id",
+		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until"}
+	adviceCols = []string{"sender", "id", "payment_key", "partner_id", "state", "next_at", "lease_until", "created_at"}
+)
 
-type adviceRow struct {
-	key, sender, id, paymentKey, partnerID, state string
-	nextAt, leaseUntil, createdAt                 int64
-	version                                       int64
-	data                                          string
-}
-
-func encodeQR(q *qrswitch.QRCode) (*qrRow, error) {
+func encodeQR(q *qrswitch.QRCode) (*row, error) {
 	next := *q
 	next.Version++
 	data, err := marshal(&next)
 	if err != nil {
 		return nil, err
 	}
-	return &qrRow{
-		tranID:     q.TranID,
-		retailerID: q.RetailerID,
-		requestID:  q.RequestID,
-		version:    q.Version,
-		data:       data,
-	}, nil
+	return &row{key: q.TranID, version: q.Version, data: data, vals: []any{q.RetailerID, q.RequestID}}, nil
 }
 
-func encodePayment(p *qrswitch.Payment) (*paymentRow, error) {
+func encodePayment(p *qrswitch.Payment) (*row, error) {
 	next := *p
 	next.Version++
 	data, err := marshal(&next)
 	if err != nil {
 		return nil, err
 	}
-	r := &paymentRow{
-		key:        p.Key(),
-		retailerID: p.RetailerID,
-		requestID:  p.RequestID,
-		tranID:     p.TranID,
-		partnerID:  p.PartnerID(),
-		state:      string(p.State),
-		createdAt:  nanos(p.CreatedAt),
-		holdUntil:  nanos(p.HoldUntil),
-		version:    p.Version,
-		data:       data,
-	}
+	var rrn, stan, merchant, terminal string
+	var amount any // NULL without a request amount
 	if req := p.Request; req != nil {
-		r.rrn = req.Rrn
-		r.stan = req.Stan
+		rrn, stan = req.Rrn, req.Stan
 		if o := req.Originator; o != nil {
-			r.merchantID = o.Merchant.MerchantID
-			r.terminalID = o.TerminalID
+			merchant, terminal = o.Merchant.MerchantID, o.TerminalID
 		}
 		if a := req.Amounts; a != nil && a.RequestAmount != nil {
-			r.amount = sql.NullInt64{Int64: a.RequestAmount.Amount, Valid: true}
+			amount = a.RequestAmount.Amount
 		}
 	}
-	return r, nil
+	return &row{key: p.Key(), version: p.Version, data: data, vals: []any{
+		p.RetailerID, p.RequestID, p.TranID, rrn, stan, p.PartnerID(),
+		merchant, terminal, string(p.State), amount, nanos(p.CreatedAt), nanos(p.HoldUntil),
+	}}, nil
 }
 
-func encodeAdvice(a *qrswitch.Advice) (*adviceRow, error) {
+func encodeAdvice(a *qrswitch.Advice) (*row, error) {
 	next := *a
 	next.Version++
 	data, err := marshal(&next)
 	if err != nil {
 		return nil, err
 	}
-	return &adviceRow{
-		key:        a.Key(),
-		sender:     a.Sender,
-		id:         a.ID,
-		paymentKey: a.PaymentKey,
-		partnerID:  a.PartnerID,
-		state:      string(a.State),
-		nextAt:     nanos(a.NextAt),
-		leaseUntil: nanos(a.LeaseUntil),
-		createdAt:  nanos(a.CreatedAt),
-		version:    a.Version,
-		data:       data,
-	}, nil
+	return &row{key: a.Key(), version: a.Version, data: data, vals: adviceVals(a)}, nil
+}
+
+func adviceVals(a *qrswitch.Advice) []any {
+	return []any{a.Sender, a.ID, a.PaymentKey, a.PartnerID, string(a.State),
+		nanos(a.NextAt), nanos(a.LeaseUntil), nanos(a.CreatedAt)}
 }
 
 // marshal encodes a record as stored. The encoders pass a shallow copy

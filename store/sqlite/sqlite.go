@@ -17,23 +17,33 @@
 //
 // One goroutine owns the only write connection. Commit encodes its Change
 // (JSON, index columns) on the caller's goroutine and queues it; the writer
-// takes every queued Change up to Options.MaxBatch, applies them in one
-// transaction with a SAVEPOINT around each, so that a Change failing its
-// version or duplicate checks is rolled back alone and gets its own
-// *qrswitch.CommitError, then COMMITs once. One fsync thus acknowledges a
-// whole batch. Versions are set on the callers' records only after the COMMIT
-// succeeded; if it fails, every Change of the batch gets an error wrapping
-// qrswitch.ErrUnavailable. ClaimAdvices runs in the writer too, because it
-// writes leases. Reads use a separate pool of read-only connections, which WAL
-// lets run beside the writer.
+// takes every queued Change up to Options.MaxBatch and applies them in one
+// transaction, then COMMITs once: one fsync acknowledges a whole batch.
+// Within the batch each Change is checked in full (versions, duplicate keys)
+// before any of its records is written, so a Change that fails a check has
+// written nothing and gets its own *qrswitch.CommitError while the others
+// commit; this isolates it as a SAVEPOINT per Change would, without the
+// savepoint's page copies. Versions are set on the callers' records only
+// after the COMMIT succeeded; if the batch fails, every Change in it gets an
+// error wrapping qrswitch.ErrUnavailable. ClaimAdvices runs in the writer too,
+// because it writes leases. Reads use a separate pool of read-only
+// connections, which WAL lets run beside the writer.
+//
+// The writer keeps, for recently written records, their version and indexed
+// values, so that most updates are checked without a read, and an UPDATE
+// sets only the indexed columns whose values moved (SQLite rewrites an
+// index entry for every column an UPDATE sets). Only the writer writes the
+// file, so this cache is exact; it is dropped whenever a batch rolls back.
 //
 // # One process per file
 //
-// SQLite's own locks allow several processes, but the switch keeps leases,
-// holds and caches that assume one owner per file, so Open takes an
+// SQLite's own locks would let several processes share the file, but the
+// writer's cache is exact only while it is the file's one writer, and two
+// writers would turn group commit into lock waits. So Open takes an
 // exclusive flock on "<file>.lock" and fails at once with ErrLocked while
-// another process (or another Store in this process) holds it. Several
-// replicas sharing records is the Redis backend's job.
+// another process (or another Store in this process) holds it; the kernel
+// releases it when the holder exits, however it exits. Several replicas
+// sharing records is the Redis backend's job.
 //
 // # URL
 //
@@ -87,7 +97,8 @@ type Stats struct {
 	// Claims is the number of ClaimAdvices calls that succeeded.
 	Claims int64
 	// Batches is the number of SQLite transactions committed; each carries
-	// one or more Changes and claims, and costs one fsync.
+	// one or more Changes and claims, and costs one fsync with
+	// synchronous=full.
 	Batches int64
 }
 
@@ -203,6 +214,11 @@ func (s *Store) connect(ctx context.Context) error {
 	if err := migrate(ctx, s.w); err != nil {
 		return fmt.Errorf("migrating %s: %w", s.path, err)
 	}
+	// Statistics for the query planner, as SQLite advises for long-lived
+	// connections; it analyzes only tables that need it, within a limit.
+	if _, err := s.w.ExecContext(ctx, "PRAGMA optimize=0x10002"); err != nil {
+		return fmt.Errorf("optimizing %s: %w", s.path, err)
+	}
 	if err := s.ws.prepare(ctx, s.w); err != nil {
 		return fmt.Errorf("preparing statements on %s: %w", s.path, err)
 	}
@@ -267,6 +283,7 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.mu.Unlock()
 		<-s.stopped
+		s.w.ExecContext(context.Background(), "PRAGMA optimize") // best effort: only statistics
 		s.closeErr = s.closeDBs()
 		if err := unlockFile(s.lock); err != nil && s.closeErr == nil {
 			s.closeErr = err

@@ -43,12 +43,31 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkStore(b *testing.B) {
-	for _, sync := range []string{"full", "normal"} {
-		b.Run("sync="+sync, func(b *testing.B) {
+	for _, mode := range []string{"full", "normal"} {
+		b.Run("sync="+mode, func(b *testing.B) {
 			store.Benchmarks(b, func(b *testing.B) qrswitch.Store {
-				return openAt(b, tempDB(b), "?synchronous="+sync)
+				return openAt(b, tempDB(b), "?synchronous="+mode)
 			})
 		})
+	}
+}
+
+// BenchmarkFsync measures what synchronous=full pays per batch: appending
+// 4 KiB to a file beside the databases and fsyncing it.
+func BenchmarkFsync(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "fsync"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	for b.Loop() {
+		if _, err := f.Write(page); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
 
@@ -98,20 +117,20 @@ func TestOpenRelativePathCreatesDirectory(t *testing.T) {
 	if !filepath.IsAbs(s.Path()) {
 		t.Errorf("Path() = %q, want an absolute path", s.Path())
 	}
-	var mode, sync string
-	s.w.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&mode)
-	s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync)
-	if mode != "wal" || sync != "1" {
-		t.Errorf("journal_mode, synchronous = %s, %s; want wal, 1 (NORMAL)", mode, sync)
+	var journal, synchronous string
+	s.w.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&journal)
+	s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&synchronous)
+	if journal != "wal" || synchronous != "1" {
+		t.Errorf("journal_mode, synchronous = %s, %s; want wal, 1 (NORMAL)", journal, synchronous)
 	}
 }
 
 func TestDefaultSynchronousIsFull(t *testing.T) {
 	s := openAt(t, tempDB(t), "")
-	var sync string
-	s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&sync)
-	if sync != "2" {
-		t.Errorf("PRAGMA synchronous = %s, want 2 (FULL)", sync)
+	var synchronous string
+	s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&synchronous)
+	if synchronous != "2" {
+		t.Errorf("PRAGMA synchronous = %s, want 2 (FULL)", synchronous)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -35,9 +36,9 @@ const (
 
 // change is a qrswitch.Change encoded for the writer.
 type change struct {
-	qr       *qrRow
-	payment  *paymentRow
-	advices  []*adviceRow
+	qr       *row
+	payment  *row
+	advices  []*row
 	traceKey string
 	trace    []string
 }
@@ -133,7 +134,12 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			return nil, err
 		}
 	}
-	for _, a := range c.Advices {
+	for i, a := range c.Advices {
+		for _, b := range c.Advices[:i] {
+			if a.Key() == b.Key() {
+				return nil, fmt.Errorf("committing: advice %s appears twice in one Change", a.Key())
+			}
+		}
 		r, err := encodeAdvice(a)
 		if err != nil {
 			return nil, err
@@ -199,10 +205,6 @@ func (s *Store) take(batch []*op, o *op) []*op {
 	return batch
 }
 
-// errRejected marks an op that failed its own checks (a CommitError); the
-// batch goes on without it.
-var errRejected = errors.New("rejected")
-
 // runBatch applies batch in one transaction and answers every op.
 func (s *Store) runBatch(batch []*op) {
 	ctx := context.Background() // a batch is never abandoned half-way
@@ -212,6 +214,8 @@ func (s *Store) runBatch(batch []*op) {
 		}
 	}()
 	fail := func(err error) {
+		// The rolled-back writes may be in the caches.
+		s.ws.reset()
 		for _, o := range batch {
 			o.err, o.claimed = err, nil
 		}
@@ -220,6 +224,7 @@ func (s *Store) runBatch(batch []*op) {
 		fail(unavailable("beginning a batch", err))
 		return
 	}
+	s.ws.trace = s.ws.trace[:0]
 	for _, o := range batch {
 		var err error
 		if o.change != nil {
@@ -240,6 +245,11 @@ func (s *Store) runBatch(batch []*op) {
 			return
 		}
 	}
+	if err := s.ws.appendTrace(ctx, s.w); err != nil {
+		s.ws.rollback.ExecContext(ctx)
+		fail(unavailable("writing a batch", err))
+		return
+	}
 	if _, err := s.ws.commit.ExecContext(ctx); err != nil {
 		s.ws.rollback.ExecContext(ctx)
 		fail(unavailable("committing a batch", err))
@@ -257,111 +267,182 @@ func (s *Store) runBatch(batch []*op) {
 	}
 }
 
-// apply writes one Change inside the batch's transaction. A failed check
-// returns a *CommitError after rolling the Change back to its savepoint.
-// The savepoint is skipped when the Change's first statement is its only
-// check: a failed check then has written nothing.
-func (s *Store) apply(ctx context.Context, ch *change) error {
-	checks := len(ch.advices)
-	if ch.qr != nil {
-		checks++
-	}
-	if ch.payment != nil {
-		checks++
-	}
-	if checks > 1 {
-		if _, err := s.ws.savepoint.ExecContext(ctx); err != nil {
-			return err
-		}
-	}
-	err := s.write(ctx, ch)
-	if checks > 1 {
-		var ce *qrswitch.CommitError
-		if errors.As(err, &ce) {
-			if _, rerr := s.ws.rollbackTo.ExecContext(ctx); rerr != nil {
-				return rerr
-			}
-		}
-		if _, rerr := s.ws.release.ExecContext(ctx); rerr != nil && err == nil {
-			return rerr
-		}
-	}
-	return err
+// A write is one record's INSERT or UPDATE, planned by check.
+type write struct {
+	t       *table
+	r       *row
+	changed uint64 // for an update, a bit per column of t whose value moves
+	checked bool   // for a create, whether check already found the key unused
 }
 
-func (s *Store) write(ctx context.Context, ch *change) error {
-	if r := ch.qr; r != nil {
-		if err := s.writeQR(ctx, r); err != nil {
+// apply writes one Change inside the batch's transaction, checking every
+// record before it writes any: a Change that fails a check returns its
+// *CommitError having written nothing, and the batch goes on without it, so
+// no savepoint is needed to undo half a Change.
+//
+// Updates are checked against the writer's cache or the stored row. The first
+// create is its own check (INSERT … ON CONFLICT DO NOTHING, run before
+// anything else of the Change is written); other creates are checked by
+// reading. encodeChange refuses a Change naming one record twice, the one
+// case where a write could fail after its checks passed.
+func (s *Store) apply(ctx context.Context, ch *change) error {
+	var plan [8]write
+	writes := plan[:0]
+	creates := 0
+	add := func(t *table, r *row) error {
+		w := write{t: t, r: r}
+		var err error
+		if r.version != 0 {
+			w.changed, err = s.ws.checkUpdate(ctx, t, r)
+		} else if creates++; creates > 1 {
+			err = s.ws.checkCreate(ctx, t, r)
+			w.checked = true
+		}
+		if err != nil {
+			return err
+		}
+		writes = append(writes, w)
+		return nil
+	}
+	if ch.qr != nil {
+		if err := add(&s.ws.qrs, ch.qr); err != nil {
 			return err
 		}
 	}
-	if r := ch.payment; r != nil {
-		var res sql.Result
-		var err error
-		if r.version == 0 {
-			res, err = s.ws.insertPayment.ExecContext(ctx, r.key, r.retailerID, r.requestID,
-				r.tranID, r.rrn, r.stan, r.partnerID, r.merchantID, r.terminalID, r.state,
-				r.amount, r.createdAt, r.holdUntil, r.data)
-		} else {
-			res, err = s.ws.updatePayment.ExecContext(ctx, r.key, r.version, r.retailerID, r.requestID,
-				r.tranID, r.rrn, r.stan, r.partnerID, r.merchantID, r.terminalID, r.state,
-				r.amount, r.createdAt, r.holdUntil, r.data)
-		}
-		if err := checked(res, err, "payment", r.key, r.version); err != nil {
+	if ch.payment != nil {
+		if err := add(&s.ws.payments, ch.payment); err != nil {
 			return err
 		}
 	}
 	for _, r := range ch.advices {
-		var res sql.Result
-		var err error
-		if r.version == 0 {
-			res, err = s.ws.insertAdvice.ExecContext(ctx, r.key, r.sender, r.id, r.paymentKey,
-				r.partnerID, r.state, r.nextAt, r.leaseUntil, r.createdAt, r.data)
-		} else {
-			res, err = s.ws.updateAdvice.ExecContext(ctx, r.key, r.version, r.sender, r.id, r.paymentKey,
-				r.partnerID, r.state, r.nextAt, r.leaseUntil, r.createdAt, r.data)
+		if err := add(&s.ws.advices, r); err != nil {
+			return err
 		}
-		if err := checked(res, err, "advice", r.key, r.version); err != nil {
+	}
+	// The unchecked create goes first: if it meets an existing key, nothing
+	// has been written.
+	slices.SortStableFunc(writes, func(a, b write) int {
+		return cmpBool(a.r.version == 0 && !a.checked, b.r.version == 0 && !b.checked)
+	})
+	for _, w := range writes {
+		if err := s.ws.write(ctx, s.w, w); err != nil {
 			return err
 		}
 	}
 	for _, t := range ch.trace {
-		if _, err := s.ws.insertTrace.ExecContext(ctx, ch.traceKey, t); err != nil {
-			return err
-		}
+		s.ws.trace = append(s.ws.trace, ch.traceKey, t)
 	}
 	return nil
 }
 
-// writeQR creates or updates a QR code. An update that would take the
-// (retailer, request) pair of another code is ignored by SQL (UPDATE OR
-// IGNORE) and then told apart from a version conflict by reading the version.
-func (s *Store) writeQR(ctx context.Context, r *qrRow) error {
-	if r.version == 0 {
-		res, err := s.ws.insertQR.ExecContext(ctx, r.tranID, r.retailerID, r.requestID, r.data)
-		return checked(res, err, "qr", r.tranID, 0)
+// cmpBool orders true before false.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
 	}
-	res, err := s.ws.updateQR.ExecContext(ctx, r.tranID, r.version, r.retailerID, r.requestID, r.data)
-	if err := checked(res, err, "qr", r.tranID, r.version); !errors.Is(err, qrswitch.ErrConflict) {
-		return err
-	}
-	var stored int64
-	switch err := s.ws.qrVersion.QueryRowContext(ctx, r.tranID).Scan(&stored); {
-	case errors.Is(err, sql.ErrNoRows):
-		stored = 0
-	case err != nil:
-		return err
-	}
-	if stored == r.version {
-		return &qrswitch.CommitError{Record: "qr", Key: r.tranID, Err: qrswitch.ErrDuplicate}
-	}
-	return &qrswitch.CommitError{Record: "qr", Key: r.tranID, Err: qrswitch.ErrConflict}
+	return 1
 }
 
-// checked turns a write that touched no row into the CommitError the
-// contract names: a create ignored by ON CONFLICT DO NOTHING met an existing
-// key, an update guarded by its version met another version or no record.
-func checked(res sql.Result, err error, record, key string, version int64) error {
+// checkUpdate applies the update rule: the stored version must be r's. It
+// returns the columns whose values r changes.
+func (w *writeStmts) checkUpdate(ctx context.Context, t *table, r *row) (uint64, error) {
+	cur, ok := t.cache.get(r.key)
+	if !ok {
+		vals := make([]any, 1+len(t.cols))
+		dest := make([]any, len(vals))
+		for i := range vals {
+			dest[i] = &vals[i]
+		}
+		switch err := t.current.QueryRowContext(ctx, r.key).Scan(dest...); {
+		case errors.Is(err, sql.ErrNoRows):
+			return 0, &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrConflict}
+		case err != nil:
+			return 0, err
+		}
+		cur = known{version: vals[0].(int64), vals: vals[1:]}
+		t.cache.put(r.key, cur)
+	}
+	if cur.version != r.version {
+		return 0, &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrConflict}
+	}
+	var changed uint64
+	for i, v := range r.vals {
+		if cur.vals[i] != v {
+			changed |= 1 << i
+		}
+	}
+	if changed&t.uniqueMask != 0 {
+		if err := w.checkUnique(ctx, t, r); err != nil {
+			return 0, err
+		}
+	}
+	return changed, nil
+}
+
+// checkCreate applies the create rule by reading: the key, and the table's
+// unique columns, must be unused.
+func (w *writeStmts) checkCreate(ctx context.Context, t *table, r *row) error {
+	if _, ok := t.cache.get(r.key); ok {
+		return &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrDuplicate}
+	}
+	var one int
+	switch err := t.exists.QueryRowContext(ctx, r.key).Scan(&one); {
+	case err == nil:
+		return &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrDuplicate}
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	if t.taken != nil {
+		return w.checkUnique(ctx, t, r)
+	}
+	return nil
+}
+
+// checkUnique reports ErrDuplicate when another row holds r's values of the
+// table's unique columns.
+func (w *writeStmts) checkUnique(ctx context.Context, t *table, r *row) error {
+	args := []any{r.key}
+	for _, i := range t.unique {
+		args = append(args, r.vals[i])
+	}
+	var one int
+	switch err := t.taken.QueryRowContext(ctx, args...).Scan(&one); {
+	case err == nil:
+		return &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrDuplicate}
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	return nil
+}
+
+// write makes a planned write and records it in the cache. An unchecked
+// create that meets an existing row is the Change's ErrDuplicate; any other
+// write must touch exactly one row, or the checks were wrong and the batch
+// fails rather than commit it.
+func (w *writeStmts) write(ctx context.Context, conn *sql.Conn, pw write) error {
+	t, r := pw.t, pw.r
+	var res sql.Result
+	var err error
+	if r.version == 0 {
+		args := make([]any, 0, 2+len(r.vals))
+		args = append(append(append(args, r.key), r.vals...), r.data)
+		res, err = t.insert.ExecContext(ctx, args...)
+	} else {
+		var stmt *sql.Stmt
+		if stmt, err = t.update(ctx, conn, pw.changed); err != nil {
+			return err
+		}
+		args := []any{r.key, r.version, r.data}
+		for i, v := range r.vals {
+			if pw.changed&(1<<i) != 0 {
+				args = append(args, v)
+			}
+		}
+		res, err = stmt.ExecContext(ctx, args...)
+	}
 	if err != nil {
 		return err
 	}
@@ -369,13 +450,14 @@ func checked(res sql.Result, err error, record, key string, version int64) error
 	if err != nil {
 		return err
 	}
-	if n == 1 {
-		return nil
+	if n == 0 && r.version == 0 && !pw.checked {
+		return &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrDuplicate}
 	}
-	if version == 0 {
-		return &qrswitch.CommitError{Record: record, Key: key, Err: qrswitch.ErrDuplicate}
+	if n != 1 {
+		return fmt.Errorf("writing %s %s after its checks passed touched %d rows", t.record, r.key, n)
 	}
-	return &qrswitch.CommitError{Record: record, Key: key, Err: qrswitch.ErrConflict}
+	t.cache.put(r.key, known{version: r.version + 1, vals: r.vals})
+	return nil
 }
 
 // claimAdvices leases up to c.Max due advices inside the batch's
@@ -429,21 +511,157 @@ func (s *Store) claimAdvices(ctx context.Context, c *qrswitch.Claim) ([]*qrswitc
 		if _, err := s.ws.lease.ExecContext(ctx, a.Key(), a.Version, nanos(until), data); err != nil {
 			return nil, err
 		}
+		s.ws.advices.cache.put(a.Key(), known{version: a.Version, vals: adviceVals(a)})
 	}
 	return slices.Clip(picked), nil
 }
 
-// writeStmts are the writer's prepared statements, bound to its connection.
-type writeStmts struct {
-	begin, commit, rollback                        *sql.Stmt
-	savepoint, rollbackTo, release                 *sql.Stmt
-	insertQR, updateQR, qrVersion                  *sql.Stmt
-	insertPayment, updatePayment                   *sql.Stmt
-	insertAdvice, updateAdvice, lease, due, dueAny *sql.Stmt
-	insertTrace                                    *sql.Stmt
+// A table is one record table and the writer's statements on it.
+type table struct {
+	name, record, key string
+	cols              []string // indexed columns, as in row.vals
+	// unique lists columns that together must be unused by any other row;
+	// uniqueMask has their bits.
+	unique     []int
+	uniqueMask uint64
+
+	insert, current, exists, taken *sql.Stmt
+	updates                        map[uint64]*sql.Stmt // by the set of columns changed
+	cache                          cache
 }
 
+func (t *table) prepare(ctx context.Context, conn *sql.Conn) error {
+	marks := make([]string, len(t.cols))
+	for i := range marks {
+		marks[i] = fmt.Sprintf("?%d", i+2)
+	}
+	stmts := []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&t.insert, fmt.Sprintf("INSERT INTO %s (%s, %s, version, data) VALUES (?1, %s, 1, ?%d) ON CONFLICT DO NOTHING",
+			t.name, t.key, strings.Join(t.cols, ", "), strings.Join(marks, ", "), len(t.cols)+2)},
+		{&t.current, fmt.Sprintf("SELECT version, %s FROM %s WHERE %s = ?1", strings.Join(t.cols, ", "), t.name, t.key)},
+		{&t.exists, fmt.Sprintf("SELECT 1 FROM %s WHERE %s = ?1", t.name, t.key)},
+	}
+	if len(t.unique) > 0 {
+		var where []string
+		for n, i := range t.unique {
+			t.uniqueMask |= 1 << i
+			where = append(where, fmt.Sprintf("%s = ?%d", t.cols[i], n+2))
+		}
+		stmts = append(stmts, struct {
+			stmt **sql.Stmt
+			sql  string
+		}{&t.taken, fmt.Sprintf("SELECT 1 FROM %s WHERE %s AND %s <> ?1", t.name, strings.Join(where, " AND "), t.key)})
+	}
+	for _, p := range stmts {
+		stmt, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.sql, err)
+		}
+		*p.stmt = stmt
+	}
+	t.updates = make(map[uint64]*sql.Stmt)
+	t.cache.reset()
+	return nil
+}
+
+// update returns the UPDATE that sets exactly the changed columns, besides
+// version and data. SQLite rewrites the entries of every index on a column
+// an UPDATE sets, even to an equal value; setting only what moved keeps a
+// typical payment update to the table row and one or two index entries
+// instead of all thirteen. Statements are prepared once per column set.
+func (t *table) update(ctx context.Context, conn *sql.Conn, changed uint64) (*sql.Stmt, error) {
+	if stmt, ok := t.updates[changed]; ok {
+		return stmt, nil
+	}
+	set := []string{"version = ?2 + 1", "data = ?3"}
+	for i, c := range t.cols {
+		if changed&(1<<i) != 0 {
+			set = append(set, fmt.Sprintf("%s = ?%d", c, len(set)+2))
+		}
+	}
+	stmt, err := conn.PrepareContext(ctx, fmt.Sprintf("UPDATE %s SET %s WHERE %s = ?1 AND version = ?2",
+		t.name, strings.Join(set, ", "), t.key))
+	if err != nil {
+		return nil, err
+	}
+	t.updates[changed] = stmt
+	return stmt, nil
+}
+
+func (t *table) close() {
+	for _, st := range []*sql.Stmt{t.insert, t.current, t.exists, t.taken} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	for _, st := range t.updates {
+		st.Close()
+	}
+}
+
+// known is what the writer knows of a stored row: its version and the
+// values of its indexed columns.
+type known struct {
+	version int64
+	vals    []any
+}
+
+// cache remembers the rows the writer wrote or read recently, so that an
+// update is checked without reading its row. Only the writer writes the
+// file (the lock keeps other processes out), so what the cache says is what
+// the file holds, as long as it forgets a batch that rolls back (reset). Two
+// generations of at most cacheSize entries bound its memory: when the
+// current one fills up, it becomes the old one and the older is dropped.
+type cache struct {
+	cur, old map[string]known
+}
+
+const cacheSize = 16384
+
+func (c *cache) get(key string) (known, bool) {
+	if k, ok := c.cur[key]; ok {
+		return k, true
+	}
+	k, ok := c.old[key]
+	return k, ok
+}
+
+func (c *cache) put(key string, k known) {
+	if len(c.cur) >= cacheSize {
+		c.old, c.cur = c.cur, make(map[string]known, cacheSize)
+	}
+	c.cur[key] = k
+}
+
+func (c *cache) reset() { c.cur, c.old = make(map[string]known), nil }
+
+// writeStmts are the writer's prepared statements and caches, bound to its
+// connection and used only by the writer goroutine.
+type writeStmts struct {
+	begin, commit, rollback *sql.Stmt
+	qrs, payments, advices  table
+	lease, due, dueAny      *sql.Stmt
+	// trace collects the batch's trace rows (key, data, key, data, …) for
+	// appendTrace; appendTrace[n] inserts n rows.
+	trace       []any
+	insertTrace map[int]*sql.Stmt
+}
+
+// maxTraceRows is the most trace rows one INSERT carries.
+const maxTraceRows = 64
+
 func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
+	w.qrs = table{name: "qr_codes", record: "qr", key: "tran_id", cols: qrCols, unique: []int{0, 1}}
+	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols}
+	w.advices = table{name: "advices", record: "advice", key: "key", cols: adviceCols}
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+		if err := t.prepare(ctx, conn); err != nil {
+			return fmt.Errorf("table %s: %w", t.name, err)
+		}
+	}
 	for _, p := range []struct {
 		stmt **sql.Stmt
 		sql  string
@@ -451,31 +669,9 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.begin, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
-		{&w.savepoint, "SAVEPOINT change"},
-		{&w.rollbackTo, "ROLLBACK TO change"},
-		{&w.release, "RELEASE change"},
-		{&w.insertQR, `INSERT INTO qr_codes (tran_id, retailer_id, request_id, version, data)
-			VALUES (?1, ?2, ?3, 1, ?4) ON CONFLICT DO NOTHING`},
-		{&w.updateQR, `UPDATE OR IGNORE qr_codes SET retailer_id = ?3, request_id = ?4, version = ?2 + 1, data = ?5
-			WHERE tran_id = ?1 AND version = ?2`},
-		{&w.qrVersion, `SELECT version FROM qr_codes WHERE tran_id = ?1`},
-		{&w.insertPayment, `INSERT INTO payments (key, retailer_id, request_id, tran_id, rrn, stan,
-				partner_id, merchant_id, terminal_id, state, amount, created_at, hold_until, version, data)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1, ?14) ON CONFLICT DO NOTHING`},
-		{&w.updatePayment, `UPDATE payments SET retailer_id = ?3, request_id = ?4, tran_id = ?5, rrn = ?6,
-				stan = ?7, partner_id = ?8, merchant_id = ?9, terminal_id = ?10, state = ?11, amount = ?12,
-				created_at = ?13, hold_until = ?14, version = ?2 + 1, data = ?15
-			WHERE key = ?1 AND version = ?2`},
-		{&w.insertAdvice, `INSERT INTO advices (key, sender, id, payment_key, partner_id, state,
-				next_at, lease_until, created_at, version, data)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10) ON CONFLICT DO NOTHING`},
-		{&w.updateAdvice, `UPDATE advices SET sender = ?3, id = ?4, payment_key = ?5, partner_id = ?6,
-				state = ?7, next_at = ?8, lease_until = ?9, created_at = ?10, version = ?2 + 1, data = ?11
-			WHERE key = ?1 AND version = ?2`},
 		{&w.lease, `UPDATE advices SET version = ?2, lease_until = ?3, data = ?4 WHERE key = ?1`},
-		{&w.due, dueSQL("a.partner_id = ?2 AND")},
-		{&w.dueAny, dueSQL("")},
-		{&w.insertTrace, `INSERT INTO trace (payment_key, data) VALUES (?1, ?2)`},
+		{&w.due, dueSQL("advices_due", "a.partner_id = ?2 AND")},
+		{&w.dueAny, dueSQL("advices_due_any", "")},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -483,24 +679,63 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		}
 		*p.stmt = stmt
 	}
+	w.insertTrace = make(map[int]*sql.Stmt)
+	return nil
+}
+
+// reset forgets what the caches know, after a rollback.
+func (w *writeStmts) reset() {
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+		t.cache.reset()
+	}
+}
+
+// appendTrace inserts the batch's trace rows in the order their Changes were
+// applied, many rows per statement. Only the rows of Changes that passed
+// their checks were collected.
+func (w *writeStmts) appendTrace(ctx context.Context, conn *sql.Conn) error {
+	for rows := w.trace; len(rows) > 0; {
+		n := min(len(rows)/2, maxTraceRows)
+		stmt, ok := w.insertTrace[n]
+		if !ok {
+			values := strings.Repeat("(?, ?), ", n)
+			var err error
+			stmt, err = conn.PrepareContext(ctx, "INSERT INTO trace (payment_key, data) VALUES "+values[:len(values)-2])
+			if err != nil {
+				return err
+			}
+			w.insertTrace[n] = stmt
+		}
+		if _, err := stmt.ExecContext(ctx, rows[:2*n]...); err != nil {
+			return err
+		}
+		rows = rows[2*n:]
+	}
+	w.trace = w.trace[:0]
 	return nil
 }
 
 // dueSQL selects claimable advices, oldest NextAt first, leaving out every
-// payment that has an advice under a live lease.
-func dueSQL(partner string) string {
-	return `SELECT a.payment_key, a.data FROM advices a
+// payment that has an advice under a live lease. The queue's partial index
+// is named, because without statistics the planner prefers advices_state
+// and a sort.
+func dueSQL(index, partner string) string {
+	return `SELECT a.payment_key, a.data FROM advices a INDEXED BY ` + index + `
 		WHERE ` + partner + ` a.state = 'PENDING' AND a.next_at <= ?1 AND a.lease_until <= ?1
 		AND NOT EXISTS (SELECT 1 FROM advices o WHERE o.payment_key = a.payment_key AND o.lease_until > ?1)
 		ORDER BY a.next_at, a.rowid`
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.rollbackTo, w.release,
-		w.insertQR, w.updateQR, w.qrVersion, w.insertPayment, w.updatePayment,
-		w.insertAdvice, w.updateAdvice, w.lease, w.due, w.dueAny, w.insertTrace} {
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+		t.close()
+	}
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny} {
 		if st != nil {
 			st.Close()
 		}
+	}
+	for _, st := range w.insertTrace {
+		st.Close()
 	}
 }

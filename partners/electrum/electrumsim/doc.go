@@ -67,9 +67,10 @@
 //	DELETE /sim/v1/faults   clear every fault (204)
 //	POST   /sim/v1/scan     {"qrCode":"...","partnerPaymentToken":"...","tranId":"..."}
 //
-// A fault answers instead of the behaviour table, for count requests (0:
-// until cleared); see FaultType. "refuse" closes the connection unread; a
-// real refused connection needs the listener stopped. The scan endpoint is
+// A fault answers instead of the behaviour table, for the next count
+// requests that pass the auth and format checks (0: until cleared); see
+// FaultType. "refuse" closes the connection unanswered and records nothing;
+// a real refused connection needs the listener stopped. The scan endpoint is
 // the customer app: it reads the tranId from the QR code, sends a
 // ScanNotification to the switch and answers with the switch's status and
 // body. The controls are not authenticated.

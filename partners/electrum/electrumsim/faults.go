@@ -38,18 +38,19 @@ const (
 	FaultHang FaultType = "hang"
 	// FaultDrop reads the request, then closes the connection unanswered.
 	FaultDrop FaultType = "drop"
-	// FaultRefuse closes the connection at once without reading the
-	// request, and records nothing: the nearest an HTTP handler comes to a
-	// refused connection. A real refusal (nothing listening) is done by
-	// stopping the listener.
+	// FaultRefuse closes the connection at once, unanswered, and records
+	// nothing: the nearest an HTTP handler comes to a refused connection. A
+	// real refusal (nothing listening) is done by stopping the listener.
 	FaultRefuse FaultType = "refuse"
 )
 
 // Fault makes a partner endpoint misbehave, in place of the behaviour its
-// request would get. A request answered by a fault other than FaultRefuse
-// is still recorded in the ledger, with no effect on funds: a faulted
-// payment is declined, a faulted advice is not applied (a later delivery
-// may be).
+// request would get. Faults apply to requests that passed the Basic auth
+// and format checks (which answer 401 and 400 whatever the faults), so
+// Count counts only those. A request answered by a fault other than
+// FaultRefuse is still recorded in the ledger, with no effect on funds: a
+// faulted payment is declined, a faulted advice is not applied (a later
+// delivery may be).
 type Fault struct {
 	Operation Operation `json:"operation"`
 	Fault     FaultType `json:"fault"`

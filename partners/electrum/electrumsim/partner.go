@@ -17,17 +17,17 @@ func (s *Sim) servePay(w http.ResponseWriter, r *http.Request) {
 	if !s.authorized(w, r) {
 		return
 	}
-	fault := s.faults.take(OpPay)
-	if fault == FaultRefuse {
-		drop(w)
-		return
-	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
 	}
 	var req wire.PaymentRequest
 	if !decode(w, body, &req) {
+		return
+	}
+	fault := s.faults.take(OpPay)
+	if fault == FaultRefuse {
+		drop(w)
 		return
 	}
 	amount := req.Amounts.RequestAmount
@@ -182,11 +182,6 @@ func (s *Sim) serveAdvice(w http.ResponseWriter, r *http.Request, op Operation) 
 	if !s.authorized(w, r) {
 		return
 	}
-	fault := s.faults.take(op)
-	if fault == FaultRefuse {
-		drop(w)
-		return
-	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -208,6 +203,11 @@ func (s *Sim) serveAdvice(w http.ResponseWriter, r *http.Request, op Operation) 
 			return
 		}
 		adv, kind, reason = &rev.BasicAdvice, KindReversal, rev.ReversalReason
+	}
+	fault := s.faults.take(op)
+	if fault == FaultRefuse {
+		drop(w)
+		return
 	}
 	now := s.cfg.Now()
 

@@ -1,0 +1,238 @@
+package electrum
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
+	"github.com/qrswitch/qrswitch/wire"
+)
+
+// partner starts a real TLS server answering with handler, and a rail
+// trusting it.
+func partner(t *testing.T, handler http.HandlerFunc) (*httptest.Server, partners.Rail) {
+	t.Helper()
+	eph, err := tlsconfig.NewEphemeral("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(handler)
+	srv.TLS = eph.Server
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	r, err := partners.New(Name, partners.Config{PartnerID: "p", BaseURL: srv.URL, Username: "switch", Password: "pw", TLS: eph.Client, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, r
+}
+
+func payment() *wire.PaymentRequest {
+	return &wire.PaymentRequest{
+		Transaction: wire.Transaction{ID: wire.NewID(), Time: "2026-11-21T10:00:00Z", ThirdPartyIdentifiers: []wire.ThirdPartyIdentifier{}},
+		Amounts:     &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 100, Currency: "710"}},
+		TranID:      "t1", PartnerPaymentToken: "tok",
+	}
+}
+
+func answer(status int, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}
+}
+
+const approval = `{"id":"x","time":"2026-11-21T10:00:00Z","thirdPartyIdentifiers":[],"amounts":{"approvedAmount":{"amount":100,"currency":"710"}},"partner":{"id":"p","name":"P"},"tranId":"t1"}`
+
+func TestRequestOnTheWire(t *testing.T) {
+	var got *http.Request
+	var body []byte
+	_, r := partner(t, func(w http.ResponseWriter, req *http.Request) {
+		got = req
+		body, _ = io.ReadAll(req.Body)
+		w.WriteHeader(201)
+		io.WriteString(w, approval)
+	})
+	req := payment()
+	a := r.Pay(context.Background(), req)
+	if a.Outcome != outcome.Successful || a.Response == nil || a.Status != 201 {
+		t.Fatalf("Pay = %+v, want successful with a response", a)
+	}
+	user, pass, ok := got.BasicAuth()
+	if got.URL.Path != PayPath || got.Method != "POST" || !ok || user != "switch" || pass != "pw" || got.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("request = %s %s auth %v %s:%s type %q", got.Method, got.URL.Path, ok, user, pass, got.Header.Get("Content-Type"))
+	}
+	var sent wire.PaymentRequest
+	if err := json.Unmarshal(body, &sent); err != nil || sent.ID != req.ID || sent.PartnerPaymentToken != "tok" {
+		t.Fatalf("sent %s (%v), want the request with its token", body, err)
+	}
+	if string(a.Sent) != string(body) || a.Latency <= 0 {
+		t.Fatalf("Answer.Sent/Latency = %q/%s", a.Sent, a.Latency)
+	}
+	for _, tt := range []struct {
+		path string
+		call func() *partners.Answer
+	}{
+		{ConfirmPath, func() *partners.Answer {
+			return r.Confirm(context.Background(), &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: "c", RequestID: req.ID}})
+		}},
+		{ReversePath, func() *partners.Answer {
+			return r.Reverse(context.Background(), &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: "r", RequestID: req.ID}, ReversalReason: wire.ReasonTimeout})
+		}},
+	} {
+		tt.call()
+		if got.URL.Path != tt.path {
+			t.Errorf("advice went to %s, want %s", got.URL.Path, tt.path)
+		}
+	}
+}
+
+func TestClassifiedAnswers(t *testing.T) {
+	detail := `{"id":"e","errorType":"INSUFFICIENT_FUNDS","errorMessage":"No money"}`
+	tests := []struct {
+		name      string
+		handler   http.HandlerFunc
+		op        outcome.Operation
+		want      outcome.Outcome
+		errorType string
+		malformed bool
+	}{
+		{"approval", answer(201, approval), outcome.Pay, outcome.Successful, "", false},
+		{"decline with detail", answer(400, detail), outcome.Pay, outcome.Failed, wire.InsufficientFunds, false},
+		{"decline without body", answer(400, ""), outcome.Pay, outcome.Failed, "", false},
+		{"decline with junk body", answer(400, "<html>"), outcome.Pay, outcome.Failed, "", false},
+		{"500", answer(500, detail), outcome.Pay, outcome.Unknown, wire.InsufficientFunds, false},
+		{"504", answer(504, ""), outcome.Pay, outcome.Unknown, "", false},
+		{"503", answer(503, ""), outcome.Pay, outcome.Failed, "", false},
+		{"404 payment", answer(404, ""), outcome.Pay, outcome.Failed, "", false},
+		{"404 confirmation", answer(404, ""), outcome.Confirm, outcome.Failed, "", false},
+		{"404 reversal", answer(404, ""), outcome.Reverse, outcome.Successful, "", false},
+		{"202 advice with any body", answer(202, "not json"), outcome.Confirm, outcome.Successful, "", false},
+		{"malformed approval", answer(201, "{"), outcome.Pay, outcome.Unknown, "", true},
+		{"approval missing amounts", answer(201, `{"id":"x"}`), outcome.Pay, outcome.Unknown, "", true},
+		{"oversized approval", answer(201, `{"id":"`+strings.Repeat("x", maxAnswer)+`"}`), outcome.Pay, outcome.Unknown, "", true},
+		{"redirect is not followed", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) }, outcome.Pay, outcome.Failed, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, r := partner(t, tt.handler)
+			var a *partners.Answer
+			switch tt.op {
+			case outcome.Pay:
+				a = r.Pay(context.Background(), payment())
+			case outcome.Confirm:
+				a = r.Confirm(context.Background(), &wire.PaymentConfirmation{})
+			default:
+				a = r.Reverse(context.Background(), &wire.PaymentReversal{})
+			}
+			if a.Outcome != tt.want {
+				t.Fatalf("outcome = %s (status %d, err %v), want %s", a.Outcome, a.Status, a.Err, tt.want)
+			}
+			if got := ""; a.Error != nil {
+				got = a.Error.ErrorType
+				if got != tt.errorType {
+					t.Errorf("ErrorDetail type = %s, want %s", got, tt.errorType)
+				}
+			} else if tt.errorType != "" {
+				t.Errorf("no ErrorDetail parsed, want %s", tt.errorType)
+			}
+			if errors.Is(a.Err, outcome.ErrMalformedAnswer) != tt.malformed {
+				t.Errorf("err = %v, want malformed %v", a.Err, tt.malformed)
+			}
+		})
+	}
+}
+
+func TestTransportFailures(t *testing.T) {
+	t.Run("connection refused never left", func(t *testing.T) {
+		srv, r := partner(t, answer(201, approval))
+		srv.Close()
+		a := r.Pay(context.Background(), payment())
+		if !errors.Is(a.Err, outcome.ErrNotSent) || a.Outcome != outcome.Failed {
+			t.Fatalf("Pay to a closed port = %s, %v; want failed, ErrNotSent", a.Outcome, a.Err)
+		}
+		if c := r.Confirm(context.Background(), &wire.PaymentConfirmation{}); c.Outcome != outcome.Unknown {
+			t.Fatalf("Confirm to a closed port = %s, want unknown (store-and-forward repeats it)", c.Outcome)
+		}
+	})
+	t.Run("TLS handshake failure never left", func(t *testing.T) {
+		srv := httptest.NewTLSServer(answer(201, approval)) // a certificate the rail does not trust
+		defer srv.Close()
+		eph, _ := tlsconfig.NewEphemeral("127.0.0.1")
+		r, _ := New(partners.Config{BaseURL: srv.URL, TLS: eph.Client, Timeout: time.Second})
+		a := r.Pay(context.Background(), payment())
+		if !errors.Is(a.Err, outcome.ErrNotSent) || a.Outcome != outcome.Failed {
+			t.Fatalf("Pay to an untrusted server = %s, %v; want failed, ErrNotSent", a.Outcome, a.Err)
+		}
+	})
+	t.Run("connection dropped after the request", func(t *testing.T) {
+		_, r := partner(t, func(w http.ResponseWriter, req *http.Request) {
+			io.ReadAll(req.Body)
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+		})
+		a := r.Pay(context.Background(), payment())
+		if a.Outcome != outcome.Unknown || errors.Is(a.Err, outcome.ErrNotSent) {
+			t.Fatalf("dropped after sending = %s, %v; want unknown", a.Outcome, a.Err)
+		}
+	})
+	t.Run("deadline passes while the partner thinks", func(t *testing.T) {
+		_, r := partner(t, func(w http.ResponseWriter, req *http.Request) {
+			io.ReadAll(req.Body)
+			time.Sleep(500 * time.Millisecond)
+			w.WriteHeader(201)
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		a := r.Pay(ctx, payment())
+		if a.Outcome != outcome.Unknown || errors.Is(a.Err, outcome.ErrNotSent) {
+			t.Fatalf("timeout = %s, %v; want unknown", a.Outcome, a.Err)
+		}
+	})
+	t.Run("a silent listener is not a sent request", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close() // accept, never handshake
+			}
+		}()
+		eph, _ := tlsconfig.NewEphemeral("127.0.0.1")
+		r, _ := New(partners.Config{BaseURL: "https://" + ln.Addr().String(), TLS: eph.Client, Timeout: time.Second})
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		a := r.Pay(ctx, payment())
+		if !errors.Is(a.Err, outcome.ErrNotSent) {
+			t.Fatalf("handshake never finished = %s, %v; want ErrNotSent", a.Outcome, a.Err)
+		}
+	})
+}
+
+func TestNewRefusesBadBaseURL(t *testing.T) {
+	for _, u := range []string{"", "ftp://x", "https://", "::"} {
+		if _, err := New(partners.Config{BaseURL: u}); err == nil {
+			t.Errorf("New(base_url %q) succeeded, want an error", u)
+		}
+	}
+}
