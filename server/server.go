@@ -49,6 +49,9 @@ type Options struct {
 	LateWindow time.Duration
 	// SAFPoll overrides how often idle SAF queues are polled (tests).
 	SAFPoll time.Duration
+	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
+	// listener. Off by default: profiles reveal internals.
+	Pprof bool
 }
 
 // Server is one running switch process.
@@ -66,6 +69,7 @@ type Server struct {
 	simSrv         *http.Server
 	simLn          net.Listener
 	devCA          string
+	metrics        *metrics
 	ready          func(context.Context) error
 	closeOnce      sync.Once
 }
@@ -73,8 +77,8 @@ type Server struct {
 // New builds a server from a validated configuration and opens its
 // listeners, so that Addr is known before Run. On error everything opened so
 // far is closed again.
-func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: log, opts: opts}
+func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Options) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log, opts: opts}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -116,7 +120,8 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	router := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog})
+	s.metrics = newMetrics(s.engine)
+	router := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog, Observer: s.metrics})
 	retailers.Mount(router, s.engine, auth)
 	scanapi.Mount(router, s.engine, auth)
 	support.Mount(router, s.engine, auth)

@@ -5,6 +5,7 @@
 //	qrswitch serve [--config FILE]    run the switch
 //	qrswitch partnersim [flags]       run a simulated Electrum partner
 //	qrswitch qr decode|encode ...     inspect and build QR payloads
+//	qrswitch load [run|recovery|hold]  measure a running switch
 //	qrswitch passwd < FILE            hash a password for the configuration
 package main
 
@@ -40,6 +41,7 @@ commands:
   serve        run the switch (no --config: the development setup)
   partnersim   run a simulated Electrum partner (a wallet)
   qr           decode or encode EMVCo QR payloads
+  load         drive payment flows against a running switch and measure them
   passwd       print the bcrypt hash of a password read from stdin, for *_hash keys
 `
 
@@ -57,6 +59,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return runPartnersim(ctx, args[1:], stdout, stderr)
 	case "qr":
 		return runQR(ctx, args[1:], stdout, stderr)
+	case "load":
+		return runLoad(ctx, args[1:], stdout, stderr)
 	case "passwd":
 		return runPasswd(ctx, args[1:], stdin, stdout, stderr)
 	case "help", "-h", "--help":

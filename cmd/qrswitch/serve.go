@@ -21,6 +21,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	configFile := fs.String("config", "", "YAML configuration `file` (none: the development setup)")
 	level := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	accessLog := fs.Bool("access-log", false, "log every request, not only failures")
+	pprof := fs.Bool("pprof", false, "serve net/http/pprof on the admin listener (/debug/pprof/)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(ctx, cfg, log, server.Options{AccessLog: *accessLog})
+	srv, err := server.New(ctx, cfg, log, server.Options{AccessLog: *accessLog, Pprof: *pprof})
 	if err != nil {
 		return err
 	}

@@ -33,8 +33,15 @@ func (s *Sim) serveClearFaults(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// serveLedger answers GET /sim/v1/ledger.
-func (s *Sim) serveLedger(w http.ResponseWriter, _ *http.Request) {
+// serveLedger answers GET /sim/v1/ledger, or only its totals with
+// ?view=totals.
+func (s *Sim) serveLedger(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("view") == "totals" {
+		writeValue(w, http.StatusOK, struct {
+			Totals Totals `json:"totals"`
+		}{s.Totals()})
+		return
+	}
 	writeValue(w, http.StatusOK, s.Ledger())
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,14 @@ func TestLedgerTotals(t *testing.T) {
 	}
 	if got.Totals != want || len(got.Payments) != 4 || got.Payments[2].PartnerPaymentToken != "****7890" {
 		t.Errorf("GET /sim/v1/ledger = %+v, want the same ledger", got)
+	}
+	if tot := e.sim.Totals(); tot != want {
+		t.Errorf("Totals() = %+v, want %+v", tot, want)
+	}
+	r = e.do(http.MethodGet, "/sim/v1/ledger?view=totals", nil)
+	var only struct{ Totals Totals }
+	if err := json.Unmarshal(r.body, &only); r.status != http.StatusOK || err != nil || only.Totals != want || strings.Contains(string(r.body), "payments\":[") {
+		t.Errorf("GET /sim/v1/ledger?view=totals = %d %s, want the totals alone", r.status, r.body)
 	}
 
 	if r := e.do(http.MethodPost, "/sim/v1/reset", nil); r.status != http.StatusNoContent {

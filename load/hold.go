@@ -1,0 +1,139 @@
+package load
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// HoldReport is what hold mode measured.
+type HoldReport struct {
+	Requests int `json:"requests"`
+	// Held is the switch's count of held requests when all were open.
+	Held float64 `json:"held"`
+	// RSSBytes is the switch's resident memory then (its metrics).
+	RSSBytes float64 `json:"rssBytes"`
+	// Opened is how long it took to get every request held.
+	Opened time.Duration `json:"openedNs"`
+}
+
+func (h *HoldReport) writeText(w io.Writer) {
+	fmt.Fprintf(w, "hold: %d payment requests held open (switch counts %.0f) within %s; switch RSS %.1f MB\n",
+		h.Requests, h.Held, h.Opened.Round(time.Millisecond), h.RSSBytes/1e6)
+}
+
+// Hold opens n payment requests that wait for scans, reads the switch's
+// memory from its metrics once all are held, then ends them with reversals.
+func Hold(ctx context.Context, o Options, n int) (*Report, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	r := newRunner(&o)
+	defer r.close()
+	r.stats = newStats()
+	tranIDs := make([]string, n)
+	var made atomic.Int64
+	r.each(ctx, tranIDs, func(p *pos, _ string) {
+		a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/qrCodes", p.auth, r.qrBody(p))
+		var qr struct {
+			TranID string `json:"tranId"`
+		}
+		if a.err != nil || a.status != http.StatusCreated || json.Unmarshal(a.body, &qr) != nil {
+			r.stats.fail(a.what(StepCreateQR))
+			return
+		}
+		tranIDs[made.Add(1)-1] = qr.TranID
+	})
+	if int(made.Load()) != n {
+		return nil, fmt.Errorf("load: only %d of %d QR codes were issued: %v", made.Load(), n, r.stats.errors)
+	}
+	start := time.Now()
+	type held struct {
+		p  *pos
+		id string
+	}
+	reqs := make([]held, n)
+	var wg sync.WaitGroup
+	for i, tran := range tranIDs {
+		p := &r.pos[i%len(r.pos)]
+		id := uuid()
+		reqs[i] = held{p, id}
+		wg.Go(func() {
+			a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments", p.auth, r.payBody(p, id, tran, r.amount(false)))
+			if a.err != nil || a.status != http.StatusBadRequest {
+				r.stats.fail(a.what(StepPay))
+			}
+		})
+	}
+	rep := &HoldReport{Requests: n}
+	for {
+		m, err := r.metrics(ctx, "qrswitch_requests_held", "process_resident_memory_bytes")
+		if err != nil {
+			return nil, err
+		}
+		if m["qrswitch_requests_held"] >= float64(n) {
+			rep.Opened = time.Since(start)
+			rep.Held, rep.RSSBytes = m["qrswitch_requests_held"], m["process_resident_memory_bytes"]
+			break
+		}
+		if time.Since(start) > 2*time.Minute {
+			return nil, fmt.Errorf("load: the switch holds %.0f of %d requests after 2 minutes", m["qrswitch_requests_held"], n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, "hold: %d requests held; ending them with reversals\n", n)
+	}
+	items := make([]string, n)
+	var next atomic.Int64
+	r.each(ctx, items, func(_ *pos, _ string) {
+		h := reqs[next.Add(1)-1]
+		a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments/reversals", h.p.auth, adviceBody(h.id, "CANCELLED"))
+		if a.err != nil || a.status != http.StatusAccepted {
+			r.stats.fail(a.what(StepReverse))
+		}
+	})
+	wg.Wait()
+	return &Report{Mode: "hold", Started: start, Options: runConfig(&o), Hold: rep,
+		Errors: r.stats.errors, ErrorCount: r.stats.errs.Load(), Steps: map[string]Latency{}}, nil
+}
+
+// metrics scrapes the switch's admin /metrics for the named (unlabelled)
+// series.
+func (r *runner) metrics(ctx context.Context, names ...string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.AdminURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("scraping the switch's metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !want[name] {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }

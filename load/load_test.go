@@ -1,0 +1,212 @@
+package load
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	"github.com/qrswitch/qrswitch/server"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
+)
+
+func TestHistogramPercentiles(t *testing.T) {
+	h := newHistogram()
+	for i := 1; i <= 1000; i++ {
+		h.record(time.Duration(i) * time.Millisecond)
+	}
+	l := h.summary()
+	near := func(got, want float64) bool { return got >= want*0.99 && got <= want*1.01 }
+	if l.Count != 1000 || !near(l.P50, 500) || !near(l.P90, 900) || !near(l.P99, 990) || !near(l.P999, 999) || !near(l.Max, 1000) || !near(l.Mean, 500.5) {
+		t.Fatalf("summary of 1..1000 ms = %+v", l)
+	}
+	h = newHistogram()
+	h.record(0)
+	h.record(10 * time.Minute) // beyond the range: clamped, not lost
+	if l := h.summary(); l.Count != 2 || l.Max < 299_000 {
+		t.Fatalf("out-of-range values = %+v, want both counted", l)
+	}
+}
+
+// stack is a switch and its partner simulator on loopback, as scripts/bench
+// starts them, but in one process.
+type stack struct {
+	opts Options
+	sim  *electrumsim.Sim
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	eph, err := tlsconfig.NewEphemeral("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "sim-ca.pem")
+	if err := os.WriteFile(caFile, eph.CAPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var handler atomic.Pointer[http.Handler]
+	notYet := http.NotFoundHandler()
+	handler.Store(&notYet)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
+	ts.TLS = eph.Server
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+
+	cfg := &config.Config{
+		Env: config.EnvDevelopment, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: dir,
+		Store:     config.Store{URL: "sqlite://" + filepath.Join(dir, "q.db")},
+		Retailers: []config.Retailer{{ID: "r1", Username: "r1", Password: "r1-pw", InstitutionID: "1001"}},
+		Partners: []config.Partner{{ID: "sim-wallet", Name: "Sim Wallet", Rail: "electrum", BaseURL: ts.URL, Username: "switch", Password: "sw-pw",
+			CAFile: caFile, ScanUsername: "wallet", ScanPassword: "wallet-pw"}},
+		SAF: config.SAF{InitialInterval: config.Duration(20 * time.Millisecond), MaxInterval: config.Duration(100 * time.Millisecond)},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, zerolog.Nop(), server.Options{SAFPoll: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: srv.DevCAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := electrumsim.New(electrumsim.Config{
+		PartnerID: "sim-wallet", Username: "switch", Password: "sw-pw",
+		SwitchURL: "https://" + srv.Addr(), ScanUsername: "wallet", ScanPassword: "wallet-pw", SwitchTLS: switchTLS,
+	})
+	t.Cleanup(sim.Close)
+	h := sim.Handler()
+	handler.Store(&h)
+
+	// The tool must trust both certificates: the switch's dev CA and the
+	// simulator's ephemeral CA.
+	pool := switchTLS.RootCAs.Clone()
+	pool.AppendCertsFromPEM(eph.CAPEM)
+	trust := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &stack{sim: sim, opts: Options{
+		SwitchURL: "https://" + srv.Addr(), SimURL: ts.URL, AdminURL: "http://" + srv.AdminAddr(), TLS: trust,
+		Retailers:       []Retailer{{Username: "r1", Password: "r1-pw", InstitutionID: "1001"}},
+		PartnerUsername: "switch", PartnerPassword: "sw-pw",
+		Concurrency: 4, Connections: 2, Duration: 1500 * time.Millisecond, Warmup: 200 * time.Millisecond,
+	}}
+}
+
+// TestRunCountsWhatHappened runs a short mixed run and checks the report
+// against the simulator's ledger: what the tool counts is what the partner
+// saw.
+func TestRunCountsWhatHappened(t *testing.T) {
+	st := startStack(t)
+	o := st.opts
+	o.VoidShare, o.DeclineShare, o.Baseline = 0.2, 0.2, true
+	var progress strings.Builder
+	o.Progress = &progress
+	rep, err := Run(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ErrorCount != 0 || len(rep.Errors) != 0 {
+		t.Fatalf("errors: %v", rep.Errors)
+	}
+	if rep.Flows == 0 || rep.Flows != rep.Approved+rep.Declined+rep.Voided {
+		t.Fatalf("flows %d != approved %d + declined %d + voided %d", rep.Flows, rep.Approved, rep.Declined, rep.Voided)
+	}
+	if rep.Declined == 0 || rep.Voided == 0 {
+		t.Fatalf("a 20/20 mix gave %d declines and %d voids", rep.Declined, rep.Voided)
+	}
+	steps := rep.Steps
+	if steps[StepFlow].Count != rep.Flows || steps[StepConfirm].Count != rep.Approved || steps[StepReverse].Count != rep.Voided {
+		t.Fatalf("step counts %+v do not match flows %d, approved %d, voided %d", steps, rep.Flows, rep.Approved, rep.Voided)
+	}
+	if steps[StepPay].Count < rep.Flows || steps[StepCreateQR].Count < rep.Flows {
+		t.Fatalf("fewer pay/createQrCode samples than flows: %+v", steps)
+	}
+	for name, l := range steps {
+		if l.Count > 0 && !(l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max && l.P50 > 0) {
+			t.Errorf("%s percentiles out of order: %+v", name, l)
+		}
+	}
+	if rep.SwitchAdded == nil || rep.SwitchAdded.Count != rep.Approved+rep.Voided+rep.Declined || rep.SwitchAdded.P50 > steps[StepPay].P99 {
+		t.Errorf("switch-added latency %+v, want one sample per payment and below the pay step's", rep.SwitchAdded)
+	}
+	if wantRate := float64(rep.Flows) / rep.Measured.Seconds(); rep.FlowsPerSec != wantRate {
+		t.Errorf("flows/s = %f, want %f", rep.FlowsPerSec, wantRate)
+	}
+	if rep.Baseline == nil || rep.Baseline.Flows == 0 || rep.Ratio == nil || *rep.Ratio <= 0 {
+		t.Fatalf("baseline = %+v ratio %v", rep.Baseline, rep.Ratio)
+	}
+	if !strings.Contains(progress.String(), "flows measuring") {
+		t.Errorf("no progress lines: %q", progress.String())
+	}
+	// Every measured flow is in the partner's ledger, plus the warm-up's and
+	// the baseline's payments.
+	ledger := st.sim.Ledger()
+	if got := int64(ledger.Totals.Payments); got < rep.Flows+rep.Baseline.Flows {
+		t.Errorf("partner saw %d payments, the tool counted %d flows and %d direct", got, rep.Flows, rep.Baseline.Flows)
+	}
+	var text strings.Builder
+	rep.WriteText(&text)
+	for _, want := range []string{"flows/s", "p99.9", "switchAdded", "direct path"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+}
+
+func TestRecoveryAndHold(t *testing.T) {
+	st := startStack(t)
+	rep, err := Recovery(t.Context(), st.opts, 20, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Recovery
+	if r.Advices != 20 || r.AllFinal <= 0 || r.AllFinal < r.FirstFinal || r.DrainRate <= 0 || r.Deliveries < 20 {
+		t.Fatalf("recovery report = %+v", r)
+	}
+	if got := st.sim.Totals().Captured; got < 20 {
+		t.Fatalf("partner captured %d payments, want 20", got)
+	}
+	if len(st.sim.Faults()) != 0 {
+		t.Fatal("recovery left a fault set on the simulator")
+	}
+
+	o := st.opts
+	o.HTTP2 = true
+	rep, err = Hold(t.Context(), o, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := rep.Hold; h.Requests != 30 || h.Held < 30 || h.RSSBytes <= 0 || rep.ErrorCount != 0 {
+		t.Fatalf("hold report = %+v, errors %v", h, rep.Errors)
+	}
+}
+
+func TestOptionsChecked(t *testing.T) {
+	for _, o := range []Options{
+		{},
+		{Retailers: []Retailer{{Username: "a"}}, VoidShare: 0.7, DeclineShare: 0.7},
+		{Retailers: []Retailer{{Username: "a"}}, SwitchURL: "::"},
+	} {
+		if _, err := Run(t.Context(), o); err == nil {
+			t.Errorf("Run(%+v) succeeded, want an error", o)
+		}
+	}
+}
