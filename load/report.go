@@ -86,8 +86,12 @@ type Report struct {
 	// scan leaving the customer app until the POS had its answer, minus the
 	// time the partner spent on the payment (from the simulator's ledger):
 	// everything the switch adds on the payment's critical path.
-	SwitchAdded *Latency  `json:"switchAdded,omitempty"`
-	Options     RunConfig `json:"options"`
+	SwitchAdded *Latency `json:"switchAdded,omitempty"`
+	// SwitchCPUPerFlow is the CPU time the switch process spent per
+	// measured flow (its process_cpu_seconds_total), in microseconds: a
+	// figure that stays meaningful when other processes share the cores.
+	SwitchCPUPerFlow float64   `json:"switchCpuPerFlowUs,omitempty"`
+	Options          RunConfig `json:"options"`
 
 	Baseline *Report  `json:"baseline,omitempty"`
 	Ratio    *float64 `json:"throughputRatio,omitempty"`
@@ -148,6 +152,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.SwitchAdded != nil {
 		row(StepAdded, *r.SwitchAdded)
+	}
+	if r.SwitchCPUPerFlow > 0 {
+		fmt.Fprintf(w, "  switch CPU per flow: %.0f µs\n", r.SwitchCPUPerFlow)
 	}
 	if r.Baseline != nil {
 		fmt.Fprintln(w, strings.Repeat("-", 78))

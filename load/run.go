@@ -148,6 +148,18 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 	defer cancel()
 	progressDone := r.progress(ctx, mode)
 
+	var cpuFrom, cpuTo float64
+	cpuSampled := make(chan struct{})
+	go func() {
+		defer close(cpuSampled)
+		if mode != "flows" {
+			return
+		}
+		time.Sleep(time.Until(r.measureFrom))
+		cpuFrom = r.switchCPU(ctx)
+		time.Sleep(time.Until(end))
+		cpuTo = r.switchCPU(ctx)
+	}()
 	var wg sync.WaitGroup
 	if o.Rate > 0 {
 		sem := make(chan struct{}, o.Concurrency)
@@ -185,6 +197,7 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 		}
 	}
 	wg.Wait()
+	<-cpuSampled
 	cancel()
 	<-progressDone
 	measured := min(time.Since(r.measureFrom), o.Duration)
@@ -195,10 +208,23 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 		Steps: map[string]Latency{},
 	}
 	rep.FlowsPerSec = float64(rep.Flows) / measured.Seconds()
+	if cpuFrom > 0 && cpuTo > cpuFrom && rep.Flows > 0 {
+		rep.SwitchCPUPerFlow = (cpuTo - cpuFrom) * 1e6 / float64(rep.Flows)
+	}
 	for k, h := range r.stats.steps {
 		rep.Steps[k] = h.summary()
 	}
 	return rep, nil
+}
+
+// switchCPU reads the switch's CPU seconds from its metrics; 0 when they
+// cannot be read (an admin listener elsewhere).
+func (r *runner) switchCPU(ctx context.Context) float64 {
+	m, err := r.metrics(ctx, "process_cpu_seconds_total")
+	if err != nil {
+		return 0
+	}
+	return m["process_cpu_seconds_total"]
 }
 
 // progress prints a line a second until ctx ends.

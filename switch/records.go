@@ -1,6 +1,7 @@
 package qrswitch
 
 import (
+	"bytes"
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
@@ -218,4 +219,49 @@ type TraceEntry struct {
 	LatencyMS float64   `json:"latencyMs,omitempty"`
 	Body      string    `json:"body,omitempty"` // masked JSON
 	Note      string    `json:"note,omitempty"`
+}
+
+// Clone returns a deep copy of q.
+func (q *QRCode) Clone() *QRCode {
+	if q == nil {
+		return nil
+	}
+	out := *q
+	out.Request = q.Request.Clone()
+	out.HeldScan = q.HeldScan.Clone()
+	return &out
+}
+
+// Clone returns a deep copy of s.
+func (s *Scan) Clone() *Scan {
+	if s == nil {
+		return nil
+	}
+	out := *s
+	return &out
+}
+
+// Clone returns a deep copy of p.
+func (p *Payment) Clone() *Payment {
+	if p == nil {
+		return nil
+	}
+	out := *p
+	out.Request = p.Request.Clone()
+	out.Scan = p.Scan.Clone()
+	out.Response = p.Response.Clone()
+	out.Error = p.Error.Clone()
+	return &out
+}
+
+// Clone returns a deep copy of a.
+func (a *Advice) Clone() *Advice {
+	if a == nil {
+		return nil
+	}
+	out := *a
+	out.Confirmation = a.Confirmation.Clone()
+	out.Reversal = a.Reversal.Clone()
+	out.AnswerBody = bytes.Clone(a.AnswerBody)
+	return &out
 }

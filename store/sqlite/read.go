@@ -61,6 +61,9 @@ func (r *readStmts) close() {
 
 // QR returns the QR code with the tranId, or ErrNotFound.
 func (s *Store) QR(ctx context.Context, tranID string) (*qrswitch.QRCode, error) {
+	if q, ok := s.records.qr(tranID); ok && !s.isClosed() {
+		return q, nil
+	}
 	q := new(qrswitch.QRCode)
 	if err := s.one(ctx, s.rs.qr, "qr code", tranID, q); err != nil {
 		return nil, err
@@ -70,6 +73,9 @@ func (s *Store) QR(ctx context.Context, tranID string) (*qrswitch.QRCode, error)
 
 // Payment returns the payment with the key, or ErrNotFound.
 func (s *Store) Payment(ctx context.Context, key string) (*qrswitch.Payment, error) {
+	if p, ok := s.records.payment(key); ok && !s.isClosed() {
+		return p, nil
+	}
 	p := new(qrswitch.Payment)
 	if err := s.one(ctx, s.rs.payment, "payment", key, p); err != nil {
 		return nil, err
@@ -79,6 +85,9 @@ func (s *Store) Payment(ctx context.Context, key string) (*qrswitch.Payment, err
 
 // Advice returns the advice with the key, or ErrNotFound.
 func (s *Store) Advice(ctx context.Context, key string) (*qrswitch.Advice, error) {
+	if a, ok := s.records.advice(key); ok && !s.isClosed() {
+		return a, nil
+	}
 	a := new(qrswitch.Advice)
 	if err := s.one(ctx, s.rs.advice, "advice", key, a); err != nil {
 		return nil, err

@@ -21,6 +21,8 @@ type op struct {
 
 	change *change
 	claim  *qrswitch.Claim
+	// orig is the Change as the caller gave it, for the record cache.
+	orig *qrswitch.Change
 
 	// Filled by the writer before done is closed.
 	err     error
@@ -55,7 +57,7 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	if ch == nil {
 		return nil
 	}
-	o := &op{change: ch, done: make(chan struct{})}
+	o := &op{change: ch, orig: c, done: make(chan struct{})}
 	if err := s.submit(ctx, o); err != nil {
 		return err
 	}
@@ -256,13 +258,19 @@ func (s *Store) runBatch(batch []*op) {
 		return
 	}
 	s.batches.Add(1)
+	// The record cache learns every new version before any caller hears of
+	// its commit, so a caller that then reads gets what was committed.
 	for _, o := range batch {
 		switch {
 		case o.err != nil:
 		case o.change != nil:
 			s.commits.Add(1)
+			s.records.putCommitted(o.orig)
 		default:
 			s.claims.Add(1)
+			for _, a := range o.claimed {
+				s.records.putAdvice(a)
+			}
 		}
 	}
 }
