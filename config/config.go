@@ -54,6 +54,8 @@ const (
 	defaultAdminListen    = "127.0.0.1:9090"
 	defaultDataDir        = "./var"
 	defaultStoreFile      = "qrswitch.db"
+	defaultRetention      = Duration(2160 * time.Hour)
+	defaultWaitTimeout    = Duration(200 * time.Millisecond)
 	defaultScanWait       = Duration(60 * time.Second)
 	defaultEarlyScanGrace = Duration(5 * time.Second)
 	defaultQRTTL          = Duration(5 * time.Minute)
@@ -132,6 +134,19 @@ type Store struct {
 	// backend parses everything after the scheme. Default
 	// sqlite://DATA_DIR/qrswitch.db. It may hold a password: log Redacted.
 	URL string `yaml:"url"`
+	// Retention is how long a finished payment, with its advices and
+	// trace, is kept after it finished; greater than 0. Default 2160h (90
+	// days). The Redis store applies it; the embedded SQLite store keeps
+	// everything for now.
+	Retention Duration `yaml:"retention"`
+	// WaitReplicas is how many Redis replicas must acknowledge every write
+	// before the switch answers it (Redis WAIT); when fewer do within
+	// WaitTimeout the request is answered 503. 0 to 16; Redis only.
+	// Default 0: answer once the master applied it.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds that wait; greater than 0, at most 10s. Default
+	// 200ms.
+	WaitTimeout Duration `yaml:"wait_timeout"`
 }
 
 // SAF tunes store-and-forward: advices are retried with exponential backoff
@@ -383,6 +398,8 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.AdminListen, defaultAdminListen)
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store.URL, "sqlite://"+strings.TrimRight(c.DataDir, "/")+"/"+defaultStoreFile)
+	setDefault(&c.Store.Retention, defaultRetention)
+	setDefault(&c.Store.WaitTimeout, defaultWaitTimeout)
 	setDefault(&c.ScanWait, defaultScanWait)
 	setDefault(&c.EarlyScanGrace, defaultEarlyScanGrace)
 	setDefault(&c.QRTTL, defaultQRTTL)

@@ -21,6 +21,8 @@ const (
 	minProductionCost = bcrypt.DefaultCost
 	maxWorkers        = 1024
 	maxPartnerTimeout = Duration(5 * time.Minute)
+	maxWaitReplicas   = 16
+	maxWaitTimeout    = Duration(10 * time.Second)
 )
 
 // devPasswords are the well-known passwords of the development setup.
@@ -106,7 +108,7 @@ func (v *validator) top(c *Config) {
 		v.add("data_dir", "must not be empty")
 	}
 	v.tls(c.TLS)
-	v.storeURL(c.Store.URL)
+	v.store(c.Store)
 	v.positive("scan_wait", c.ScanWait)
 	v.positive("early_scan_grace", c.EarlyScanGrace)
 	v.positive("qr_ttl", c.QRTTL)
@@ -138,6 +140,20 @@ func (v *validator) tls(t TLS) {
 		v.add("tls.key_file", "required when tls.cert_file is set")
 	case t.CertFile == "" && t.KeyFile != "":
 		v.add("tls.cert_file", "required when tls.key_file is set")
+	}
+}
+
+func (v *validator) store(s Store) {
+	v.storeURL(s.URL)
+	v.positive("store.retention", s.Retention)
+	if v.positive("store.wait_timeout", s.WaitTimeout) && s.WaitTimeout > maxWaitTimeout {
+		v.add("store.wait_timeout", "must be at most %s (every write waits up to it), got %s", maxWaitTimeout, s.WaitTimeout)
+	}
+	switch {
+	case s.WaitReplicas < 0 || s.WaitReplicas > maxWaitReplicas:
+		v.add("store.wait_replicas", "must be from 0 to %d, got %d", maxWaitReplicas, s.WaitReplicas)
+	case s.WaitReplicas > 0 && strings.HasPrefix(s.URL, "sqlite:"):
+		v.add("store.wait_replicas", "needs a Redis store (redis://, rediss://, redis+sentinel://): the embedded store has no replicas")
 	}
 }
 

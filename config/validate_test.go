@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // prodYAML is a production configuration that passes every rule except the
@@ -152,6 +153,11 @@ func TestValidateWithoutDefaults(t *testing.T) {
 		{"workers zero", func(c *Config) { c.SAF.Workers = 0 }, "saf.workers", "got 0"},
 		{"listen empty", func(c *Config) { c.Listen = "" }, "listen", "must be host:port"},
 		{"store empty", func(c *Config) { c.Store.URL = "" }, "store.url", "must be a URL"},
+		{"retention zero", func(c *Config) { c.Store.Retention = 0 }, "store.retention", "must be greater than 0"},
+		{"wait_timeout zero", func(c *Config) { c.Store.WaitTimeout = 0 }, "store.wait_timeout", "must be greater than 0"},
+		{"wait_timeout long", func(c *Config) { c.Store.WaitTimeout = sec(time.Minute) }, "store.wait_timeout", "at most 10s"},
+		{"wait_replicas negative", func(c *Config) { c.Store.WaitReplicas = -1 }, "store.wait_replicas", "from 0 to 16"},
+		{"wait_replicas on sqlite", func(c *Config) { c.Store.WaitReplicas = 1 }, "store.wait_replicas", "needs a Redis store"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,8 +107,18 @@ func NewAuthenticator(accounts []Account, o AuthOptions) (*Authenticator, error)
 	key := make([]byte, 32)
 	rand.Read(key)
 	// A hash to compare against for unknown usernames, so that they take
-	// as long as known ones.
-	dummy, err := bcrypt.GenerateFromPassword(key[:16], bcrypt.DefaultCost)
+	// as long as known ones: at the highest cost of the accounts, or a
+	// fast unknown user tells a slow known one apart.
+	cost := bcrypt.MinCost
+	for _, acc := range accounts {
+		if c, err := bcrypt.Cost(acc.Hash); err == nil {
+			cost = max(cost, c)
+		}
+	}
+	if len(accounts) == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	dummy, err := bcrypt.GenerateFromPassword(key[:16], cost)
 	if err != nil {
 		return nil, err
 	}

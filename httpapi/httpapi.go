@@ -50,6 +50,14 @@ func init() { gin.SetMode(gin.ReleaseMode) }
 // ErrorDetail answers for unknown routes and methods.
 func NewRouter(o Options) *gin.Engine {
 	r := gin.New()
+	// Client addresses come from the connection, never from headers: gin
+	// trusts X-Forwarded-For from anyone by default, which would let a
+	// client pick the address its failed logins are throttled under (or
+	// throttle someone else's) and forge the address in the access log.
+	r.ForwardedByClientIP = false
+	if err := r.SetTrustedProxies(nil); err != nil {
+		panic(err) // a nil list cannot be invalid
+	}
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	r.Use(middleware(o))
@@ -165,6 +173,17 @@ func Decode(c *gin.Context, v any) ([]byte, bool) {
 		return nil, false
 	}
 	return body, true
+}
+
+// FailCause answers like Fail, and logs cause — the private reason behind
+// the answer, such as the store error behind a 503, which the ErrorDetail
+// never shows — with the request's id. A nil cause logs nothing.
+func FailCause(c *gin.Context, status int, d *wire.ErrorDetail, cause error) {
+	if cause != nil {
+		zerolog.Ctx(c.Request.Context()).Error().Err(cause).Int("status", status).
+			Str("errorType", d.ErrorType).Msg("request failed")
+	}
+	Fail(c, status, d)
 }
 
 // Fail answers with status and an ErrorDetail body.

@@ -39,9 +39,13 @@ func Hold(ctx context.Context, o Options, n int) (*Report, error) {
 	r := newRunner(&o)
 	defer r.close()
 	r.stats = newStats()
-	tranIDs := make([]string, n)
-	var made atomic.Int64
-	r.each(ctx, tranIDs, func(p *pos, _ string) {
+	type code struct {
+		p      *pos
+		tranID string
+	}
+	var mu sync.Mutex
+	var codes []code
+	r.each(ctx, make([]string, n), func(p *pos, _ string) {
 		a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/qrCodes", p.auth, r.qrBody(p))
 		var qr struct {
 			TranID string `json:"tranId"`
@@ -50,10 +54,12 @@ func Hold(ctx context.Context, o Options, n int) (*Report, error) {
 			r.stats.fail(a.what(StepCreateQR))
 			return
 		}
-		tranIDs[made.Add(1)-1] = qr.TranID
+		mu.Lock()
+		codes = append(codes, code{p, qr.TranID})
+		mu.Unlock()
 	})
-	if int(made.Load()) != n {
-		return nil, fmt.Errorf("load: only %d of %d QR codes were issued: %v", made.Load(), n, r.stats.errors)
+	if len(codes) != n {
+		return nil, fmt.Errorf("load: only %d of %d QR codes were issued: %v", len(codes), n, r.stats.errors)
 	}
 	start := time.Now()
 	type held struct {
@@ -62,12 +68,13 @@ func Hold(ctx context.Context, o Options, n int) (*Report, error) {
 	}
 	reqs := make([]held, n)
 	var wg sync.WaitGroup
-	for i, tran := range tranIDs {
-		p := &r.pos[i%len(r.pos)]
+	var ended atomic.Int64
+	for i, c := range codes {
 		id := uuid()
-		reqs[i] = held{p, id}
+		reqs[i] = held{c.p, id}
 		wg.Go(func() {
-			a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments", p.auth, r.payBody(p, id, tran, r.amount(false)))
+			defer ended.Add(1)
+			a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments", c.p.auth, r.payBody(c.p, id, c.tranID, r.amount(false)))
 			if a.err != nil || a.status != http.StatusBadRequest {
 				r.stats.fail(a.what(StepPay))
 			}
@@ -84,8 +91,9 @@ func Hold(ctx context.Context, o Options, n int) (*Report, error) {
 			rep.Held, rep.RSSBytes = m["qrswitch_requests_held"], m["process_resident_memory_bytes"]
 			break
 		}
-		if time.Since(start) > 2*time.Minute {
-			return nil, fmt.Errorf("load: the switch holds %.0f of %d requests after 2 minutes", m["qrswitch_requests_held"], n)
+		if time.Since(start) > 2*time.Minute || ended.Load() > 0 {
+			return nil, fmt.Errorf("load: the switch holds %.0f of %d requests (%d answered early: %v)",
+				m["qrswitch_requests_held"], n, ended.Load(), r.stats.errorCounts())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

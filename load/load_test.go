@@ -66,8 +66,9 @@ func startStack(t *testing.T) *stack {
 
 	cfg := &config.Config{
 		Env: config.EnvDevelopment, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: dir,
-		Store:     config.Store{URL: "sqlite://" + filepath.Join(dir, "q.db")},
-		Retailers: []config.Retailer{{ID: "r1", Username: "r1", Password: "r1-pw", InstitutionID: "1001"}},
+		Store: config.Store{URL: "sqlite://" + filepath.Join(dir, "q.db")},
+		Retailers: []config.Retailer{{ID: "r1", Username: "r1", Password: "r1-pw", InstitutionID: "1001"},
+			{ID: "r2", Username: "r2", Password: "r2-pw", InstitutionID: "1002"}},
 		Partners: []config.Partner{{ID: "sim-wallet", Name: "Sim Wallet", Rail: "electrum", BaseURL: ts.URL, Username: "switch", Password: "sw-pw",
 			CAFile: caFile, ScanUsername: "wallet", ScanPassword: "wallet-pw"}},
 		SAF: config.SAF{InitialInterval: config.Duration(20 * time.Millisecond), MaxInterval: config.Duration(100 * time.Millisecond)},
@@ -104,7 +105,7 @@ func startStack(t *testing.T) *stack {
 	trust := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return &stack{sim: sim, opts: Options{
 		SwitchURL: "https://" + srv.Addr(), SimURL: ts.URL, AdminURL: "http://" + srv.AdminAddr(), TLS: trust,
-		Retailers:       []Retailer{{Username: "r1", Password: "r1-pw", InstitutionID: "1001"}},
+		Retailers:       []Retailer{{Username: "r1", Password: "r1-pw", InstitutionID: "1001"}, {Username: "r2", Password: "r2-pw", InstitutionID: "1002"}},
 		PartnerUsername: "switch", PartnerPassword: "sw-pw",
 		Concurrency: 4, Connections: 2, Duration: 1500 * time.Millisecond, Warmup: 200 * time.Millisecond,
 	}}

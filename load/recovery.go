@@ -49,7 +49,7 @@ func Recovery(ctx context.Context, o Options, n int, down time.Duration) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	ids, err := r.approveMany(ctx, n)
+	payments, err := r.approveMany(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -58,9 +58,11 @@ func Recovery(ctx context.Context, o Options, n int, down time.Duration) (*Repor
 	}
 	defer r.simFault(context.WithoutCancel(ctx), "")
 	var accepted atomic.Int64
-	r.each(ctx, ids, func(p *pos, id string) {
+	var next atomic.Int64
+	r.each(ctx, make([]string, len(payments)), func(_ *pos, _ string) {
+		pay := payments[next.Add(1)-1]
 		t := time.Now()
-		a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments/confirmations", p.auth, adviceBody(id, ""))
+		a := post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments/confirmations", pay.pos.auth, adviceBody(pay.id, ""))
 		r.stats.steps[StepConfirm].record(time.Since(t))
 		if a.err == nil && a.status == http.StatusAccepted {
 			accepted.Add(1)
@@ -68,19 +70,19 @@ func Recovery(ctx context.Context, o Options, n int, down time.Duration) (*Repor
 			r.stats.fail(a.what(StepConfirm))
 		}
 	})
-	if int(accepted.Load()) != len(ids) {
-		return nil, fmt.Errorf("load: only %d of %d confirmations were accepted: %v", accepted.Load(), len(ids), r.stats.errors)
+	if int(accepted.Load()) != len(payments) {
+		return nil, fmt.Errorf("load: only %d of %d confirmations were accepted: %v", accepted.Load(), len(payments), r.stats.errors)
 	}
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "recovery: %d confirmations queued; partner down for %s\n", len(ids), down)
+		fmt.Fprintf(o.Progress, "recovery: %d confirmations queued; partner down for %s\n", len(payments), down)
 	}
 	time.Sleep(down)
 	if err := r.simFault(ctx, ""); err != nil {
 		return nil, err
 	}
 	back := time.Now()
-	rep := &RecoveryReport{Advices: len(ids), Down: down}
-	want := before.Captured + len(ids)
+	rep := &RecoveryReport{Advices: len(payments), Down: down}
+	want := before.Captured + len(payments)
 	deadline := back.Add(5 * time.Minute)
 	for {
 		t, err := r.simTotals(ctx)
@@ -96,7 +98,7 @@ func Recovery(ctx context.Context, o Options, n int, down time.Duration) (*Repor
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("load: %d of %d advices final 5 minutes after the partner's return", t.Captured-before.Captured, len(ids))
+			return nil, fmt.Errorf("load: %d of %d advices final 5 minutes after the partner's return", t.Captured-before.Captured, len(payments))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -106,24 +108,28 @@ func Recovery(ctx context.Context, o Options, n int, down time.Duration) (*Repor
 	return out, nil
 }
 
-// approveMany runs n flows up to the approval and returns their payment
-// request ids.
-func (r *runner) approveMany(ctx context.Context, n int) ([]string, error) {
+// approved is a payment the partner approved, with the terminal (and so the
+// retailer) that made it.
+type approved struct {
+	pos *pos
+	id  string
+}
+
+// approveMany runs n flows up to the approval.
+func (r *runner) approveMany(ctx context.Context, n int) ([]approved, error) {
 	var mu sync.Mutex
-	var ids []string
-	slots := make([]string, n)
-	r.each(ctx, slots, func(p *pos, _ string) {
-		id, ok := r.approve(ctx, p)
-		if ok {
+	var out []approved
+	r.each(ctx, make([]string, n), func(p *pos, _ string) {
+		if id, ok := r.approve(ctx, p); ok {
 			mu.Lock()
-			ids = append(ids, id)
+			out = append(out, approved{p, id})
 			mu.Unlock()
 		}
 	})
-	if len(ids) != n {
-		return nil, fmt.Errorf("load: only %d of %d payments were approved: %v", len(ids), n, r.stats.errors)
+	if len(out) != n {
+		return nil, fmt.Errorf("load: only %d of %d payments were approved: %v", len(out), n, r.stats.errors)
 	}
-	return ids, nil
+	return out, nil
 }
 
 // approve runs a flow up to the partner's approval.
@@ -142,7 +148,9 @@ func (r *runner) approve(ctx context.Context, p *pos) (string, bool) {
 	go func() {
 		paid <- post(ctx, r.sw.next(), r.o.SwitchURL+"/qr/v1/payments", p.auth, r.payBody(p, id, qr.TranID, r.amount(false)))
 	}()
-	post(ctx, r.sim.next(), r.o.SimURL+"/sim/v1/scan", "", fmt.Appendf(nil, `{"qrCode":%q}`, qr.QrCode))
+	if sa := post(ctx, r.sim.next(), r.o.SimURL+"/sim/v1/scan", "", fmt.Appendf(nil, `{"qrCode":%q}`, qr.QrCode)); sa.err != nil || sa.status != http.StatusAccepted {
+		r.stats.fail(sa.what(StepScan) + " " + string(sa.body))
+	}
 	if pa := <-paid; pa.err != nil || pa.status != http.StatusCreated {
 		r.stats.fail(pa.what(StepPay))
 		return "", false

@@ -122,6 +122,16 @@ func runConfig(o *Options) RunConfig {
 
 // WriteText prints the report for a person.
 func (r *Report) WriteText(w io.Writer) {
+	switch {
+	case r.Recovery != nil:
+		r.Recovery.writeText(w)
+		r.writeErrors(w)
+		return
+	case r.Hold != nil:
+		r.Hold.writeText(w)
+		r.writeErrors(w)
+		return
+	}
 	fmt.Fprintf(w, "mode %s: %d flows in %s = %.0f flows/s (approved %d, declined %d, voided %d), %d errors\n",
 		r.Mode, r.Flows, r.Measured.Round(time.Millisecond), r.FlowsPerSec, r.Approved, r.Declined, r.Voided, r.ErrorCount)
 	if r.Options.Rate > 0 {
@@ -130,17 +140,7 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  closed loop, %d flows in flight", r.Options.Concurrency)
 	}
 	fmt.Fprintf(w, "; %d retailers × %d terminals; http2=%v\n", r.Options.Retailers, r.Options.Terminals, r.Options.HTTP2)
-	if len(r.Errors) > 0 {
-		keys := make([]string, 0, len(r.Errors))
-		for k := range r.Errors {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		fmt.Fprintln(w, "  errors:")
-		for _, k := range keys {
-			fmt.Fprintf(w, "    %6d  %s\n", r.Errors[k], k)
-		}
-	}
+	r.writeErrors(w)
 	fmt.Fprintf(w, "  %-16s %8s %9s %9s %9s %9s %9s\n", "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max")
 	row := func(name string, l Latency) {
 		fmt.Fprintf(w, "  %-16s %8d %9.2f %9.2f %9.2f %9.2f %9.2f\n", name, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
@@ -163,10 +163,19 @@ func (r *Report) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "throughput through the switch = %.1f %% of the direct path\n", *r.Ratio*100)
 		}
 	}
-	if r.Recovery != nil {
-		r.Recovery.writeText(w)
+}
+
+func (r *Report) writeErrors(w io.Writer) {
+	if len(r.Errors) == 0 {
+		return
 	}
-	if r.Hold != nil {
-		r.Hold.writeText(w)
+	keys := make([]string, 0, len(r.Errors))
+	for k := range r.Errors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(w, "  errors:")
+	for _, k := range keys {
+		fmt.Fprintf(w, "    %6d  %s\n", r.Errors[k], k)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
@@ -83,6 +84,13 @@ func newStats() *stats {
 		s.steps[k] = newHistogram()
 	}
 	return s
+}
+
+// errorCounts copies the error counts.
+func (s *stats) errorCounts() map[string]int64 {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return maps.Clone(s.errors)
 }
 
 func (s *stats) fail(what string) {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/httpapi"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -42,7 +43,7 @@ func (h *handlers) createQrCode(c *gin.Context) {
 	}
 	resp, f := h.engine.CreateQR(c.Request.Context(), retailer(c), &req, raw)
 	if f != nil {
-		httpapi.Fail(c, f.Status, f.Detail)
+		httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 		return
 	}
 	httpapi.SetTranID(c, resp.TranID)
@@ -65,7 +66,7 @@ func (h *handlers) image(c *gin.Context) {
 	}
 	img, f := h.engine.QRImage(c.Request.Context(), retailer(c), tranID, size)
 	if f != nil {
-		httpapi.Fail(c, f.Status, f.Detail)
+		httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 		return
 	}
 	c.Header("Cache-Control", "no-store")
@@ -81,7 +82,7 @@ func (h *handlers) pay(c *gin.Context) {
 	httpapi.SetTranID(c, req.TranID)
 	resp, f := h.engine.Pay(c.Request.Context(), retailer(c), &req, raw)
 	if f != nil {
-		httpapi.Fail(c, f.Status, f.Detail)
+		httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 		return
 	}
 	httpapi.JSON(c, http.StatusCreated, resp)
@@ -95,7 +96,7 @@ func (h *handlers) confirm(c *gin.Context) {
 	}
 	httpapi.SetTranID(c, adv.TranID)
 	a := h.engine.Confirm(c.Request.Context(), retailer(c), &adv, raw)
-	httpapi.Raw(c, a.Status, a.Body)
+	adviceAnswer(c, a)
 }
 
 func (h *handlers) reverse(c *gin.Context) {
@@ -106,5 +107,14 @@ func (h *handlers) reverse(c *gin.Context) {
 	}
 	httpapi.SetTranID(c, adv.TranID)
 	a := h.engine.Reverse(c.Request.Context(), retailer(c), &adv, raw)
+	adviceAnswer(c, a)
+}
+
+// adviceAnswer renders the engine's answer to an advice, logging the cause
+// of a failure.
+func adviceAnswer(c *gin.Context, a qrswitch.AdviceAnswer) {
+	if a.Cause != nil {
+		zerolog.Ctx(c.Request.Context()).Error().Err(a.Cause).Int("status", a.Status).Msg("request failed")
+	}
 	httpapi.Raw(c, a.Status, a.Body)
 }

@@ -49,7 +49,7 @@ func serveChild(path string) int {
 	}
 	cfg.ApplyDefaults()
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	srv, err := New(context.Background(), &cfg, log, Options{LateWindow: time.Second, SAFPoll: 50 * time.Millisecond})
+	srv, err := New(context.Background(), &cfg, log, Options{LateWindow: time.Second, SAFPoll: 50 * time.Millisecond, LeaseMargin: time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

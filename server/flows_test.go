@@ -790,3 +790,56 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 		t.Fatal("admin listener still answers after the stop")
 	}
 }
+
+// TestBacklogDrainsWhenPartnerReturns: advices that backed off while the
+// partner was down are all sent as soon as one gets a final answer, instead
+// of each waiting out its own backoff.
+func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
+	h := newHarness(t, func(c *config.Config, _ *Options) {
+		c.SAF.InitialInterval = config.Duration(300 * time.Millisecond)
+		c.SAF.MaxInterval = config.Duration(5 * time.Second)
+	})
+	var reqs []*wire.PaymentRequest
+	for i := range 8 {
+		reqs = append(reqs, h.approvedPayment(t, int64(8100+i)))
+	}
+	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, req := range reqs {
+		c := confirmation(req.ID)
+		keys = append(keys, qrswitch.AdviceKey("shop-1", c.ID))
+		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c)
+	}
+	eventually(t, "every advice backing off", func() bool {
+		for _, k := range keys {
+			if a, err := h.srv.Store().Advice(t.Context(), k); err != nil || a.Attempts < 3 {
+				return false
+			}
+		}
+		return true
+	})
+	h.sim.ClearFaults()
+	var first, last time.Time
+	eventually(t, "every advice final", func() bool {
+		done := 0
+		for _, k := range keys {
+			if a, err := h.srv.Store().Advice(t.Context(), k); err == nil && a.State == qrswitch.AdviceDone {
+				done++
+				if first.IsZero() || a.DoneAt.Before(first) {
+					first = a.DoneAt
+				}
+				if a.DoneAt.After(last) {
+					last = a.DoneAt
+				}
+			}
+		}
+		return done == len(keys)
+	})
+	// After three failures each advice waits ~1.2 s ± 50 %: without the
+	// drain they would finish spread over about a second.
+	if spread := last.Sub(first); spread > 400*time.Millisecond {
+		t.Fatalf("advices finished over %s after the partner returned, want them sent together", spread)
+	}
+}

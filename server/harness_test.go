@@ -29,7 +29,7 @@ import (
 // partner simulator behind it on its own TLS server, and an embedded store
 // in a temporary directory.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    *config.Config
 	srv    *Server
 	sim    *electrumsim.Sim
@@ -79,7 +79,7 @@ func (b *syncBuffer) String() string {
 // startSim starts a real TLS server for the simulator and returns its base
 // URL, the file of the CA that signed its certificate, and a function that
 // creates the simulator behind it once the switch's URL is known.
-func startSim(t *testing.T, dir string, lateAfter time.Duration) (url, caFile string, makeSim func(switchURL string, switchTLS *tls.Config) *electrumsim.Sim) {
+func startSim(t testing.TB, dir string, lateAfter time.Duration) (url, caFile string, makeSim func(switchURL string, switchTLS *tls.Config) *electrumsim.Sim) {
 	t.Helper()
 	eph, err := tlsconfig.NewEphemeral("127.0.0.1", "localhost")
 	if err != nil {
@@ -153,7 +153,7 @@ func testConfig(dir, simURL, simCA string) *config.Config {
 
 type harnessOption func(*config.Config, *Options)
 
-func newHarness(t *testing.T, opts ...harnessOption) *harness {
+func newHarness(t testing.TB, opts ...harnessOption) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	simURL, simCA, makeSim := startSim(t, dir, 1500*time.Millisecond)

@@ -7,6 +7,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -15,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +49,13 @@ type Options struct {
 	LateWindow time.Duration
 	// SAFPoll overrides how often idle SAF queues are polled (tests).
 	SAFPoll time.Duration
+	// LeaseMargin overrides the margin of SAF leases beyond a partner's
+	// timeout (tests: the advices of a replica killed mid-send are taken
+	// over sooner).
+	LeaseMargin time.Duration
+	// Recheck overrides how often a request held on a shared store re-reads
+	// it in case a wake-up from another replica was lost (tests).
+	Recheck time.Duration
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener. Off by default: profiles reveal internals.
 	Pprof bool
@@ -87,10 +94,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err := s.setupTLS(); err != nil {
 		return nil, err
 	}
-	var soleOwner bool
-	if s.store, soleOwner, err = openStore(ctx, cfg.Store.URL); err != nil {
+	b, err := openStore(ctx, cfg.Store)
+	if err != nil {
 		return nil, err
 	}
+	s.store = b.store
 	ps, err := s.buildPartners()
 	if err != nil {
 		return nil, err
@@ -110,8 +118,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			GiveUpAfter:     cfg.SAF.GiveUpAfter.D(),
 			Workers:         cfg.SAF.Workers,
 			Poll:            opts.SAFPoll,
+			LeaseMargin:     opts.LeaseMargin,
 		},
-		SoleOwner: soleOwner,
+		Notifier:  b.notifier,
+		Recheck:   cmp.Or(opts.Recheck, b.recheck),
+		SoleOwner: b.soleOwner,
 	})
 	if err != nil {
 		return nil, err
@@ -221,7 +232,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.simSrv != nil {
 		go serve("simulator", s.simSrv, s.simLn, true)
 	}
-	s.log.Info().Str("listen", s.Addr()).Str("admin", s.AdminAddr()).Str("store", redactedURL(s.cfg.Store.URL)).
+	s.log.Info().Str("listen", s.Addr()).Str("admin", s.AdminAddr()).Str("store", s.cfg.Redacted().Store.URL).
 		Str("node", s.engine.Node()).Msg("qrswitch serving")
 
 	var runErr error
@@ -434,17 +445,6 @@ func dialable(addr string) string {
 		host = "127.0.0.1"
 	}
 	return net.JoinHostPort(host, port)
-}
-
-func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return raw
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "****")
-	}
-	return strings.Replace(u.String(), "%2A%2A%2A%2A", "****", 1)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

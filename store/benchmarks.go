@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -40,7 +41,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 		}
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		cpu := startCPU(s)
 		for b.Loop() {
 			p := newPayment(retailerA, fmt.Sprintf("pay-%d", i), q.TranID, t0)
 			q.PaymentKey = p.Key()
@@ -60,7 +61,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 		}
 		b.ReportAllocs()
 		i := 0
-		cpu := startCPU()
+		cpu := startCPU(s)
 		for b.Loop() {
 			p.UpdatedAt = t0.Add(time.Duration(i) * time.Millisecond)
 			p.HoldUntil = p.UpdatedAt.Add(time.Minute)
@@ -80,7 +81,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 			b.Fatalf("Commit(payment) error = %v", err)
 		}
 		b.ReportAllocs()
-		cpu := startCPU()
+		cpu := startCPU(s)
 		for b.Loop() {
 			if _, err := s.Payment(b.Context(), p.Key()); err != nil {
 				b.Fatalf("Payment error = %v", err)
@@ -100,7 +101,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 		}
 		b.ReportAllocs()
 		now := t0.Add(time.Hour)
-		cpu := startCPU()
+		cpu := startCPU(s)
 		for b.Loop() {
 			// Each claim comes after the previous leases expired, so every
 			// iteration leases the same 32 oldest advices again.
@@ -117,7 +118,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 		var n atomic.Int64
 		b.ReportAllocs()
 		b.SetParallelism(32)
-		cpu := startCPU()
+		cpu := startCPU(s)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(n.Add(1))
@@ -136,7 +137,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 		var n atomic.Int64
 		b.ReportAllocs()
 		b.SetParallelism(128)
-		cpu := startCPU()
+		cpu := startCPU(s)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := flow(b, s, int(n.Add(1))); err != nil {
@@ -155,20 +156,47 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 // collector). On a shared machine it is steadier than ns/op, and for a
 // server backend it is the client's share, the part that competes with the
 // switch for its cores.
+//
+// For a store with a server, it also reports what the server does: rt/op,
+// the round trips per operation (RoundTrips), which on a network dominate
+// latency, and server-cpu-µs/op, the server process's CPU time per
+// operation (ServerCPU), which the process's own figure leaves out.
 type cpuMeter struct {
-	start time.Duration
-	ok    bool
+	start  time.Duration
+	ok     bool
+	server serverStore
+	trips  int64
+	cpu    time.Duration
 }
 
-func startCPU() cpuMeter {
-	d, ok := processCPU()
-	return cpuMeter{start: d, ok: ok}
+// serverStore is a store with a server that reports its round trips to it
+// and the server's CPU time.
+type serverStore interface {
+	RoundTrips() int64
+	ServerCPU(ctx context.Context) (time.Duration, error)
+}
+
+func startCPU(s qrswitch.Store) cpuMeter {
+	var m cpuMeter
+	if srv, ok := s.(serverStore); ok {
+		if cpu, err := srv.ServerCPU(context.Background()); err == nil {
+			m.server, m.cpu, m.trips = srv, cpu, srv.RoundTrips()
+		}
+	}
+	m.start, m.ok = processCPU()
+	return m
 }
 
 func (m cpuMeter) report(b *testing.B) {
 	end, ok := processCPU()
 	if m.ok && ok && b.N > 0 {
 		b.ReportMetric(float64(end-m.start)/float64(time.Microsecond)/float64(b.N), "cpu-µs/op")
+	}
+	if m.server != nil && b.N > 0 {
+		b.ReportMetric(float64(m.server.RoundTrips()-m.trips)/float64(b.N), "rt/op")
+		if cpu, err := m.server.ServerCPU(context.Background()); err == nil {
+			b.ReportMetric(float64(cpu-m.cpu)/float64(time.Microsecond)/float64(b.N), "server-cpu-µs/op")
+		}
 	}
 }
 

@@ -648,6 +648,15 @@ func testClaimAdvices(t *testing.T, o Opener) {
 			{"first", "p1", partnerA, pending, -2 * time.Minute},
 			{"other", "p2", partnerA, pending, -30 * time.Second},
 		}, qrswitch.Claim{PartnerID: partnerA, Max: 10}, []string{"first", "other"}},
+		{"DueBy", []adv{
+			{"later", "p1", partnerA, pending, time.Hour},
+			{"soon", "p2", partnerA, pending, time.Minute},
+			{"past", "p3", partnerA, pending, -time.Minute},
+		}, qrswitch.Claim{PartnerID: partnerA, Max: 10, DueBy: now.Add(10 * time.Minute)}, []string{"past", "soon"}},
+		{"DueByBeforeNowIsNow", []adv{
+			{"soon", "p1", partnerA, pending, time.Minute},
+			{"past", "p2", partnerA, pending, -time.Minute},
+		}, qrswitch.Claim{PartnerID: partnerA, Max: 10, DueBy: now.Add(-time.Hour)}, []string{"past"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := o.Open(t)

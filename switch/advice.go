@@ -16,6 +16,9 @@ import (
 type AdviceAnswer struct {
 	Status int
 	Body   []byte
+	// Cause is the private reason of a failure (a store error behind a
+	// 503), for the log; it is never sent.
+	Cause error
 }
 
 // Confirm handles a payment confirmation (confirmPayment). It answers 202
@@ -41,7 +44,7 @@ func (e *Engine) Reverse(ctx context.Context, r Retailer, rev *wire.PaymentRever
 
 func failureAnswer(f *Failure) AdviceAnswer {
 	b, _ := json.Marshal(f.Detail)
-	return AdviceAnswer{Status: f.Status, Body: b}
+	return AdviceAnswer{Status: f.Status, Body: b, Cause: f.Cause}
 }
 
 func operationName(kind AdviceKind) string {
@@ -125,9 +128,8 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		// that two advices of one payment decided at once conflict and
 		// the second is decided again in the light of the first.
 		change := &Change{Payment: &q, Advices: []*Advice{a}, Trace: trace}
-		switch err := e.store.Commit(ctx, change); {
+		switch err := e.commit(ctx, change); {
 		case err == nil:
-			e.afterCommit(ctx, change)
 			if p.State == outcome.AwaitingScan && q.State != p.State {
 				e.wake(ctx, pkey) // the held request ends now
 			}

@@ -81,6 +81,12 @@ type SAFOptions struct {
 	// Poll is how often each partner's queue is checked when nothing woke
 	// it. Default 250 ms.
 	Poll time.Duration
+	// LeaseMargin is added to a partner's timeout and the late window to
+	// make an advice's lease: long enough for one send and its
+	// bookkeeping, short enough that the advices of a worker that died
+	// move on quickly (another replica takes them when it ends).
+	// Default 15 s.
+	LeaseMargin time.Duration
 }
 
 // Notifier carries wake-up keys between processes sharing a store.
@@ -112,6 +118,7 @@ type Engine struct {
 	waiters map[string]*waitSet
 
 	safWake map[string]chan struct{} // per partner
+	senders map[string]*sender       // per partner
 
 	draining atomic.Bool // refuse new QR codes and payment requests: the process is stopping
 
@@ -139,6 +146,7 @@ func New(opts Options) (*Engine, error) {
 	def(&opts.SAF.MaxInterval, 60*time.Second)
 	def(&opts.SAF.GiveUpAfter, 72*time.Hour)
 	def(&opts.SAF.Poll, 250*time.Millisecond)
+	def(&opts.SAF.LeaseMargin, 15*time.Second)
 	if opts.SAF.Workers <= 0 {
 		opts.SAF.Workers = 32
 	}
@@ -160,6 +168,7 @@ func New(opts Options) (*Engine, error) {
 		opts:     opts,
 		waiters:  make(map[string]*waitSet),
 		safWake:  make(map[string]chan struct{}),
+		senders:  make(map[string]*sender),
 	}
 	for _, p := range opts.Partners {
 		if p == nil || p.ID == "" || p.Rail == nil {
@@ -173,6 +182,7 @@ func New(opts Options) (*Engine, error) {
 		}
 		e.partners[p.ID] = p
 		e.safWake[p.ID] = make(chan struct{}, 1)
+		e.senders[p.ID] = &sender{slots: make(chan struct{}, opts.SAF.Workers)}
 		e.maxHold = max(e.maxHold, p.Timeout)
 	}
 	e.base, e.stop = context.WithCancel(context.Background())

@@ -86,6 +86,11 @@ func maskPayment(p *Payment) *Payment {
 		s.PaymentToken = maskedToken
 		p.Scan = &s
 	}
+	if p.Request != nil && p.Request.PartnerPaymentToken != "" {
+		r := *p.Request
+		r.PartnerPaymentToken = maskedToken
+		p.Request = &r
+	}
 	return p
 }
 

@@ -277,8 +277,7 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 		change, err := e.applyPay(ctx, p, partner, a)
 		if err == nil {
 			change.Trace = append(trace, change.Trace...)
-			if err = e.store.Commit(ctx, change); err == nil {
-				e.afterCommit(ctx, change)
+			if err = e.commit(ctx, change); err == nil {
 				return change.Payment
 			}
 		}
@@ -308,6 +307,14 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 	q.PayOutcome = a.Outcome
 	q.HoldUntil = time.Time{}
 	q.UpdatedAt = now
+	if q.Scan != nil && q.Scan.PaymentToken != "" {
+		// The payment token was for this one payment request, which is
+		// now answered; advices do not carry it. A secret not kept cannot
+		// leak from the store.
+		s := *q.Scan
+		s.PaymentToken = ""
+		q.Scan = &s
+	}
 	change := &Change{Payment: &q}
 	var held *Advice
 	if p.HeldReversal != "" {
@@ -350,6 +357,17 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 			change.Trace = append(change.Trace, event(now, "reversalReleased", "outcome unknown and a retailer reversal was held: it is the one reversal sent"))
 		}
 		e.queue(adv, now)
+		if errors.Is(a.Err, errTimeout) {
+			// The timed-out request may still be on its way: its call goes
+			// on for LateWindow after the timeout. A reversal sent now
+			// could overtake it and be answered 404 (nothing to reverse)
+			// before the payment lands, leaving the customer's funds held.
+			// It goes once the call is over and the payment arrived or
+			// never will.
+			adv.NextAt = now.Add(e.opts.LateWindow)
+			change.Trace = append(change.Trace, event(now, "reversalDeferred",
+				"reversal sent after "+e.opts.LateWindow.String()+", once the timed-out request can no longer reach the partner"))
+		}
 		q.AdviceKey = adv.Key()
 		change.Advices = append(change.Advices, adv)
 	}
@@ -393,6 +411,19 @@ func retailerResponse(p *Payment, partner *partners.Partner, resp *wire.PaymentR
 		out.Amounts = p.Request.Amounts
 	}
 	out.PartnerPaymentToken = ""
+	if len(out.Tenders) > 0 {
+		// A card number never goes further than the partner's answer: the
+		// switch keeps (and the retailer needs) what may be printed on a
+		// slip, the first six and last four digits.
+		tenders := make([]wire.Tender, len(out.Tenders))
+		for i, t := range out.Tenders {
+			if t.CardNumber != "" {
+				t.CardNumber = wire.MaskPAN(t.CardNumber)
+			}
+			tenders[i] = t
+		}
+		out.Tenders = tenders
+	}
 	return &out
 }
 
@@ -445,13 +476,4 @@ func payAnswer(p *Payment) (*wire.PaymentResponse, *Failure) {
 		status = 400
 	}
 	return nil, &Failure{Status: status, Detail: p.Error}
-}
-
-// afterCommit wakes whoever a committed change concerns.
-func (e *Engine) afterCommit(ctx context.Context, c *Change) {
-	for _, a := range c.Advices {
-		if a.State == AdvicePending {
-			e.wakeSAF(a.PartnerID)
-		}
-	}
 }

@@ -45,7 +45,7 @@ func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
 			return err
 		}
 		for _, p := range ps {
-			if err := e.recoverOne(ctx, p); err != nil {
+			if err := e.recoverOne(ctx, p, all); err != nil {
 				return err
 			}
 		}
@@ -55,7 +55,10 @@ func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
 	}
 }
 
-func (e *Engine) recoverOne(ctx context.Context, p *Payment) error {
+// recoverOne finishes one orphaned payment. all says the previous process
+// is known to be dead (a sole owner's restart), so nothing it sent can
+// still be on its way.
+func (e *Engine) recoverOne(ctx context.Context, p *Payment, all bool) error {
 	now := e.now()
 	var change *Change
 	switch p.State {
@@ -73,14 +76,24 @@ func (e *Engine) recoverOne(ctx context.Context, p *Payment) error {
 		}
 		change = c
 		change.Trace = append([]TraceEntry{event(now, "recovered", "holder "+p.Owner+" gone after forwarding: outcome unknown")}, change.Trace...)
+		if !all {
+			// The holder may be alive but cut off from the store, its call
+			// still under way: the reversal waits until that call is over
+			// (see applyPay), so it cannot overtake the payment.
+			callEnd := p.HoldUntil.Add(-holdMargin + e.opts.LateWindow)
+			for _, a := range change.Advices {
+				if a.State == AdvicePending && a.NextAt.Before(callEnd) {
+					a.NextAt = callEnd
+				}
+			}
+		}
 	default:
 		return nil
 	}
-	err := e.store.Commit(ctx, change)
+	err := e.commit(ctx, change)
 	switch {
 	case err == nil:
 		e.log.Warn().Str("payment", p.Key()).Str("state", string(change.Payment.State)).Msg("recovered an orphaned payment")
-		e.afterCommit(ctx, change)
 		return nil
 	case errors.Is(err, ErrConflict):
 		return nil // its holder (or another replica) got there first

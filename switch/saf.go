@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -11,11 +12,6 @@ import (
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
 )
-
-// leaseMargin is added to a partner's timeout and late window to make an
-// advice's lease: long enough for one send and its bookkeeping, short enough
-// that a crashed worker's advices move on quickly.
-const leaseMargin = 15 * time.Second
 
 func (e *Engine) wakeSAF(partnerID string) {
 	if ch, ok := e.safWake[partnerID]; ok {
@@ -29,24 +25,41 @@ func (e *Engine) wakeSAF(partnerID string) {
 // safLoop sends one partner's due advices, at most SAF.Workers at once.
 func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 	partner := e.partners[partnerID]
-	slots := make(chan struct{}, e.opts.SAF.Workers)
+	slots := e.senders[partnerID].slots
 	poll := time.NewTicker(e.opts.SAF.Poll)
 	defer poll.Stop()
-	lease := partner.Timeout + e.opts.LateWindow + leaseMargin
+	lease := e.lease(partner)
 	var lastErr time.Time
+	s := e.senders[partnerID]
 	for {
 		if free := cap(slots) - len(slots); free > 0 {
-			advices, err := e.store.ClaimAdvices(ctx, Claim{PartnerID: partnerID, Owner: e.node, Now: e.now(), Lease: lease, Max: free})
+			now := e.now()
+			c := Claim{PartnerID: partnerID, Owner: e.node, Now: now, Lease: lease, Max: free}
+			hurry := s.hurry.Load()
+			if hurry {
+				// Retries wait at most 1.5 × MaxInterval (jitter included).
+				c.DueBy = now.Add(2 * e.opts.SAF.MaxInterval)
+			}
+			advices, err := e.store.ClaimAdvices(ctx, c)
 			if err != nil && ctx.Err() == nil && time.Since(lastErr) > 10*time.Second {
 				lastErr = time.Now()
 				e.log.Error().Err(err).Str("partner", partnerID).Msg("claiming advices")
 			}
 			for _, a := range advices {
+				if a.Attempts == 0 && a.NextAt.After(now) {
+					// Deferred on purpose (a timeout reversal waiting for its
+					// payment's call to end), not backing off: not yet.
+					e.sends.Go(func() { e.unlease(a) })
+					continue
+				}
 				slots <- struct{}{}
 				e.sends.Go(func() {
 					defer func() { <-slots; e.wakeSAF(partnerID) }()
 					e.send(partner, a)
 				})
+			}
+			if err == nil && hurry && len(advices) < free {
+				s.hurry.Store(false) // the backlog is out
 			}
 			if len(advices) == free && free > 0 {
 				continue // there may be more due right now
@@ -59,6 +72,75 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 		case <-poll.C:
 		}
 	}
+}
+
+// sender bounds one partner's sends: slots holds a token per send in
+// flight (SAF.Workers at most), direct counts advices leased at enqueue
+// and not yet sent.
+type sender struct {
+	slots  chan struct{}
+	direct atomic.Int64
+	// failing says the partner's last answer was not final (down, 500,
+	// timeout); hurry, set when a final answer follows, makes the queue
+	// claim every retry now instead of waiting out each one's backoff, so
+	// a backlog drains as soon as the partner is back.
+	failing, hurry atomic.Bool
+}
+
+// lease is how long one send of an advice to p may take, with its
+// bookkeeping.
+func (e *Engine) lease(p *partners.Partner) time.Duration {
+	return p.Timeout + e.opts.LateWindow + e.opts.SAF.LeaseMargin
+}
+
+// commit commits c and wakes whoever it concerns. An advice c queues for
+// sending now is leased to this process in the same commit, when its
+// partner has room, and sent at once: it skips a round through the queue
+// (a claim, and the wait for the next poll). One that finds no room waits
+// for a claim like any other.
+func (e *Engine) commit(ctx context.Context, c *Change) error {
+	now := e.now()
+	var direct []*Advice
+	for _, a := range c.Advices {
+		s, ok := e.senders[a.PartnerID]
+		if !ok || a.State != AdvicePending || a.LeaseOwner != "" || a.NextAt.After(now) ||
+			s.direct.Load() >= int64(4*e.opts.SAF.Workers) {
+			continue
+		}
+		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(e.partners[a.PartnerID]))
+		direct = append(direct, a)
+	}
+	if err := e.store.Commit(ctx, c); err != nil {
+		for _, a := range direct {
+			a.LeaseOwner, a.LeaseUntil = "", time.Time{} // the caller may decide again with it
+		}
+		return err
+	}
+	for _, a := range c.Advices {
+		if a.State == AdvicePending && a.LeaseOwner == "" {
+			e.wakeSAF(a.PartnerID)
+		}
+	}
+	for _, a := range direct {
+		e.dispatch(a)
+	}
+	return nil
+}
+
+// dispatch sends an advice leased at enqueue as soon as its partner has a
+// free slot.
+func (e *Engine) dispatch(a *Advice) {
+	s, partner := e.senders[a.PartnerID], e.partners[a.PartnerID]
+	s.direct.Add(1)
+	e.sends.Go(func() {
+		s.slots <- struct{}{}
+		defer func() {
+			<-s.slots
+			s.direct.Add(-1)
+			e.wakeSAF(a.PartnerID)
+		}()
+		e.send(partner, a)
+	})
 }
 
 // send delivers one leased advice and records what came of it. A send is
@@ -76,6 +158,15 @@ func (e *Engine) send(partner *partners.Partner, a *Advice) {
 		}
 		return partner.Rail.Reverse(ctx, a.Reversal)
 	})
+	if s := e.senders[partner.ID]; ans.Outcome.Final() {
+		if s.failing.Swap(false) {
+			s.hurry.Store(true)
+			e.wakeSAF(partner.ID)
+			e.log.Info().Str("partner", partner.ID).Msg("partner answering again: sending its queued advices now")
+		}
+	} else {
+		s.failing.Store(true)
+	}
 	trace := exchange(sentAt, partner, op, a.ID, ans)
 	for range maxRetries {
 		change, err := e.applyAdvice(ctx, a, ans)
@@ -99,6 +190,14 @@ func (e *Engine) send(partner *partners.Partner, a *Advice) {
 			return
 		}
 		a = cur
+	}
+}
+
+// unlease gives back an advice claimed before its time.
+func (e *Engine) unlease(a *Advice) {
+	a.LeaseOwner, a.LeaseUntil = "", time.Time{}
+	if err := e.store.Commit(context.WithoutCancel(e.base), &Change{Advices: []*Advice{a}}); err != nil && !errors.Is(err, ErrConflict) {
+		e.log.Warn().Err(err).Str("advice", a.Key()).Msg("giving back an advice claimed early; its lease will expire")
 	}
 }
 

@@ -124,8 +124,13 @@ type Claim struct {
 	PartnerID string
 	Owner     string
 	Now       time.Time
-	Lease     time.Duration
-	Max       int
+	// DueBy, when after Now, makes advices due whose NextAt is not after
+	// it (leases are still judged at Now): the engine claims a partner's
+	// whole queue at once when the partner answers again after an outage,
+	// rather than waiting out each advice's backoff.
+	DueBy time.Time
+	Lease time.Duration
+	Max   int
 }
 
 // Query selects payments for support staff. Zero fields do not filter.

@@ -6,7 +6,7 @@ import "strings"
 // trace in clear, with how much of the value may stay visible.
 var sensitive = map[string]func(string) string{
 	"partnerPaymentToken": keepLast4,
-	"cardNumber":          maskPAN,
+	"cardNumber":          MaskPAN,
 	"password":            func(string) string { return "****" },
 	"secret":              func(string) string { return "****" },
 	"sharedSecret":        func(string) string { return "****" },
@@ -19,8 +19,10 @@ func keepLast4(v string) string {
 	return "****" + v[len(v)-4:]
 }
 
-// maskPAN keeps the first six and last four digits, as PCI DSS allows.
-func maskPAN(v string) string {
+// MaskPAN returns a card number with all but its first six and last four
+// digits masked, as PCI DSS allows to be shown; a value too short to be a
+// card number is masked whole.
+func MaskPAN(v string) string {
 	if len(v) < 13 {
 		return "****"
 	}

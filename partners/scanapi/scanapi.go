@@ -32,7 +32,7 @@ func Mount(r gin.IRouter, l Linker, auth *httpapi.Authenticator) {
 		httpapi.SetTranID(c, s.TranID)
 		p, _ := httpapi.PrincipalOf(c)
 		if f := l.Scan(c.Request.Context(), p.ID, &s, raw); f != nil {
-			httpapi.Fail(c, f.Status, f.Detail)
+			httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 			return
 		}
 		c.Status(http.StatusAccepted)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
@@ -83,10 +84,13 @@ func adviceVals(a *qrswitch.Advice) []any {
 // once the write is known to have committed.
 func marshal(rec any) (string, error) {
 	b, err := json.Marshal(rec)
-	if err != nil {
+	if err != nil || len(b) == 0 {
 		return "", fmt.Errorf("encoding record: %w", err)
 	}
-	return string(b), nil
+	// The bytes are fresh and never written again, so they can back the
+	// string without a copy (a record's JSON is a few KiB, written on every
+	// commit).
+	return unsafe.String(&b[0], len(b)), nil
 }
 
 // nanos maps a time to a sortable integer column: Unix nanoseconds, clamped

@@ -472,10 +472,13 @@ func (w *writeStmts) write(ctx context.Context, conn *sql.Conn, pw write) error 
 // transaction. The query already leaves out payments with a live lease; one
 // advice per payment is kept here, in NextAt order.
 func (s *Store) claimAdvices(ctx context.Context, c *qrswitch.Claim) ([]*qrswitch.Advice, error) {
-	now := nanos(c.Now)
-	stmt, args := s.ws.dueAny, []any{now}
+	now, dueBy := nanos(c.Now), nanos(c.Now)
+	if c.DueBy.After(c.Now) {
+		dueBy = nanos(c.DueBy)
+	}
+	stmt, args := s.ws.dueAny, []any{now, dueBy}
 	if c.PartnerID != "" {
-		stmt, args = s.ws.due, []any{now, c.PartnerID}
+		stmt, args = s.ws.due, []any{now, dueBy, c.PartnerID}
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
@@ -678,7 +681,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
 		{&w.lease, `UPDATE advices SET version = ?2, lease_until = ?3, data = ?4 WHERE key = ?1`},
-		{&w.due, dueSQL("advices_due", "a.partner_id = ?2 AND")},
+		{&w.due, dueSQL("advices_due", "a.partner_id = ?3 AND")},
 		{&w.dueAny, dueSQL("advices_due_any", "")},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.sql)
@@ -723,13 +726,13 @@ func (w *writeStmts) appendTrace(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
-// dueSQL selects claimable advices, oldest NextAt first, leaving out every
+// dueSQL selects claimable advices (?1 now, ?2 due by), oldest NextAt first, leaving out every
 // payment that has an advice under a live lease. The queue's partial index
 // is named, because without statistics the planner prefers advices_state
 // and a sort.
 func dueSQL(index, partner string) string {
 	return `SELECT a.payment_key, a.data FROM advices a INDEXED BY ` + index + `
-		WHERE ` + partner + ` a.state = 'PENDING' AND a.next_at <= ?1 AND a.lease_until <= ?1
+		WHERE ` + partner + ` a.state = 'PENDING' AND a.next_at <= ?2 AND a.lease_until <= ?1
 		AND NOT EXISTS (SELECT 1 FROM advices o WHERE o.payment_key = a.payment_key AND o.lease_until > ?1)
 		ORDER BY a.next_at, a.rowid`
 }

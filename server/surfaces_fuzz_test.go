@@ -1,0 +1,218 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/electrum"
+	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	"github.com/qrswitch/qrswitch/partners/scanapi"
+	"github.com/qrswitch/qrswitch/retailers"
+	"github.com/qrswitch/qrswitch/store/sqlite"
+	"github.com/qrswitch/qrswitch/support"
+	qrswitch "github.com/qrswitch/qrswitch/switch"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
+	"github.com/qrswitch/qrswitch/wire"
+)
+
+// panicCounter is an httpapi.Observer that counts recovered panics and
+// server errors.
+type panicCounter struct{ panics, requests atomic.Int64 }
+
+func (c *panicCounter) Request(string, string, int, time.Duration) { c.requests.Add(1) }
+func (c *panicCounter) Panic(string)                               { c.panics.Add(1) }
+
+// surfaces is the switch's real HTTP surfaces (retailers, scans, support)
+// on the real engine and an embedded store, served in memory.
+type surfaces struct {
+	router *gin.Engine
+	obs    *panicCounter
+	// tranID is a QR code issued at start and requestID a payment approved
+	// at start: fuzzed bodies name them through the placeholders @TRAN@
+	// and @REQ@, so the fuzzer reaches past "unknown id".
+	tranID, requestID string
+}
+
+func newSurfaces(tb testing.TB) *surfaces {
+	tb.Helper()
+	dir := tb.TempDir()
+	eph, err := tlsconfig.NewEphemeral("127.0.0.1")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sim := electrumsim.New(electrumsim.Config{PartnerID: "wallet-a", PartnerName: "Wallet A"})
+	ts := httptest.NewUnstartedServer(sim.Handler())
+	ts.TLS = eph.Server
+	ts.StartTLS()
+	tb.Cleanup(ts.Close)
+	tb.Cleanup(sim.Close)
+	rail, err := partners.New(electrum.Name, partners.Config{PartnerID: "wallet-a", BaseURL: ts.URL, TLS: eph.Client, Timeout: time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), "sqlite://"+filepath.Join(dir, "fuzz.db")+"?synchronous=normal", sqlite.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	engine, err := qrswitch.New(qrswitch.Options{
+		Store: st, Logger: zerolog.Nop(), SoleOwner: true,
+		Partners: []*partners.Partner{{ID: "wallet-a", Name: "Wallet A", Timeout: time.Second, Rail: rail}},
+		ScanWait: 20 * time.Millisecond, EarlyScanGrace: 10 * time.Millisecond,
+		SAF: qrswitch.SAFOptions{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Poll: 20 * time.Millisecond},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { engine.Run(ctx); close(done) }()
+	tb.Cleanup(func() { stop(); <-done; st.Close() })
+
+	hash := func(pw string) []byte {
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return h
+	}
+	auth, err := httpapi.NewAuthenticator([]httpapi.Account{
+		{Username: shopUser, Hash: hash(shopPass), Principal: httpapi.Principal{Kind: httpapi.KindRetailer, ID: "shop-1", InstitutionID: "1234"}},
+		{Username: scanUser, Hash: hash(scanPass), Principal: httpapi.Principal{Kind: httpapi.KindPartner, ID: "wallet-a"}},
+		{Username: supUser, Hash: hash(supPass), Principal: httpapi.Principal{Kind: httpapi.KindSupport, ID: supUser, Role: httpapi.RoleOperator}},
+	}, httpapi.AuthOptions{MaxFailures: 1 << 30})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &surfaces{obs: &panicCounter{}}
+	s.router = httpapi.NewRouter(httpapi.Options{Logger: zerolog.Nop(), Observer: s.obs})
+	retailers.Mount(s.router, engine, auth)
+	scanapi.Mount(s.router, engine, auth)
+	support.Mount(s.router, engine, auth)
+
+	// A QR code to name, and a payment approved on another one.
+	s.tranID = s.issue(tb)
+	paid := s.issue(tb)
+	req := payRequest("1234", paid, 1001)
+	s.requestID = req.ID
+	answer := make(chan *httptest.ResponseRecorder, 1)
+	go func() { answer <- s.serve("/qr/v1/payments", shopUser, shopPass, mustJSON(tb, req)) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: "wallet-a", Name: "W"}, TranID: paid}
+		if w := s.serve("/qr/v1/scans", scanUser, scanPass, mustJSON(tb, n)); w.Code == http.StatusAccepted {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("the setup payment's scan was never linked")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if w := <-answer; w.Code != http.StatusCreated {
+		tb.Fatalf("setup payment = %d %s", w.Code, w.Body)
+	}
+	return s
+}
+
+func mustJSON(tb testing.TB, v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+func (s *surfaces) issue(tb testing.TB) string {
+	w := s.serve("/qr/v1/qrCodes", shopUser, shopPass, mustJSON(tb, qrRequest("1234")))
+	var resp wire.CreateQrCodeResponse
+	if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &resp) != nil {
+		tb.Fatalf("createQrCode = %d %s", w.Code, w.Body)
+	}
+	return resp.TranID
+}
+
+func (s *surfaces) serve(path, user, pass string, body []byte) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(user, pass)
+	w := httptest.NewRecorder()
+	s.router.ServeHTTP(w, req)
+	return w
+}
+
+// surfaceOps are the JSON bodies the switch accepts, by the op byte of
+// FuzzSurfaces, with the credentials that may send them.
+var surfaceOps = []struct{ path, user, pass string }{
+	{"/qr/v1/qrCodes", shopUser, shopPass},
+	{"/qr/v1/payments", shopUser, shopPass},
+	{"/qr/v1/payments/confirmations", shopUser, shopPass},
+	{"/qr/v1/payments/reversals", shopUser, shopPass},
+	{"/qr/v1/scans", scanUser, scanPass},
+}
+
+// FuzzSurfaces sends any body to every operation of the switch's real gin
+// handlers, on the real engine and store, and checks the answer: never a
+// panic, never a 5xx but 503 (storage) — a body is the client's mistake or
+// the client's success — and every failure an ErrorDetail the interface
+// allows (an id, a known errorType, an errorMessage of at most 40
+// characters).
+//
+//	go test ./server -run '^$' -fuzz FuzzSurfaces -fuzztime 10m
+func FuzzSurfaces(f *testing.F) {
+	orig := originator("1234")
+	origJSON, _ := json.Marshal(orig)
+	seeds := []struct {
+		op   uint8
+		body string
+	}{
+		{0, `{"id":"` + wire.NewID() + `","time":"2026-11-21T10:00:00Z","originator":` + string(origJSON) + `,"client":{"id":"pos","name":"POS"},"qrProperties":{"value":{"amount":100,"currency":"710"},"scheme":"ELECTRUM_MERCHANT_MINIMAL"}}`},
+		{1, `{"id":"` + wire.NewID() + `","time":"2026-11-21T10:00:00Z","originator":` + string(origJSON) + `,"client":{"id":"pos","name":"POS"},"amounts":{"requestAmount":{"amount":100,"currency":"710"}},"tranId":"@TRAN@"}`},
+		{2, `{"id":"` + wire.NewID() + `","requestId":"@REQ@","time":"2026-11-21T10:00:00Z"}`},
+		{3, `{"id":"` + wire.NewID() + `","requestId":"@REQ@","time":"2026-11-21T10:00:00Z","reversalReason":"CANCELLED"}`},
+		{4, `{"id":"` + wire.NewID() + `","time":"2026-11-21T10:00:00Z","partner":{"id":"wallet-a","name":"W"},"tranId":"@TRAN@","partnerPaymentToken":"tok"}`},
+		{1, `{"id":5}`}, {2, `[]`}, {3, ``}, {4, `{"partner":null}`}, {0, `{"qrProperties":{"expiryDate":"9999-12-31T23:59:59Z"}}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.op, []byte(s.body))
+	}
+	s := newSurfaces(f)
+	f.Fuzz(func(t *testing.T, op uint8, body []byte) {
+		o := surfaceOps[int(op)%len(surfaceOps)]
+		body = bytes.ReplaceAll(body, []byte("@TRAN@"), []byte(s.tranID))
+		body = bytes.ReplaceAll(body, []byte("@REQ@"), []byte(s.requestID))
+		panics := s.obs.panics.Load()
+		w := s.serve(o.path, o.user, o.pass, body)
+		if s.obs.panics.Load() != panics {
+			t.Fatalf("POST %s %q: a handler panicked (answered %d)", o.path, body, w.Code)
+		}
+		switch {
+		case w.Code >= 500 && w.Code != http.StatusServiceUnavailable:
+			t.Fatalf("POST %s %q = %d %s: a server error for a body", o.path, body, w.Code, w.Body)
+		case w.Code < 400:
+			return
+		}
+		var d wire.ErrorDetail
+		if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+			t.Fatalf("POST %s %q = %d %q: not an ErrorDetail (%v)", o.path, body, w.Code, w.Body, err)
+		}
+		if !wire.IsUUID(d.ID) || !wire.IsErrorType(d.ErrorType) || d.ErrorMessage == "" || len([]rune(d.ErrorMessage)) > wire.MaxErrorMessage {
+			t.Fatalf("POST %s %q = %d: ErrorDetail %+v breaks the interface", o.path, body, w.Code, d)
+		}
+		if w.Code == http.StatusServiceUnavailable && d.ErrorType != wire.UpstreamUnavailable {
+			t.Fatalf("POST %s %q = 503 %s, want UPSTREAM_UNAVAILABLE", o.path, body, d.ErrorType)
+		}
+	})
+}

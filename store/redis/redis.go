@@ -1,0 +1,493 @@
+// Package redisstore (directory store/redis) is the production Store of the
+// switch: many qrswitch processes share one Redis (standalone or behind
+// Sentinel) and behave as one switch. It owns the key layout, the Lua scripts
+// that make every change atomic, the indexes that lookups, searches, claims
+// and recovery read without ever scanning the keyspace, the expiry of QR
+// codes and the retention of finished payments, and the wake-up channel
+// between replicas (Notifier). The package is not called redis so that it
+// does not shadow go-redis.
+//
+// # URL
+//
+//	redis://[[user]:password@]host:6379[/db][?params]
+//	rediss://[[user]:password@]host:6380[/db][?ca_file=/etc/qrswitch/redis-ca.pem]
+//	redis+sentinel://[[user]:password@]MASTER/host:26379,host:26379[/db][?sentinel_password=…]
+//
+// rediss:// speaks TLS (1.2 at least) and trusts the system roots, or only
+// the PEM bundle ca_file names. redis+sentinel:// asks the sentinels where
+// the master named MASTER is and follows it through failovers; the user
+// info is the data nodes' credentials, sentinel_password the sentinels'
+// own. key_prefix (default "qrs:") starts every key, so several switches
+// can share one Redis. Every other parameter is go-redis's (dial_timeout,
+// read_timeout, write_timeout, pool_size, client_name, …; an unknown one is
+// refused). Put passwords in QRSWITCH_STORE_URL rather than the file.
+//
+// Redis 7.0 or later is required (the scripts declare their flags). Redis
+// Cluster is not supported: a script reads and writes many index keys whose
+// names it computes, which Cluster forbids unless they share one hash slot,
+// and one slot would put everything on one shard anyway.
+//
+// # Key layout
+//
+// With the default prefix (P = "qrs:"); µs scores are CreatedAt in
+// microseconds unless said otherwise:
+//
+//	P qr:TRANID           hash   QR code: d (JSON), v (version), ret, req, pk (payment using it), exp (ms)
+//	P qrreq:RET/REQID     string the tranId holding the (retailer, createQrCode id) pair
+//	P pay:RET/REQID       hash   payment: d, v, and ret req tran rrn stan part mer ter st amt cu cr hu hr
+//	P adv:SENDER/ID       hash   advice: d, v, id pk part st cu cr, nu nr (NextAt), lo lu lr (lease)
+//	P tr:TRACEKEY         list   trace entries as JSON, in append order
+//	P pc                  zset   every payment                      (Search without an equality filter)
+//	P p:ret:R, p:req:ID, p:tran:T, p:rrn:N, p:stan:S, p:part:W, p:mer:M, p:ter:T, p:st:STATE
+//	                      zset   payments by each searched field    (Lookup, Search)
+//	P held                zset   AWAITING_SCAN/FORWARDED payments, scored by HoldUntil (Orphans)
+//	P gc                  zset   finished payments, scored by when their retention ends (ms)
+//	P ac, a:id:ID, a:pay:PAYKEY, a:part:W, a:st:STATE, a:leased
+//	                      zset   advices by each listed field       (Lookup, PaymentAdvices, ListAdvices)
+//	P due:PARTNER, P due  zset   PENDING advices scored by NextAt   (ClaimAdvices)
+//	P wake                channel wake-ups between replicas         (Notifier)
+//
+// A record's JSON carries every field, as in the other backends; the hash
+// fields beside it are the copies that scripts compare and indexes are
+// moved by, like the SQLite backend's index columns. Times that scripts
+// compare are kept as whole microseconds plus the nanoseconds within, so
+// comparisons are exact (see micros). A read is one HMGET of the JSON and
+// the version (and an advice's lease, which a claim changes without
+// rewriting the JSON).
+//
+// # Atomic changes
+//
+// Commit is one Lua script (EVALSHA, loaded again on NOSCRIPT): it checks
+// every record's version, the duplicate keys and the QR code's
+// (retailer, request id) pair first, returns the first record that fails
+// (the *qrswitch.CommitError) having written nothing, and otherwise writes
+// the records, moves every index entry whose value changed, appends the
+// trace and sets lifetimes. ClaimAdvices is a script too: it walks the
+// partner's due queue oldest NextAt first and leases, in the same atomic
+// step, each due advice that has no live lease and is the first of its
+// payment, unless another advice of the payment is leased. Because it is
+// atomic, two replicas never lease one advice, and so never send it at once.
+// A script runs alone on the server and is replicated and appended to the
+// AOF as one MULTI/EXEC block, so a crash of the switch or of Redis never
+// leaves a payment half-updated or an advice half-queued. Commit and every
+// read cost one round trip; a search or list costs one per 1000 index
+// entries it looks at (a budget that keeps each script short), usually one.
+//
+// Searches with several equality filters are driven by the index with the
+// fewest entries in the time range (ZCOUNT on each, inside the script) and
+// the other filters are checked on the hash fields in the script, so only
+// matches travel. ZINTERSTORE was the alternative; it writes a temporary
+// key per search (on the master, replicated, in the AOF) and computes the
+// whole intersection even when the first page is all that is wanted.
+//
+// The client never retries a command by itself (max_retries is forced off):
+// a Commit whose answer was lost may have been applied, so re-sending it
+// blindly could answer a duplicate for the caller's own write. Every
+// failure to reach Redis wraps qrswitch.ErrUnavailable: the engine answers
+// 503 and reads again before deciding. go-redis reconnects by itself when
+// Redis is back.
+//
+// # Lifetimes
+//
+// QR codes expire with Redis TTLs: a code no stored payment uses lives until
+// its ExpiresAt plus Options.QRKeep (default 1 h, so support can still read
+// an abandoned code's story), counted on Redis's clock; an early scan held
+// for a payment request lives inside its QR code, and goes with it. A code a
+// payment uses has no TTL while that payment is stored, so a payment's
+// story keeps its QR code; the QR code's trace (trace key "qr/TRANID", the
+// engine's convention) lives exactly as long as the code.
+//
+// A payment in a final state is kept for Options.Retention (default 90
+// days) after the commit that finished it, then deleted by the janitor with
+// its advices, its trace and every index entry, in one script per batch:
+// payments and advices have no TTL, because a key that expired by itself
+// would leave its index entries behind. A finished payment one of whose
+// advices is still pending, held or dead is kept and looked at again a day
+// later: an advice is never dropped unseen. Payments that never finish
+// (say, APPROVED and never confirmed or reversed) are kept until they do.
+// Every replica runs the janitor (Options.JanitorInterval); the script is
+// atomic, so they never get in each other's way. After retention a payment
+// request id, and an advice id, can be used again.
+//
+// # Durability
+//
+// A Commit returns once the master applied the script. What survives a
+// crash of the master then depends on its configuration (see
+// deploy/redis.conf): with appendfsync always an acknowledged change is on
+// the master's disk; with everysec, the default, up to a second of changes
+// can be lost if the master's machine fails (not if only Redis crashes).
+// Options.WaitReplicas adds WAIT, pipelined with the script (no extra round
+// trip): Commit then succeeds only when that many replicas acknowledged the
+// write within Options.WaitTimeout, and otherwise fails with
+// ErrUnavailable, so the switch answers 503, never 201/202 without the
+// promised copy. It applies to every Commit that writes a record (QR code,
+// payment, advice), because each of them is the basis of an answer the
+// switch gives; trace-only commits and claims (a lost lease only means an
+// advice is sent again, with the same id) do not wait.
+//
+// # Replicas
+//
+// Replicas share everything through the store; the engine is told
+// SoleOwner=false, so it recovers a payment only after its holder's
+// HoldUntil. Notifier carries wake-ups on one pub/sub channel: a scan linked
+// on one replica wakes the payment request held on another at once; a
+// message lost on the way (pub/sub does not queue) costs at most the
+// engine's Recheck interval, since held requests re-read the store.
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
+
+	qrswitch "github.com/qrswitch/qrswitch/switch"
+)
+
+// Options tune a Store. The zero value is the production default.
+type Options struct {
+	// Retention is how long a finished payment, its advices and its trace
+	// are kept after the commit that finished it. Default 2160 h (90 days).
+	Retention time.Duration
+	// WaitReplicas, when above 0, makes every Commit that writes a record
+	// wait until that many replicas acknowledged it (Redis WAIT), and fail
+	// with ErrUnavailable otherwise. Default 0: no wait.
+	WaitReplicas int
+	// WaitTimeout bounds that wait. Default 200 ms.
+	WaitTimeout time.Duration
+	// QRKeep is how long a QR code no payment uses is kept after it
+	// expires. Default 1 h.
+	QRKeep time.Duration
+	// JanitorInterval is how often payments past their retention are
+	// deleted. Default 1 min; negative: never (call Sweep).
+	JanitorInterval time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultRetention       = 90 * 24 * time.Hour
+	DefaultWaitTimeout     = 200 * time.Millisecond
+	DefaultQRKeep          = time.Hour
+	DefaultJanitorInterval = time.Minute
+)
+
+// sweepBatch is the most payments one janitor script deletes; a sweep runs
+// batches until less than a full one was due.
+const sweepBatch = 200
+
+// Store is a qrswitch.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	c      *redis.Client
+	prefix string
+	opts   Options
+
+	trips [numOps]atomic.Int64
+
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// Open connects to the Redis the URL names (see the package comment),
+// checks that it is fit to hold payments — Redis 7 or later, an eviction
+// policy that never drops a key without a TTL — loads the scripts and
+// starts the janitor. It fails when Redis cannot be reached.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	ep, err := parseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
+	}
+	// WAIT takes whole milliseconds, and 0 would wait for ever.
+	opts.WaitTimeout = max(opts.WaitTimeout.Round(time.Millisecond), time.Millisecond)
+	if opts.QRKeep <= 0 {
+		opts.QRKeep = DefaultQRKeep
+	}
+	if opts.JanitorInterval == 0 {
+		opts.JanitorInterval = DefaultJanitorInterval
+	}
+	quietOnce.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
+	var c *redis.Client
+	if o := ep.single; o != nil {
+		tune(&o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.PoolSize, &o.DialerRetries, opts.WaitTimeout)
+		o.DisableIdentity = true
+		c = redis.NewClient(o)
+	} else {
+		o := ep.failover
+		tune(&o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.PoolSize, &o.DialerRetries, opts.WaitTimeout)
+		o.DisableIdentity = true
+		c = redis.NewFailoverClient(o)
+	}
+	s := &Store{c: c, prefix: ep.prefix, opts: opts}
+	c.AddHook(counter{s})
+	if err := s.check(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	janitorCtx, stop := context.WithCancel(context.Background())
+	s.stopJanitor, s.janitorDone = stop, make(chan struct{})
+	go s.janitor(janitorCtx)
+	return s, nil
+}
+
+// quietOnce silences go-redis's own logger, which is process-wide and
+// writes plain text to stderr: every failure it would report reaches the
+// store's caller as an error, which the switch logs in its JSON log.
+var quietOnce sync.Once
+
+// tune sets the client defaults the store needs where the URL left them:
+// no blind retries, short dials, and reads that outlast a WAIT.
+func tune(maxRetries *int, dial, read, write *time.Duration, ctxTimeout *bool, pool, dialRetries *int, wait time.Duration) {
+	*maxRetries = -1
+	*ctxTimeout = true
+	if *dial == 0 {
+		*dial = 2 * time.Second
+	}
+	if *read == 0 {
+		*read = max(3*time.Second, wait+2*time.Second)
+	}
+	if *write == 0 {
+		*write = 3 * time.Second
+	}
+	if *pool == 0 {
+		// Held payment requests hold no connection, but a busy switch has
+		// many commits and reads in flight at once.
+		*pool = 64
+	}
+	if *dialRetries == 0 {
+		// A Redis that refuses connections is down: say so at once (the
+		// engine answers 503) rather than after five dial attempts.
+		*dialRetries = 1
+	}
+}
+
+// check verifies the server and loads the scripts.
+func (s *Store) check(ctx context.Context) error {
+	ctx = withOp(ctx, opPing)
+	info, err := s.c.Info(ctx, "server", "memory").Result()
+	if err != nil {
+		return unavailable("connecting to redis", err)
+	}
+	fields := infoFields(info)
+	v := fields["redis_version"]
+	if major, err := strconv.Atoi(strings.Split(v, ".")[0]); err != nil || major < 7 {
+		return fmt.Errorf("redis %q: the store needs Redis 7.0 or later", v)
+	}
+	if p := fields["maxmemory_policy"]; strings.HasPrefix(p, "allkeys-") {
+		return fmt.Errorf("redis maxmemory-policy is %s: it may evict payments and queued advices; set noeviction (see deploy/redis.conf)", p)
+	}
+	for _, sc := range []*redis.Script{commitScript, claimScript, janitorScript, walkScript, lookupScript} {
+		if err := sc.Load(ctx, s.c).Err(); err != nil {
+			return unavailable("loading the store's scripts", err)
+		}
+	}
+	return nil
+}
+
+// infoFields reads "name:value" lines of an INFO reply.
+func infoFields(info string) map[string]string {
+	m := make(map[string]string)
+	for _, line := range strings.Split(info, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// Prefix returns the key prefix of the store's keys.
+func (s *Store) Prefix() string { return s.prefix }
+
+func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, "") }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.c.Ping(withOp(ctx, opPing)).Err(); err != nil {
+		return unavailable("pinging redis", err)
+	}
+	return nil
+}
+
+// Close stops the janitor and closes the connections. Records committed
+// before Close are in Redis. Close is idempotent; calls after it fail with
+// an error wrapping ErrUnavailable.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopJanitor()
+		<-s.janitorDone
+		s.closeErr = s.c.Close()
+	})
+	return s.closeErr
+}
+
+func (s *Store) janitor(ctx context.Context) {
+	defer close(s.janitorDone)
+	if s.opts.JanitorInterval < 0 {
+		return
+	}
+	t := time.NewTicker(s.opts.JanitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			// An error (Redis away) is retried at the next tick; nothing
+			// is lost by a late sweep.
+			s.Sweep(ctx)
+		}
+	}
+}
+
+// Sweep deletes the finished payments whose retention has ended, with
+// their advices, traces and index entries, and returns how many it deleted.
+// The janitor calls it every JanitorInterval.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	ctx = withOp(ctx, opSweep)
+	total := 0
+	for {
+		res, err := janitorScript.Run(ctx, s.c, nil, s.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
+		if err != nil {
+			return total, unavailable("sweeping finished payments", err)
+		}
+		if len(res) != 2 {
+			return total, fmt.Errorf("sweeping finished payments: unexpected reply %v", res)
+		}
+		total += int(res[0])
+		if res[1] < sweepBatch {
+			return total, nil
+		}
+	}
+}
+
+// unavailable wraps a Redis error so that callers see ErrUnavailable and
+// the cause.
+func unavailable(doing string, err error) error {
+	return fmt.Errorf("%s: %w: %w", doing, qrswitch.ErrUnavailable, err)
+}
+
+// isNoScript reports whether err says the server does not know a script.
+func isNoScript(err error) bool {
+	return errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")
+}
+
+// --- round trips ------------------------------------------------------------
+
+// op names the Store method a round trip is made for.
+type op int
+
+const (
+	opCommit op = iota
+	opClaim
+	opQR
+	opPayment
+	opAdvice
+	opTrace
+	opPaymentAdvices
+	opLookup
+	opSearch
+	opListAdvices
+	opOrphans
+	opPing
+	opNotify
+	opSweep
+	numOps
+)
+
+var opNames = [numOps]string{"Commit", "ClaimAdvices", "QR", "Payment", "Advice", "Trace", "PaymentAdvices",
+	"Lookup", "Search", "ListAdvices", "Orphans", "Ping", "Notify", "Sweep"}
+
+type opKey struct{}
+
+func withOp(ctx context.Context, o op) context.Context { return context.WithValue(ctx, opKey{}, o) }
+
+// counter is a go-redis hook counting round trips: one per command sent
+// alone, one per pipeline. A new connection's handshake (HELLO, AUTH,
+// SELECT), which go-redis also runs through the hook, is not an operation's
+// cost and is not counted.
+type counter struct{ s *Store }
+
+func (h counter) count(ctx context.Context) {
+	o, ok := ctx.Value(opKey{}).(op)
+	if !ok {
+		o = opPing
+	}
+	h.s.trips[o].Add(1)
+}
+
+func (h counter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		switch cmd.Name() {
+		case "hello", "auth", "select":
+		default:
+			h.count(ctx)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.count(ctx)
+		return next(ctx, cmds)
+	}
+}
+
+// RoundTrips returns how many round trips to Redis the store has made since
+// Open (store.Benchmarks reports them per operation).
+func (s *Store) RoundTrips() int64 {
+	var n int64
+	for i := range s.trips {
+		n += s.trips[i].Load()
+	}
+	return n
+}
+
+// Stats returns the round trips since Open by the method that made them:
+// the Store's methods, Notify (wake-ups), and Sweep (the janitor). Open's
+// own checks count as Ping.
+func (s *Store) Stats() map[string]int64 {
+	m := make(map[string]int64, numOps)
+	for i := range s.trips {
+		m[opNames[i]] = s.trips[i].Load()
+	}
+	return m
+}
+
+// ServerCPU returns the CPU time (user and system) the Redis server has
+// used since it started, from INFO cpu; store.Benchmarks reports it per
+// operation. It counts every client of the server, not only this store.
+func (s *Store) ServerCPU(ctx context.Context) (time.Duration, error) {
+	info, err := s.c.Info(withOp(ctx, opPing), "cpu").Result()
+	if err != nil {
+		return 0, unavailable("reading the server's CPU time", err)
+	}
+	f := infoFields(info)
+	var total float64
+	for _, name := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(f[name], 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu %s = %q: %w", name, f[name], err)
+		}
+		total += v
+	}
+	return time.Duration(total * float64(time.Second)), nil
+}
+
+// Interface guards
+var _ qrswitch.Store = (*Store)(nil)
