@@ -31,8 +31,9 @@ func (h *HoldReport) writeText(w io.Writer) {
 }
 
 // Hold opens n payment requests that wait for scans, reads the switch's
-// memory from its metrics once all are held, then ends them with reversals.
-func Hold(ctx context.Context, o Options, n int) (*Report, error) {
+// memory from its metrics once all are held, keeps them held for linger,
+// then ends them with reversals.
+func Hold(ctx context.Context, o Options, n int, linger time.Duration) (*Report, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -98,8 +99,9 @@ func Hold(ctx context.Context, o Options, n int) (*Report, error) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if o.Progress != nil {
-		fmt.Fprintf(o.Progress, "hold: %d requests held; ending them with reversals\n", n)
+		fmt.Fprintf(o.Progress, "hold: %d requests held; ending them with reversals in %s\n", n, linger)
 	}
+	time.Sleep(linger) // time to look at the switch (profiles) while it holds them
 	items := make([]string, n)
 	var next atomic.Int64
 	r.each(ctx, items, func(_ *pos, _ string) {

@@ -191,7 +191,7 @@ func TestRecoveryAndHold(t *testing.T) {
 
 	o := st.opts
 	o.HTTP2 = true
-	rep, err = Hold(t.Context(), o, 30)
+	rep, err = Hold(t.Context(), o, 30, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	advices := fs.Int("advices", 10000, "recovery: advices to queue")
 	down := fs.Duration("down", 5*time.Second, "recovery: how long the simulator refuses advices")
 	requests := fs.Int("requests", 10000, "hold: payment requests to hold open")
+	linger := fs.Duration("linger", 0, "hold: keep them held this long before ending them (to take profiles)")
 	out := fs.String("out", "", "write the report as JSON to `file`")
 	quiet := fs.Bool("quiet", false, "no progress lines")
 	if err := fs.Parse(args); err != nil {
@@ -101,7 +102,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	case "recovery":
 		rep, err = load.Recovery(ctx, o, *advices, *down)
 	case "hold":
-		rep, err = load.Hold(ctx, o, *requests)
+		rep, err = load.Hold(ctx, o, *requests, *linger)
 	default:
 		fmt.Fprint(stderr, loadUsage)
 		return fmt.Errorf("load: unknown mode %q", mode)
