@@ -157,7 +157,7 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sim.ServeHTTP(w, r)
 		return
 	}
-	if !wait(r.Context(), s.transit) {
+	if !waited(r.Context(), s.transit) {
 		return
 	}
 	status, answer := s.status, []byte(s.body)
@@ -173,7 +173,7 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.rewrite != nil {
 		answer = s.rewrite(answer)
 	}
-	if !wait(r.Context(), s.delay) {
+	if !waited(r.Context(), s.delay) {
 		return
 	}
 	if s.reset {
@@ -198,7 +198,7 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		answer = answer[n:]
 		rc.Flush()
-		if !wait(r.Context(), s.trickle) {
+		if !waited(r.Context(), s.trickle) {
 			return
 		}
 	}
@@ -224,8 +224,8 @@ func concurrently[R any](t *testing.T, limit int, rows []R, name func(R) string,
 	wg.Wait()
 }
 
-// wait waits d unless ctx ends first, and reports whether it waited d.
-func wait(ctx context.Context, d time.Duration) bool {
+// waited waits d unless ctx ends first, and reports whether it waited d.
+func waited(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}

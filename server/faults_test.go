@@ -35,7 +35,7 @@ const (
 	netResetSoon          // the connection is reset as its first bytes pass (before the request)
 	netBadTLS             // the lane leads to a server with a certificate the switch does not trust
 	netStall              // no byte passes, the connection stays open
-	netSlow               // every byte is delayed 150 ms, within the timeout
+	netSlow               // every chunk is delayed 100 ms, within the timeout
 )
 
 func (f netFault) apply(t *testing.T, fh *faultHarness, l *lane) {
@@ -50,35 +50,39 @@ func (f netFault) apply(t *testing.T, fh *faultHarness, l *lane) {
 	case netStall:
 		l.poison(t, `{"name":"stall","type":"timeout","stream":"upstream","attributes":{"timeout":0}}`)
 	case netSlow:
-		l.poison(t, `{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":150}}`)
+		l.poison(t, `{"name":"slow","type":"latency","stream":"downstream","attributes":{"latency":100}}`)
 	}
+}
+
+// Outcome names as traces show them.
+const (
+	unknown    = "unknown"
+	failed     = "failed"
+	successful = "successful"
+)
+
+// payRow is one fault of the payment matrix.
+type payRow struct {
+	name   string
+	script *script
+	net    netFault
+	// What the retailer is told.
+	status    int
+	errorType string
+	// The payment leg's outcome in the trace, and the state the payment ends in.
+	outcome string
+	state   string
+	// Whether the partner's ledger has the payment, and its final state there.
+	partnerSaw   bool
+	partnerState electrumsim.State
+	// Whether a late answer is traced.
+	late bool
 }
 
 func TestFaultMatrixPay(t *testing.T) {
 	t.Parallel()
 	fh := newFaultHarness(t, 6)
-	type row struct {
-		name   string
-		script *script
-		net    netFault
-		// What the retailer is told.
-		status    int
-		errorType string
-		// The payment leg's outcome in the trace, and the state the payment ends in.
-		outcome string
-		state   string
-		// Whether the partner's ledger has the payment, and its final state there.
-		partnerSaw   bool
-		partnerState electrumsim.State
-		// Whether a late answer is traced.
-		late bool
-	}
-	const (
-		unknown    = "unknown"
-		failed     = "failed"
-		successful = "successful"
-	)
-	rows := []row{
+	rows := []payRow{
 		{name: "500 with ErrorDetail", script: &script{status: 500, body: errorBody(wire.GeneralError, "Boom")},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
 		{name: "500 without body", script: &script{status: 500},
@@ -136,7 +140,7 @@ func TestFaultMatrixPay(t *testing.T) {
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
 		{name: "reset after the request was read", script: &script{reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
-		{name: "body trickled within the timeout", script: &script{forward: true, trickle: 2 * time.Millisecond},
+		{name: "body trickled within the timeout", script: &script{forward: true, trickle: time.Millisecond},
 			status: 201, outcome: successful, state: "APPROVED", partnerSaw: true, partnerState: electrumsim.StateReserved},
 		{name: "body trickled past the timeout", script: &script{forward: true, trickle: 15 * time.Millisecond},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
@@ -152,76 +156,101 @@ func TestFaultMatrixPay(t *testing.T) {
 		{name: "slow network within the timeout", net: netSlow,
 			status: 201, outcome: successful, state: "APPROVED", partnerSaw: true, partnerState: electrumsim.StateReserved},
 	}
-	concurrently(t, matrixConcurrency, rows, func(r row) string { return r.name }, func(t *testing.T, tt row) {
-		{
-			var l *lane
-			if tt.net != noNetFault {
-				l = fh.lane(t)
-			}
-			req, answer := fh.startPay(t, l, 1001, func(req *wire.PaymentRequest) {
-				if tt.script != nil {
-					fh.partner.set(opPay, req.ID, *tt.script)
-				}
-				tt.net.apply(t, fh, l)
-			})
-			r := <-answer
-			if l != nil {
-				l.heal(t) // let the timeout reversal through
-			}
-			if r.status != tt.status {
-				t.Fatalf("pay = %d %s, want %d", r.status, r.body, tt.status)
-			}
-			if tt.errorType != "" {
-				if d := r.detail(t); d.ErrorType != tt.errorType || d.OriginalID != req.ID || d.TranID != req.TranID {
-					t.Errorf("ErrorDetail = %+v, want errorType %s for request %s", d, tt.errorType, req.ID)
-				}
-			}
-			key := qrswitch.PaymentKey("shop-1", req.ID)
-			p := fh.waitState(t, key, tt.state)
-			st := fh.story(t, req.ID)
-			if got := answers(st, "pay", req.ID); len(got) != 1 || got[0].Outcome != tt.outcome {
-				t.Errorf("trace has pay answers %+v, want one %s", got, tt.outcome)
-			}
-			if tt.late {
-				eventually(t, "late answer traced", func() bool {
-					return len(lateAnswers(fh.story(t, req.ID), "pay", req.ID)) == 1
-				})
-			}
-			// Store and forward: an unknown outcome, and only that, leads
-			// to one timeout reversal, sent until final.
-			advices, err := fh.srv.Store().PaymentAdvices(t.Context(), key)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.outcome != unknown {
-				if len(advices) != 0 {
-					t.Fatalf("advices = %+v, want none", advices)
-				}
-			} else {
-				if len(advices) != 1 || advices[0].Sender != qrswitch.SwitchSender || advices[0].Reversal.ReversalReason != wire.ReasonTimeout ||
-					advices[0].State != qrswitch.AdviceDone || advices[0].Outcome.String() != successful || p.AdviceKey != advices[0].Key() {
-					t.Fatalf("advices = %+v, want one TIMEOUT reversal by the switch, done", advices)
-				}
-			}
-			// The partner's funds end as the switch's record says: a payment
-			// the switch reversed is released (or never arrived), one it
-			// approved is reserved for the advice to come.
-			if tt.partnerSaw {
-				eventually(t, "partner's payment "+string(tt.partnerState), func() bool {
-					pe, saw := fh.ledgerPayment(req.ID)
-					return saw && pe.State == tt.partnerState
-				})
-			} else if pe, saw := fh.ledgerPayment(req.ID); saw {
-				t.Fatalf("partner ledger has the payment (%+v), want it never to have arrived", pe)
-			}
-		}
+	concurrently(t, matrixConcurrency, rows, func(r payRow) string { return r.name }, func(t *testing.T, tt payRow) {
+		testPayFault(t, fh, tt)
 	})
+}
+
+func testPayFault(t *testing.T, fh *faultHarness, tt payRow) {
+	var l *lane
+	if tt.net != noNetFault {
+		l = fh.lane(t)
+	}
+	req, answer := fh.startPay(t, l, 1001, func(req *wire.PaymentRequest) {
+		if tt.script != nil {
+			fh.partner.set(opPay, req.ID, *tt.script)
+		}
+		tt.net.apply(t, fh, l)
+	})
+	r := <-answer
+	if l != nil {
+		l.heal(t) // let the timeout reversal through
+	}
+	if r.status != tt.status {
+		t.Fatalf("pay = %d %s, want %d", r.status, r.body, tt.status)
+	}
+	if tt.errorType != "" {
+		if d := r.detail(t); d.ErrorType != tt.errorType || d.OriginalID != req.ID || d.TranID != req.TranID {
+			t.Errorf("ErrorDetail = %+v, want errorType %s for request %s", d, tt.errorType, req.ID)
+		}
+	}
+	key := qrswitch.PaymentKey("shop-1", req.ID)
+	p := fh.waitState(t, key, tt.state)
+	st := fh.story(t, req.ID)
+	if got := answers(st, "pay", req.ID); len(got) != 1 || got[0].Outcome != tt.outcome {
+		t.Errorf("trace has pay answers %+v, want one %s", got, tt.outcome)
+	}
+	if tt.late {
+		eventually(t, "late answer traced", func() bool {
+			return len(lateAnswers(fh.story(t, req.ID), "pay", req.ID)) == 1
+		})
+	}
+	// Store and forward: an unknown outcome, and only that, leads
+	// to one timeout reversal, sent until final.
+	advices, err := fh.srv.Store().PaymentAdvices(t.Context(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tt.outcome != unknown {
+		if len(advices) != 0 {
+			t.Fatalf("advices = %+v, want none", advices)
+		}
+	} else {
+		if len(advices) != 1 || advices[0].Sender != qrswitch.SwitchSender || advices[0].Reversal.ReversalReason != wire.ReasonTimeout ||
+			advices[0].State != qrswitch.AdviceDone || advices[0].Outcome.String() != successful || p.AdviceKey != advices[0].Key() {
+			t.Fatalf("advices = %+v, want one TIMEOUT reversal by the switch, done", advices)
+		}
+		// The trace tells it: the decision, the deferral when the
+		// partner's timeout passed (the request may still be on its
+		// way), and the reversal's exchange with its outcome.
+		events := map[string]bool{}
+		for _, e := range st.Trace {
+			events[e.Operation] = events[e.Operation] || e.Kind == qrswitch.KindEvent
+		}
+		timedOut := strings.Contains(notes(answers(st, "pay", req.ID)), "no answer within")
+		if !events["timeoutReversal"] || events["reversalDeferred"] != timedOut {
+			t.Errorf("trace events %v: want timeoutReversal, and reversalDeferred exactly when the timeout passed (%v)", events, timedOut)
+		}
+		if rev := answers(st, "reversePayment", advices[0].ID); len(rev) == 0 || rev[len(rev)-1].Outcome != successful {
+			t.Errorf("trace has reversal answers %+v, want the last successful", rev)
+		}
+	}
+	// The partner's funds end as the switch's record says: a payment
+	// the switch reversed is released (or never arrived), one it
+	// approved is reserved for the advice to come.
+	if tt.partnerSaw {
+		eventually(t, "partner's payment "+string(tt.partnerState), func() bool {
+			pe, saw := fh.ledgerPayment(req.ID)
+			return saw && pe.State == tt.partnerState
+		})
+	} else if pe, saw := fh.ledgerPayment(req.ID); saw {
+		t.Fatalf("partner ledger has the payment (%+v), want it never to have arrived", pe)
+	}
 }
 
 // matrixConcurrency bounds the rows of a fault matrix run at once: enough
 // that the suite stays fast, few enough that a loaded machine still
 // answers well within the partners' 1 s timeout.
 const matrixConcurrency = 12
+
+// notes joins the notes of trace entries.
+func notes(entries []qrswitch.TraceEntry) string {
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Note)
+	}
+	return strings.Join(out, "; ")
+}
 
 // adviceRow is one fault of the advice matrix, the same for confirmations
 // and reversals except where final says otherwise.
@@ -242,7 +271,7 @@ type adviceRow struct {
 func TestFaultMatrixAdvice(t *testing.T) {
 	t.Parallel()
 	fh := newFaultHarness(t, 8)
-	ok, no := "successful", "failed"
+	ok, no := successful, failed
 	both := func(s string) [2]string { return [2]string{s, s} }
 	rows := []adviceRow{
 		{name: "500 with ErrorDetail", script: &script{status: 500, body: errorBody(wire.GeneralError, "Boom"), times: 1},
@@ -340,7 +369,7 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 		l.heal(t)
 	}
 	want := doneState
-	if final == "failed" {
+	if final == failed {
 		want = failState
 	}
 	fh.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), want)
@@ -372,7 +401,7 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 	if len(got) > 0 {
 		firstOutcome := final
 		if tt.retried {
-			firstOutcome = "unknown"
+			firstOutcome = unknown
 		}
 		if got[0].Outcome != firstOutcome || got[len(got)-1].Outcome != final {
 			t.Errorf("trace outcomes %s … %s, want %s … %s", got[0].Outcome, got[len(got)-1].Outcome, firstOutcome, final)

@@ -59,6 +59,9 @@ type Options struct {
 	// Pprof serves net/http/pprof under /debug/pprof/ on the admin
 	// listener. Off by default: profiles reveal internals.
 	Pprof bool
+	// ControlRefresh overrides how often the partner controls (paused
+	// queues) are read again from the store (tests).
+	ControlRefresh time.Duration
 }
 
 // Server is one running switch process.
@@ -99,6 +102,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	s.store = b.store
+	s.metrics = newMetrics()
 	ps, err := s.buildPartners()
 	if err != nil {
 		return nil, err
@@ -120,9 +124,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			Poll:            opts.SAFPoll,
 			LeaseMargin:     opts.LeaseMargin,
 		},
-		Notifier:  b.notifier,
-		Recheck:   cmp.Or(opts.Recheck, b.recheck),
-		SoleOwner: b.soleOwner,
+		Notifier:       b.notifier,
+		Recheck:        cmp.Or(opts.Recheck, b.recheck),
+		SoleOwner:      b.soleOwner,
+		Observer:       s.metrics,
+		ControlRefresh: opts.ControlRefresh,
 	})
 	if err != nil {
 		return nil, err
@@ -131,7 +137,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	s.metrics = newMetrics(s.engine)
+	s.metrics.watch(s.engine, log)
 	router := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog, Observer: s.metrics})
 	retailers.Mount(router, s.engine, auth)
 	scanapi.Mount(router, s.engine, auth)

@@ -7,12 +7,17 @@
 // The suite pins these readings of points the contract leaves open:
 //   - Search: From is inclusive, To and Before exclusive; MinAmount and
 //     MaxAmount are inclusive on the request amount.
-//   - Indexed fields come from the record: the payment's TranID, its
-//     PartnerID() (the linked scan), and from its Request: Rrn, Stan,
-//     Originator.TerminalID, Originator.Merchant.MerchantID and
-//     Amounts.RequestAmount.
+//   - Indexed fields come from the record: the payment's RequestID,
+//     TranID, LegOutcome(), its PartnerID() (the linked scan), and from its
+//     Request: Rrn, Stan, Originator.TerminalID,
+//     Originator.Merchant.MerchantID and Amounts.RequestAmount.
+//   - Search orders by CreatedAt, then Key, both descending; the suite
+//     gives payments either equal CreatedAt or ones a second or more apart,
+//     so a backend ordering by the microsecond passes (see Query).
 //   - "Oldest first" for advices means by CreatedAt.
 //   - A zero HoldUntil, NextAt or LeaseUntil is a time before every other.
+//   - QueueStats counts PENDING, HELD and DEAD advices by their PartnerID;
+//     its times are checked on whole seconds.
 package store
 
 import (
@@ -67,6 +72,10 @@ func ConformanceWith(t *testing.T, o Opener) {
 		{"PaymentAdvices", testPaymentAdvices},
 		{"Lookup", testLookup},
 		{"Search", testSearch},
+		{"SearchPagingTies", testSearchPagingTies},
+		{"QueueStats", testQueueStats},
+		{"QueueStatsSample", testQueueStatsSample},
+		{"PartnerControls", testPartnerControls},
 		{"ListAdvices", testListAdvices},
 		{"Limits", testQueryLimits},
 		{"Orphans", testOrphans},
@@ -206,6 +215,30 @@ var kinds = []struct {
 				a.Confirmation.Amounts.ApprovedAmount.Amount = -1
 				a.Confirmation.Partner.Name = "scribbled"
 				a.AnswerBody[0] = 'X'
+			},
+		}
+	}},
+	{"control", func(n int) *record {
+		c := newControl(fmt.Sprintf("wallet-%d", n), true, t0)
+		return &record{
+			key:     c.PartnerID,
+			value:   c,
+			version: func() int64 { return c.Version },
+			set:     func(v int64) { c.Version = v },
+			change:  func() *qrswitch.Change { return &qrswitch.Change{Control: c} },
+			read: func(ctx context.Context, s qrswitch.Store) (any, error) {
+				return s.PartnerControl(ctx, c.PartnerID)
+			},
+			edit: func(n int) {
+				c.Paused = !c.Paused
+				c.By = fmt.Sprintf("operator-%d", n)
+				c.At = t0.Add(time.Duration(n) * time.Minute)
+				c.Reason = fmt.Sprintf("change %d", n)
+			},
+			scribble: func(v any) {
+				c := v.(*qrswitch.PartnerControl)
+				c.Paused = !c.Paused
+				c.Reason = "scribbled"
 			},
 		}
 	}},
@@ -829,15 +862,27 @@ func testSearch(t *testing.T, o Opener) {
 		switch i % 3 {
 		case 1:
 			scanned(p, partnerA, p.CreatedAt)
+			if i%4 == 1 {
+				timedOut(p, p.CreatedAt)
+			}
 		case 2:
 			scanned(p, partnerB, p.CreatedAt)
 			approved(p, p.CreatedAt)
+			if i%4 == 3 {
+				declined(p, p.CreatedAt)
+			}
 		}
 		all = append(all, p)
 	}
 	noAmount := newPayment(retailerA, "req-noamount", "tran-na", t0.Add(30*time.Minute))
 	noAmount.Request.Amounts = nil
 	all = append(all, noAmount)
+	// A request id two retailers used, and a tombstone (no payment leg,
+	// so no outcome).
+	shared := newPayment(retailerA, "req-05", "tran-shared", t0.Add(31*time.Minute))
+	tomb := newPayment(retailerB, "req-tomb", "tran-tomb", t0.Add(32*time.Minute))
+	tomb.State, tomb.Tombstone = outcome.Reversed, true
+	all = append(all, shared, tomb)
 	var wg sync.WaitGroup
 	for _, p := range all {
 		wg.Go(func() { commitOrError(t, s, "payment "+p.Key(), &qrswitch.Change{Payment: p}) })
@@ -855,6 +900,8 @@ func testSearch(t *testing.T, o Opener) {
 			amount = r.Amounts.RequestAmount.Amount
 		}
 		return (q.RetailerID == "" || p.RetailerID == q.RetailerID) &&
+			(q.RequestID == "" || p.RequestID == q.RequestID) &&
+			(q.Outcome == "" || p.LegOutcome() == q.Outcome) &&
 			(q.PartnerID == "" || p.PartnerID() == q.PartnerID) &&
 			(q.MerchantID == "" || r.Originator.Merchant.MerchantID == q.MerchantID) &&
 			(q.TerminalID == "" || r.Originator.TerminalID == q.TerminalID) &&
@@ -883,6 +930,12 @@ func testSearch(t *testing.T, o Opener) {
 	}{
 		{"All", qrswitch.Query{}},
 		{"Retailer", qrswitch.Query{RetailerID: retailerB}},
+		{"RequestID", qrswitch.Query{RequestID: "req-05"}},
+		{"RetailerRequestID", qrswitch.Query{RetailerID: retailerB, RequestID: "req-05"}},
+		{"OutcomeSuccessful", qrswitch.Query{Outcome: "successful"}},
+		{"OutcomeUnknown", qrswitch.Query{Outcome: "unknown"}},
+		{"OutcomeFailed", qrswitch.Query{Outcome: "failed"}},
+		{"OutcomeAndPartner", qrswitch.Query{Outcome: "unknown", PartnerID: partnerA}},
 		{"Partner", qrswitch.Query{PartnerID: partnerA}},
 		{"Merchant", qrswitch.Query{MerchantID: "M-2"}},
 		{"Terminal", qrswitch.Query{TerminalID: "T3"}},
@@ -933,6 +986,235 @@ func testSearch(t *testing.T, o Opener) {
 			t.Errorf("Search pages by Before = %v\nwant %v", pages, w)
 		}
 	})
+	// Every filter once more through a second page, which the cursor
+	// (Before and BeforeKey) starts.
+	t.Run("PagingFiltered", func(t *testing.T) {
+		for _, q := range []qrswitch.Query{
+			{RetailerID: retailerA},
+			{Outcome: "successful"},
+			{PartnerID: partnerA, MinAmount: 2000},
+		} {
+			w := want(q)
+			var pages []string
+			page := q
+			page.Limit = 2
+			for range 20 {
+				got, err := s.Search(t.Context(), page)
+				if err != nil {
+					t.Fatalf("Search(%+v) error = %v", page, err)
+				}
+				if len(got) == 0 {
+					break
+				}
+				pages = append(pages, keysOf(got)...)
+				last := got[len(got)-1]
+				page.Before, page.BeforeKey = last.CreatedAt, last.Key()
+			}
+			if !slices.Equal(pages, w) {
+				t.Errorf("Search(%+v) in pages of 2 = %v\nwant %v", q, pages, w)
+			}
+		}
+	})
+}
+
+// testSearchPagingTies pages through payments many of which share a
+// CreatedAt: ties come by key, descending, and a cursor in the middle of a
+// run of ties continues exactly after it.
+func testSearchPagingTies(t *testing.T, o Opener) {
+	s := o.Open(t)
+	var all []*qrswitch.Payment
+	for i := range 14 {
+		at := t0.Add(time.Duration(i/5) * time.Second) // runs of 5, 5 and 4 ties
+		retailer := []string{retailerA, retailerB}[i%2]
+		p := newPayment(retailer, fmt.Sprintf("req-%02d", (i*5)%14), fmt.Sprintf("tran-%02d", i), at)
+		all = append(all, p)
+		commit(t, s, "payment "+p.Key(), &qrswitch.Change{Payment: p})
+	}
+	order := func(keep func(*qrswitch.Payment) bool) []string {
+		var ps []*qrswitch.Payment
+		for _, p := range all {
+			if keep(p) {
+				ps = append(ps, p)
+			}
+		}
+		slices.SortFunc(ps, func(a, b *qrswitch.Payment) int {
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(b.Key(), a.Key())
+		})
+		return keysOf(ps)
+	}
+	for _, tc := range []struct {
+		name string
+		q    qrswitch.Query
+		keep func(*qrswitch.Payment) bool
+	}{
+		{"All", qrswitch.Query{}, func(*qrswitch.Payment) bool { return true }},
+		{"Retailer", qrswitch.Query{RetailerID: retailerB}, func(p *qrswitch.Payment) bool { return p.RetailerID == retailerB }},
+	} {
+		for _, size := range []int{1, 2, 3, 5} {
+			t.Run(fmt.Sprintf("%s/PagesOf%d", tc.name, size), func(t *testing.T) {
+				q := tc.q
+				q.Limit = size
+				var got []string
+				for range 20 {
+					page, err := s.Search(t.Context(), q)
+					if err != nil {
+						t.Fatalf("Search(%+v) error = %v", q, err)
+					}
+					if len(page) == 0 {
+						break
+					}
+					got = append(got, keysOf(page)...)
+					last := page[len(page)-1]
+					q.Before, q.BeforeKey = last.CreatedAt, last.Key()
+				}
+				if w := order(tc.keep); !slices.Equal(got, w) {
+					t.Errorf("Search pages = %v\nwant %v", got, w)
+				}
+			})
+		}
+	}
+	// Before without BeforeKey still means "created strictly before".
+	got, err := s.Search(t.Context(), qrswitch.Query{Before: t0.Add(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := order(func(p *qrswitch.Payment) bool { return p.CreatedAt.Before(t0.Add(time.Second)) }); !slices.Equal(keysOf(got), w) {
+		t.Errorf("Search(Before alone) = %v, want %v", keysOf(got), w)
+	}
+}
+
+func testQueueStats(t *testing.T, o Opener) {
+	s := o.Open(t)
+	ctx := t.Context()
+	type adv struct {
+		id       string
+		partner  string
+		state    qrswitch.AdviceState
+		queued   time.Duration // QueuedAt - t0
+		next     time.Duration // NextAt - t0
+		attempts int
+	}
+	advs := []adv{
+		{"p1", partnerA, qrswitch.AdvicePending, 3 * time.Minute, 10 * time.Minute, 2},
+		{"p2", partnerA, qrswitch.AdvicePending, time.Minute, 5 * time.Minute, 7},
+		{"p3", partnerA, qrswitch.AdvicePending, 2 * time.Minute, 20 * time.Minute, 2},
+		{"p4", partnerA, qrswitch.AdvicePending, 4 * time.Minute, 4 * time.Minute, 0},
+		{"h1", partnerA, qrswitch.AdviceHeld, 0, 0, 0},
+		{"d1", partnerA, qrswitch.AdviceDead, 0, time.Minute, 40},
+		{"d2", partnerA, qrswitch.AdviceDead, 0, time.Minute, 41},
+		{"x1", partnerA, qrswitch.AdviceDone, 0, 0, 1},
+		{"x2", partnerA, qrswitch.AdviceMerged, 0, 0, 0},
+		{"b1", partnerB, qrswitch.AdvicePending, 30 * time.Second, 30 * time.Second, 1},
+	}
+	recs := map[string]*qrswitch.Advice{}
+	for i, a := range advs {
+		rec := newAdvice(retailerA, a.id, qrswitch.PaymentKey(retailerA, fmt.Sprintf("pay-%d", i)), a.partner, t0.Add(a.next))
+		rec.State, rec.Attempts = a.state, a.attempts
+		if a.state == qrswitch.AdvicePending || a.state == qrswitch.AdviceDead {
+			rec.QueuedAt = t0.Add(a.queued)
+		}
+		recs[a.id] = rec
+		commit(t, s, "advice "+a.id, &qrswitch.Change{Advices: []*qrswitch.Advice{rec}})
+	}
+	// One pending advice is being sent: still pending, still counted.
+	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: partnerA, Owner: "w", Now: t0.Add(time.Hour), Lease: time.Minute, Max: 1}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what, partner string, want qrswitch.QueueStats) {
+		t.Helper()
+		got, err := s.QueueStats(ctx, partner)
+		if err != nil {
+			t.Fatalf("QueueStats(%s) %s error = %v", partner, what, err)
+		}
+		want.PartnerID = partner
+		if want.Attempts == nil {
+			want.Attempts = map[int]int{}
+		}
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("QueueStats(%s) %s = %+v\nwant %+v", partner, what, *got, want)
+		}
+	}
+	check("at first", partnerA, qrswitch.QueueStats{Pending: 4, Held: 1, Dead: 2,
+		OldestQueuedAt: t0.Add(time.Minute), NextAt: t0.Add(4 * time.Minute),
+		Attempts: map[int]int{0: 1, 2: 2, 7: 1}, Sampled: 4})
+	check("at first", partnerB, qrswitch.QueueStats{Pending: 1,
+		OldestQueuedAt: t0.Add(30 * time.Second), NextAt: t0.Add(30 * time.Second),
+		Attempts: map[int]int{1: 1}, Sampled: 1})
+	check("of an unknown partner", "wallet-z", qrswitch.QueueStats{})
+
+	// The oldest pending advice is dead-lettered, a dead one replayed
+	// (queued afresh) and the held one queued: every count and time moves.
+	p2 := recs["p2"]
+	p2.State, p2.Attempts = qrswitch.AdviceDead, 8
+	d1 := recs["d1"]
+	d1.State, d1.QueuedAt, d1.NextAt = qrswitch.AdvicePending, t0.Add(time.Hour), t0.Add(time.Hour)
+	h1 := recs["h1"]
+	h1.State, h1.QueuedAt, h1.NextAt = qrswitch.AdvicePending, t0.Add(90*time.Second), t0.Add(90*time.Second)
+	commit(t, s, "advices moved", &qrswitch.Change{Advices: []*qrswitch.Advice{p2, d1, h1}})
+	check("after updates", partnerA, qrswitch.QueueStats{Pending: 5, Dead: 2,
+		OldestQueuedAt: t0.Add(90 * time.Second), NextAt: t0.Add(90 * time.Second),
+		Attempts: map[int]int{0: 2, 2: 2, 40: 1}, Sampled: 5})
+}
+
+// testQueueStatsSample checks that Attempts counts the QueueSample advices
+// queued longest when more are pending, and Pending counts them all.
+func testQueueStatsSample(t *testing.T, o Opener) {
+	s := o.Open(t)
+	const extra = 5
+	var advs []*qrswitch.Advice
+	want := map[int]int{}
+	for i := range qrswitch.QueueSample + extra {
+		a := newAdvice(retailerA, fmt.Sprintf("adv-%04d", i), qrswitch.PaymentKey(retailerA, fmt.Sprintf("pay-%04d", i)), partnerA, t0)
+		a.QueuedAt = t0.Add(time.Duration(i) * time.Second)
+		a.Attempts = i % 4
+		if i >= qrswitch.QueueSample {
+			a.Attempts = 99 // queued last: outside the sample
+		} else {
+			want[a.Attempts]++
+		}
+		advs = append(advs, a)
+	}
+	commit(t, s, "advices", &qrswitch.Change{Advices: advs})
+	got, err := s.QueueStats(t.Context(), partnerA)
+	if err != nil {
+		t.Fatalf("QueueStats error = %v", err)
+	}
+	if got.Pending != qrswitch.QueueSample+extra || got.Sampled != qrswitch.QueueSample || !reflect.DeepEqual(got.Attempts, want) {
+		t.Errorf("QueueStats = pending %d, sampled %d, attempts %v; want %d, %d, %v",
+			got.Pending, got.Sampled, got.Attempts, qrswitch.QueueSample+extra, qrswitch.QueueSample, want)
+	}
+}
+
+func testPartnerControls(t *testing.T, o Opener) {
+	s := o.Open(t)
+	ctx := t.Context()
+	if got, err := s.PartnerControls(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("PartnerControls of an empty store = %v, %v; want none", got, err)
+	}
+	b := newControl(partnerB, true, t0)
+	a := newControl(partnerA, false, t0)
+	entry := entry("pausePartner", 1, t0)
+	commit(t, s, "control b with its audit entry", &qrswitch.Change{Control: b, TraceKey: "partner/" + partnerB, Trace: []qrswitch.TraceEntry{entry}})
+	commit(t, s, "control a", &qrswitch.Change{Control: a})
+	got, err := s.PartnerControls(ctx)
+	if err != nil || !reflect.DeepEqual(got, []*qrswitch.PartnerControl{a, b}) {
+		t.Errorf("PartnerControls = %+v, %v; want [%+v %+v]", got, err, a, b)
+	}
+	if tr, err := s.Trace(ctx, "partner/"+partnerB); err != nil || !reflect.DeepEqual(tr, []qrswitch.TraceEntry{entry}) {
+		t.Errorf("Trace(partner/%s) = %+v, %v; want the audit entry", partnerB, tr, err)
+	}
+	// A control is written with the rest of its Change or not at all.
+	a.Paused = true
+	stale := newAdvice(retailerA, "adv-1", qrswitch.PaymentKey(retailerA, "pay-1"), partnerA, t0)
+	stale.Version = 3
+	err = s.Commit(ctx, &qrswitch.Change{Control: a, Advices: []*qrswitch.Advice{stale}})
+	wantCommitError(t, "control with a stale advice", err, "advice", stale.Key(), qrswitch.ErrConflict)
+	if got, _ := s.PartnerControl(ctx, partnerA); got == nil || got.Paused || got.Version != 1 {
+		t.Errorf("PartnerControl after a refused Change = %+v, want unpaused at version 1", got)
+	}
 }
 
 // checkLimits checks the default and maximum Limit of a query that could
@@ -1137,8 +1419,14 @@ func testUpdatesMoveIndexes(t *testing.T, o Opener) {
 	if got, err := s.Orphans(ctx, now, 10); !has(keys("Orphans", got, err), p.Key()) {
 		t.Errorf("Orphans after HoldUntil moved into the past = %v, want the payment", keysOf(got))
 	}
+	if got, err := s.Search(ctx, qrswitch.Query{Outcome: "successful"}); has(keys("Search", got, err), p.Key()) {
+		t.Errorf("Search(successful) finds the payment while it is forwarded")
+	}
 	approved(p, now)
 	commit(t, s, "payment approved", &qrswitch.Change{Payment: p})
+	if got, err := s.Search(ctx, qrswitch.Query{Outcome: "successful"}); !has(keys("Search", got, err), p.Key()) {
+		t.Errorf("Search(successful) after the payment was approved does not find it")
+	}
 	if got, err := s.Orphans(ctx, now, 10); has(keys("Orphans", got, err), p.Key()) {
 		t.Errorf("Orphans after the payment was approved = %v, want none", keysOf(got))
 	}
@@ -1200,7 +1488,13 @@ func testDurability(t *testing.T, o Opener) {
 		t.Fatalf("ClaimAdvices = %v, %v; want one advice", keysOf(claimed), err)
 	}
 
+	ctl := newControl(partnerA, true, t0)
+	commit(t, s, "control", &qrswitch.Change{Control: ctl})
+
 	r := o.Reopen(t, s)
+	if got, err := r.PartnerControl(ctx, partnerA); err != nil || !reflect.DeepEqual(got, ctl) {
+		t.Errorf("PartnerControl after reopen = %+v, %v\nwant %+v", got, err, ctl)
+	}
 	if got, err := r.QR(ctx, q.TranID); err != nil || !reflect.DeepEqual(got, q) {
 		t.Errorf("QR after reopen = %+v, %v\nwant %+v", got, err, q)
 	}

@@ -140,6 +140,29 @@ func approved(p *qrswitch.Payment, at time.Time) {
 	p.UpdatedAt = at
 }
 
+// timedOut records a payment leg without a final answer: the switch is
+// reversing it.
+func timedOut(p *qrswitch.Payment, at time.Time) {
+	p.State = outcome.Reversing
+	p.PayOutcome = outcome.Unknown
+	p.Status = 504
+	p.UpdatedAt = at
+}
+
+// declined records the partner's decline of p.
+func declined(p *qrswitch.Payment, at time.Time) {
+	p.State = outcome.Declined
+	p.PayOutcome = outcome.Failed
+	p.Status = 400
+	p.Response = nil
+	p.UpdatedAt = at
+}
+
+// newControl returns a partner control set by an operator at at.
+func newControl(partner string, paused bool, at time.Time) *qrswitch.PartnerControl {
+	return &qrswitch.PartnerControl{PartnerID: partner, Paused: paused, By: "alice", At: at, Reason: "partner maintenance window"}
+}
+
 // newAdvice returns a pending confirmation of the payment with key
 // paymentKey, from sender, to partner, due at nextAt.
 func newAdvice(sender, id, paymentKey, partner string, nextAt time.Time) *qrswitch.Advice {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,14 @@ type Options struct {
 	// still held at start-up was orphaned by an earlier crash and is
 	// recovered at once rather than after its hold expires.
 	SoleOwner bool
+
+	// Observer, when set, is told of upstream exchanges, scan links, store
+	// calls and operator actions, for metrics. Default: nothing is told.
+	Observer Observer
+	// ControlRefresh is how often the partner controls (paused queues) are
+	// read again from the store, so that an operator's pause on one
+	// replica holds on every other even if its wake-up was lost. Default 2 s.
+	ControlRefresh time.Duration
 }
 
 // SAFOptions configure store-and-forward.
@@ -109,6 +118,7 @@ type Engine struct {
 	store    Store
 	partners map[string]*partners.Partner
 	log      zerolog.Logger
+	obs      Observer
 	node     string
 	now      func() time.Time
 	opts     Options
@@ -119,6 +129,8 @@ type Engine struct {
 
 	safWake map[string]chan struct{} // per partner
 	senders map[string]*sender       // per partner
+	// controlWake asks the control loop to read the partner controls now.
+	controlWake chan struct{}
 
 	draining atomic.Bool // refuse new QR codes and payment requests: the process is stopping
 
@@ -147,6 +159,7 @@ func New(opts Options) (*Engine, error) {
 	def(&opts.SAF.GiveUpAfter, 72*time.Hour)
 	def(&opts.SAF.Poll, 250*time.Millisecond)
 	def(&opts.SAF.LeaseMargin, 15*time.Second)
+	def(&opts.ControlRefresh, 2*time.Second)
 	if opts.SAF.Workers <= 0 {
 		opts.SAF.Workers = 32
 	}
@@ -160,15 +173,21 @@ func New(opts Options) (*Engine, error) {
 		opts.ProviderGUID = defaultProvider
 	}
 	e := &Engine{
-		store:    opts.Store,
-		partners: make(map[string]*partners.Partner, len(opts.Partners)),
-		log:      opts.Logger,
-		node:     opts.Node,
-		now:      opts.Now,
-		opts:     opts,
-		waiters:  make(map[string]*waitSet),
-		safWake:  make(map[string]chan struct{}),
-		senders:  make(map[string]*sender),
+		store:       opts.Store,
+		partners:    make(map[string]*partners.Partner, len(opts.Partners)),
+		log:         opts.Logger,
+		obs:         noObserver{},
+		node:        opts.Node,
+		now:         opts.Now,
+		opts:        opts,
+		waiters:     make(map[string]*waitSet),
+		safWake:     make(map[string]chan struct{}),
+		senders:     make(map[string]*sender),
+		controlWake: make(chan struct{}, 1),
+	}
+	if opts.Observer != nil {
+		e.obs = opts.Observer
+		e.store = &observedStore{Store: opts.Store, obs: opts.Observer}
 	}
 	for _, p := range opts.Partners {
 		if p == nil || p.ID == "" || p.Rail == nil {
@@ -212,6 +231,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.log.Error().Err(err).Msg("releasing advice leases of an earlier process")
 		}
 	}
+	// Paused queues must be known before their loops claim anything.
+	if err := e.refreshControls(ctx); err != nil {
+		e.log.Error().Err(err).Msg("reading partner controls; retrying in the background")
+	}
+	wg.Go(func() { e.controlLoop(ctx) })
 	wg.Go(func() { e.recoveryLoop(ctx) })
 	for id := range e.partners {
 		wg.Go(func() { e.safLoop(ctx, id) })
@@ -323,6 +347,13 @@ func (e *Engine) wake(ctx context.Context, key string) {
 }
 
 func (e *Engine) wakeLocal(key string) {
+	if key == controlsKey {
+		select {
+		case e.controlWake <- struct{}{}:
+		default:
+		}
+		return
+	}
 	e.waitMu.Lock()
 	set := e.waiters[key]
 	if set == nil {
@@ -361,6 +392,21 @@ func (e *Engine) Held() int {
 	return len(e.waiters)
 }
 
+// Waiting reports how many payment requests this process is holding open
+// right now (for their scan, or for their partner's answer): Held without
+// the early scans.
+func (e *Engine) Waiting() int {
+	e.waitMu.Lock()
+	defer e.waitMu.Unlock()
+	n := 0
+	for key := range e.waiters {
+		if !strings.HasPrefix(key, "scan/") {
+			n++
+		}
+	}
+	return n
+}
+
 func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -388,11 +434,13 @@ func (e *Engine) call(p *partners.Partner, op outcome.Operation, traceKey, messa
 	select {
 	case a := <-answers:
 		if a.Latency <= p.Timeout {
+			e.obs.Exchange(p.ID, op, a.Outcome, a.Latency)
 			return a
 		}
 		// The rail answered after the timeout (the timer lost a race by a
 		// hair): still late.
 		e.recordLate(p, op, traceKey, messageID, a)
+		e.obs.Exchange(p.ID, op, outcome.Unknown, p.Timeout)
 		return timedOut(p, a)
 	case <-timer.C:
 		e.late.Go(func() {
@@ -400,6 +448,7 @@ func (e *Engine) call(p *partners.Partner, op outcome.Operation, traceKey, messa
 				e.recordLate(p, op, traceKey, messageID, a)
 			}
 		})
+		e.obs.Exchange(p.ID, op, outcome.Unknown, p.Timeout)
 		return timedOut(p, nil)
 	}
 }
@@ -422,6 +471,7 @@ func (e *Engine) recordLate(p *partners.Partner, op outcome.Operation, traceKey,
 	if err := e.store.Commit(e.base, &Change{Trace: []TraceEntry{entry}, TraceKey: traceKey}); err != nil {
 		e.log.Error().Err(err).Str("payment", traceKey).Msg("recording a late answer")
 	}
+	e.obs.LateAnswer(p.ID, op)
 	e.log.Warn().Str("payment", traceKey).Str("partner", p.ID).Str("operation", op.String()).
 		Int("status", a.Status).Dur("latency", a.Latency).Msg("late response ignored")
 }

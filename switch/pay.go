@@ -101,6 +101,7 @@ func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest
 		case err == nil:
 			if linked {
 				e.wake(ctx, scanKey(req.TranID))
+				e.obs.ScanLinked(true, now.Sub(held.ReceivedAt))
 			}
 			return p, nil
 		case errors.Is(err, ErrConflict):

@@ -109,6 +109,17 @@ func (p *Payment) PartnerID() string {
 	return p.Scan.PartnerID
 }
 
+// LegOutcome is the outcome of the payment leg by name, as support staff
+// search for it: "successful", "unknown" or "failed" once the leg is over,
+// and "" while the payment is still AWAITING_SCAN or FORWARDED (it has no
+// outcome yet) or for a tombstone (it had no payment leg). Stores index it.
+func (p *Payment) LegOutcome() string {
+	if p.Tombstone || p.State == outcome.AwaitingScan || p.State == outcome.Forwarded {
+		return ""
+	}
+	return p.PayOutcome.String()
+}
+
 // AdviceKind says what an advice asks of the partner.
 type AdviceKind string
 

@@ -32,7 +32,10 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 	var lastErr time.Time
 	s := e.senders[partnerID]
 	for {
-		if free := cap(slots) - len(slots); free > 0 {
+		// A paused queue claims nothing: its advices wait in the store,
+		// and a resume (here or, through the control loop, on another
+		// replica) wakes this loop.
+		if free := cap(slots) - len(slots); free > 0 && !s.paused.Load() {
 			now := e.now()
 			c := Claim{PartnerID: partnerID, Owner: e.node, Now: now, Lease: lease, Max: free}
 			hurry := s.hurry.Load()
@@ -80,6 +83,9 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 type sender struct {
 	slots  chan struct{}
 	direct atomic.Int64
+	// paused mirrors the partner's PartnerControl (see controlLoop):
+	// neither the queue nor direct dispatch starts a send while it is set.
+	paused atomic.Bool
 	// failing says the partner's last answer was not final (down, 500,
 	// timeout); hurry, set when a final answer follows, makes the queue
 	// claim every retry now instead of waiting out each one's backoff, so
@@ -104,7 +110,7 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 	for _, a := range c.Advices {
 		s, ok := e.senders[a.PartnerID]
 		if !ok || a.State != AdvicePending || a.LeaseOwner != "" || a.NextAt.After(now) ||
-			s.direct.Load() >= int64(4*e.opts.SAF.Workers) {
+			s.paused.Load() || s.direct.Load() >= int64(4*e.opts.SAF.Workers) {
 			continue
 		}
 		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(e.partners[a.PartnerID]))

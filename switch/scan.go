@@ -54,6 +54,7 @@ func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotific
 				switch err := e.store.Commit(ctx, &Change{Payment: p, Trace: trace}); {
 				case err == nil:
 					e.wake(ctx, p.Key())
+					e.obs.ScanLinked(false, now.Sub(p.CreatedAt))
 					return nil
 				case errors.Is(err, ErrConflict):
 					continue

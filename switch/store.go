@@ -51,6 +51,15 @@ type Store interface {
 	// ListAdvices returns advices matching q, oldest first.
 	ListAdvices(ctx context.Context, q AdviceQuery) ([]*Advice, error)
 
+	// QueueStats summarises one partner's advices (see QueueStats). Its cost
+	// is bounded whatever the length of the queue.
+	QueueStats(ctx context.Context, partnerID string) (*QueueStats, error)
+	// PartnerControl returns the control of a partner's queue, or
+	// ErrNotFound when none was ever committed (the queue runs).
+	PartnerControl(ctx context.Context, partnerID string) (*PartnerControl, error)
+	// PartnerControls returns every partner control, by PartnerID.
+	PartnerControls(ctx context.Context) ([]*PartnerControl, error)
+
 	// Orphans returns up to limit payments still AWAITING_SCAN or FORWARDED
 	// whose HoldUntil is before now: their owner died holding them.
 	Orphans(ctx context.Context, now time.Time, limit int) ([]*Payment, error)
@@ -97,13 +106,14 @@ type Change struct {
 	QR       *QRCode
 	Payment  *Payment
 	Advices  []*Advice
+	Control  *PartnerControl // keyed by PartnerID
 	Trace    []TraceEntry
 	TraceKey string
 }
 
 // CommitError says which record stopped a Commit.
 type CommitError struct {
-	Record string // "qr", "payment" or "advice"
+	Record string // "qr", "payment", "advice" or "control"
 	Key    string
 	Err    error // ErrDuplicate or ErrConflict
 }
@@ -134,23 +144,88 @@ type Claim struct {
 }
 
 // Query selects payments for support staff. Zero fields do not filter.
+//
+// Results come newest first: by CreatedAt descending, and payments created
+// at the same time by Key descending. A backend may order by CreatedAt to
+// the microsecond only (Redis does); payments created within one
+// microsecond then come by Key descending. Paging with Before and BeforeKey
+// follows the backend's order exactly, so pages never skip or repeat a
+// payment, however many share a CreatedAt.
 type Query struct {
 	RetailerID string
+	RequestID  string // the PaymentRequest id (of any retailer unless RetailerID is set)
 	PartnerID  string
 	MerchantID string
 	TerminalID string
 	State      outcome.State
-	TranID     string
-	Rrn        string
-	Stan       string
-	MinAmount  int64 // minor units of the request amount; 0 = no lower bound
-	MaxAmount  int64 // 0 = no upper bound
+	// Outcome keeps payments whose LegOutcome is this name: "successful",
+	// "unknown" or "failed".
+	Outcome   string
+	TranID    string
+	Rrn       string
+	Stan      string
+	MinAmount int64 // minor units of the request amount; 0 = no lower bound
+	MaxAmount int64 // 0 = no upper bound
 	// From (inclusive) and To (exclusive) bound CreatedAt.
 	From, To time.Time
-	// Before pages back: only payments created strictly before it (newest
-	// first ordering); zero = from the newest.
-	Before time.Time
-	Limit  int // default 50, at most 500
+	// Before pages back. Alone, it keeps payments created strictly before
+	// it. With BeforeKey — the CreatedAt and Key of the last payment of the
+	// previous page — it keeps the payments that come after that one in
+	// the order above. Zero = from the newest.
+	Before    time.Time
+	BeforeKey string
+	Limit     int // default 50, at most 500
+}
+
+// QueueSample bounds the advices QueueStats.Attempts counts.
+const QueueSample = 1000
+
+// QueueStats summarises one partner's advices, for support staff and
+// metrics.
+type QueueStats struct {
+	PartnerID string `json:"partnerId"`
+	// Pending counts PENDING advices: due, backing off, or being sent.
+	Pending int `json:"pending"`
+	// Held counts HELD advices, waiting for their payment's outcome.
+	Held int `json:"held"`
+	// Dead counts dead letters.
+	Dead int `json:"dead"`
+	// OldestQueuedAt is the earliest QueuedAt of a PENDING advice and
+	// NextAt the earliest NextAt of one; zero when none is pending. A
+	// backend may round them down to the microsecond.
+	OldestQueuedAt time.Time `json:"oldestQueuedAt,omitzero"`
+	NextAt         time.Time `json:"nextAt,omitzero"`
+	// Attempts counts PENDING advices by their number of attempts, among
+	// the QueueSample that were queued longest (all of them when there are
+	// no more): a bounded sample, so that the statistics of a queue grown
+	// long in an outage cost no more than those of a short one, and the
+	// advices stuck longest are always in it. Sampled is how many were
+	// counted.
+	Attempts map[int]int `json:"attempts"`
+	Sampled  int         `json:"sampled"`
+}
+
+// PartnerControl is the operators' control of one partner's advice queue,
+// shared through the store by every switch process. A partner without one
+// runs.
+type PartnerControl struct {
+	PartnerID string `json:"partnerId"`
+	// Paused stops sending the partner's advices (they stay queued).
+	Paused bool `json:"paused"`
+	// By, At and Reason say who last changed the control, when and why.
+	By      string    `json:"by,omitempty"`
+	At      time.Time `json:"at,omitzero"`
+	Reason  string    `json:"reason,omitempty"`
+	Version int64     `json:"version"`
+}
+
+// Clone returns a copy of c.
+func (c *PartnerControl) Clone() *PartnerControl {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	return &out
 }
 
 // AdviceQuery selects advices. Zero fields do not filter.

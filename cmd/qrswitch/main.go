@@ -7,6 +7,8 @@
 //	qrswitch qr decode|encode ...     inspect and build QR payloads
 //	qrswitch load [run|recovery|hold]  measure a running switch
 //	qrswitch passwd < FILE            hash a password for the configuration
+//	qrswitch txn show|search ...      support: a transaction's story, searches
+//	qrswitch saf list|dead|pause|resume|retry|replay|final ...  support: the advice queues
 package main
 
 import (
@@ -43,6 +45,8 @@ commands:
   qr           decode or encode EMVCo QR payloads
   load         drive payment flows against a running switch and measure them
   passwd       print the bcrypt hash of a password read from stdin, for *_hash keys
+  txn          support: show a transaction's story, search transactions (txn show KEY, txn search --retailer …)
+  saf          support: the advice queues (saf list, dead, pause, resume, retry, replay, final)
 `
 
 // run dispatches a subcommand. environ is the process environment, passed
@@ -63,6 +67,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return runLoad(ctx, args[1:], stdout, stderr)
 	case "passwd":
 		return runPasswd(ctx, args[1:], stdin, stdout, stderr)
+	case "txn":
+		return runTxn(ctx, args[1:], environ, stdout, stderr)
+	case "saf":
+		return runSAF(ctx, args[1:], environ, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -62,13 +62,13 @@ func FuzzAnswer(f *testing.F) {
 			f.Add(uint8(op), uint16(s.status), []byte(s.body))
 		}
 	}
+	rail, err := New(partners.Config{BaseURL: "https://partner.invalid"})
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, opByte uint8, rawStatus uint16, body []byte) {
 		status := 100 + int(rawStatus)%500
-		rail, err := New(partners.Config{BaseURL: "https://partner.invalid"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		rail.(*Rail).client.Transport = cannedAnswer{status: status, body: body}
+		rail.(*Rail).client.Transport = cannedAnswer{status: status, body: body} // one input at a time per process
 		ctx := context.Background()
 		var a *partners.Answer
 		op := []outcome.Operation{outcome.Pay, outcome.Confirm, outcome.Reverse}[int(opByte)%3]

@@ -87,12 +87,16 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		}
 		traceKey = c.Payment.Key()
 	}
-	records = nq+np+len(c.Advices) > 0
+	nc := 0
+	if c.Control != nil {
+		nc = 1
+	}
+	records = nq+np+len(c.Advices)+nc > 0
 	if !records && len(c.Trace) == 0 {
 		return nil, false, nil
 	}
-	args = make([]any, 0, 5+8*nq+20*np+15*len(c.Advices)+len(c.Trace))
-	args = append(args, nq, np, len(c.Advices), len(c.Trace), traceKey)
+	args = make([]any, 0, 6+8*nq+21*np+18*len(c.Advices)+4*nc+len(c.Trace))
+	args = append(args, nq, np, len(c.Advices), nc, len(c.Trace), traceKey)
 	if q := c.QR; q != nil {
 		next := *q
 		next.Version++
@@ -124,6 +128,7 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 			p.RetailerID, p.RequestID, p.TranID, rrn, stan, p.PartnerID(), merchant, terminal, string(p.State), amount)
 		args = timeArgs(args, p.CreatedAt)
 		args = timeArgs(args, p.HoldUntil)
+		args = append(args, p.LegOutcome())
 	}
 	for _, a := range c.Advices {
 		next := *a
@@ -137,6 +142,17 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		args = timeArgs(args, a.NextAt)
 		args = append(args, a.LeaseOwner)
 		args = timeArgs(args, a.LeaseUntil)
+		args = timeArgs(args, a.QueuedAt)
+		args = append(args, itoa(int64(a.Attempts)))
+	}
+	if ctl := c.Control; ctl != nil {
+		next := *ctl
+		next.Version++
+		d, err := marshal(&next)
+		if err != nil {
+			return nil, false, err
+		}
+		args = append(args, ctl.PartnerID, itoa(ctl.Version), itoa(next.Version), d)
 	}
 	for i := range c.Trace {
 		b, err := json.Marshal(&c.Trace[i])
@@ -212,6 +228,14 @@ func decodePayment(vals []any) (*qrswitch.Payment, error) {
 		return nil, fmt.Errorf("decoding payment: %w", err)
 	}
 	return p, nil
+}
+
+func decodeControl(vals []any) (*qrswitch.PartnerControl, error) {
+	c := new(qrswitch.PartnerControl)
+	if err := decodeInto(vals, c, &c.Version); err != nil {
+		return nil, fmt.Errorf("decoding partner control: %w", err)
+	}
+	return c, nil
 }
 
 func decodeAdvice(vals []any) (*qrswitch.Advice, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -213,12 +214,13 @@ func (s *Store) Lookup(ctx context.Context, id string) ([]*qrswitch.Payment, err
 // Search returns payments matching q, newest first. From is inclusive, To
 // and Before exclusive; MinAmount and MaxAmount are inclusive and leave out
 // payments without a request amount. Payments created in the same
-// microsecond come in key order.
+// microsecond come by key, descending, and a page that ends among them is
+// continued with BeforeKey exactly where it ended.
 func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payment, error) {
 	w := walk{rec: "pay:", newestFirst: true, from: maxMicros, to: -maxMicros, fetch: paymentFields, limit: limit(q.Limit)}
 	for _, f := range []struct{ field, value string }{
-		{"ret", q.RetailerID}, {"part", q.PartnerID}, {"mer", q.MerchantID}, {"ter", q.TerminalID},
-		{"st", string(q.State)}, {"tran", q.TranID}, {"rrn", q.Rrn}, {"stan", q.Stan},
+		{"ret", q.RetailerID}, {"req", q.RequestID}, {"part", q.PartnerID}, {"mer", q.MerchantID}, {"ter", q.TerminalID},
+		{"st", string(q.State)}, {"out", q.Outcome}, {"tran", q.TranID}, {"rrn", q.Rrn}, {"stan", q.Stan},
 	} {
 		if f.value != "" {
 			w.cands = append(w.cands, s.key("p:", f.field, ":", f.value))
@@ -242,13 +244,18 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 		w.to, _ = micros(q.From)
 		w.timeFilter("tge", "cu", "cr", q.From)
 	}
-	end := q.To
-	if !q.Before.IsZero() && (end.IsZero() || q.Before.Before(end)) {
-		end = q.Before
+	if !q.To.IsZero() {
+		w.from, _ = micros(q.To)
+		w.timeFilter("tlt", "cu", "cr", q.To)
 	}
-	if !end.IsZero() {
-		w.from, _ = micros(end)
-		w.timeFilter("tlt", "cu", "cr", end)
+	if !q.Before.IsZero() {
+		us, _ := micros(q.Before)
+		w.from = min(w.from, us)
+		if q.BeforeKey != "" {
+			w.filters = append(w.filters, []any{"kb", "cu", itoa(us), q.BeforeKey})
+		} else {
+			w.timeFilter("tlt", "cu", "cr", q.Before)
+		}
 	}
 	out := []*qrswitch.Payment{}
 	err := s.walk(ctx, opSearch, "searching payments", w, func(vals []any) error {
@@ -288,6 +295,73 @@ func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrs
 	})
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// QueueStats reads a partner's queue statistics in one script: counts of
+// the queue's sorted sets, their first entries, and the attempts of the
+// QueueSample pending advices queued longest. QueuedAt and NextAt come back
+// to the microsecond.
+func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
+	const doing = "reading queue statistics"
+	res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, nil, s.prefix, partnerID, qrswitch.QueueSample).Slice()
+	if err != nil {
+		return nil, unavailable(doing, err)
+	}
+	if len(res) < 5 {
+		return nil, fmt.Errorf("%s: unexpected reply %v", doing, res)
+	}
+	st := &qrswitch.QueueStats{PartnerID: partnerID, Attempts: map[int]int{}}
+	var counts [3]int64
+	for i := range counts {
+		if counts[i], err = num(res[i]); err != nil {
+			return nil, fmt.Errorf("%s: %w", doing, err)
+		}
+	}
+	st.Pending, st.Held, st.Dead = int(counts[0]), int(counts[1]), int(counts[2])
+	for i, t := range []*time.Time{&st.OldestQueuedAt, &st.NextAt} {
+		if v, _ := str(res[3+i]); v != "" {
+			us, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%s: score %q: %w", doing, v, err)
+			}
+			*t = fromMicros(int64(us), 0)
+		}
+	}
+	for _, v := range res[5:] {
+		n, err := num(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: attempts: %w", doing, err)
+		}
+		st.Attempts[int(n)]++
+		st.Sampled++
+	}
+	return st, nil
+}
+
+// PartnerControl returns the control of a partner's queue, or ErrNotFound.
+func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch.PartnerControl, error) {
+	vals, err := s.hmget(ctx, opControls, "partner control", "ctl:", partnerID, []string{"d", "v"})
+	if err != nil {
+		return nil, err
+	}
+	return decodeControl(vals)
+}
+
+// PartnerControls returns every partner control, by PartnerID.
+func (s *Store) PartnerControls(ctx context.Context) ([]*qrswitch.PartnerControl, error) {
+	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, nil, s.prefix).Slice()
+	if err != nil {
+		return nil, unavailable("reading partner controls", err)
+	}
+	out := make([]*qrswitch.PartnerControl, 0, len(res)/2)
+	for i := 0; i+2 <= len(res); i += 2 {
+		c, err := decodeControl(res[i : i+2])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
 	}
 	return out, nil
 }

@@ -34,18 +34,27 @@
 //
 //	P qr:TRANID           hash   QR code: d (JSON), v (version), ret, req, pk (payment using it), exp (ms)
 //	P qrreq:RET/REQID     string the tranId holding the (retailer, createQrCode id) pair
-//	P pay:RET/REQID       hash   payment: d, v, and ret req tran rrn stan part mer ter st amt cu cr hu hr
-//	P adv:SENDER/ID       hash   advice: d, v, id pk part st cu cr, nu nr (NextAt), lo lu lr (lease)
+//	P pay:RET/REQID       hash   payment: d, v, and ret req tran rrn stan part mer ter st out amt cu cr hu hr
+//	P adv:SENDER/ID       hash   advice: d, v, id pk part st cu cr, nu nr (NextAt), lo lu lr (lease), qu qr (QueuedAt), at (attempts)
+//	P ctl:PARTNER         hash   partner control: d, v
+//	P ctls                zset   every partner with a control, score 0 (PartnerControls)
 //	P tr:TRACEKEY         list   trace entries as JSON, in append order
 //	P pc                  zset   every payment                      (Search without an equality filter)
-//	P p:ret:R, p:req:ID, p:tran:T, p:rrn:N, p:stan:S, p:part:W, p:mer:M, p:ter:T, p:st:STATE
+//	P p:ret:R, p:req:ID, p:tran:T, p:rrn:N, p:stan:S, p:part:W, p:mer:M, p:ter:T, p:st:STATE, p:out:OUTCOME
 //	                      zset   payments by each searched field    (Lookup, Search)
 //	P held                zset   AWAITING_SCAN/FORWARDED payments, scored by HoldUntil (Orphans)
 //	P gc                  zset   finished payments, scored by when their retention ends (ms)
 //	P ac, a:id:ID, a:pay:PAYKEY, a:part:W, a:st:STATE, a:leased
 //	                      zset   advices by each listed field       (Lookup, PaymentAdvices, ListAdvices)
 //	P due:PARTNER, P due  zset   PENDING advices scored by NextAt   (ClaimAdvices)
+//	P q:STATE:PARTNER     zset   PENDING, HELD and DEAD advices by partner, scored by QueuedAt (QueueStats)
 //	P wake                channel wake-ups between replicas         (Notifier)
+//
+// The outcome index (p:out:), the queue statistics sets (q:) and the
+// advice fields qu, qr and at came with the support console; records
+// written before then are in them once they are next updated (finished
+// payments never are: search them by the other fields). Partner audit
+// trails (trace key partner/ID) never expire.
 //
 // A record's JSON carries every field, as in the other backends; the hash
 // fields beside it are the copies that scripts compare and indexes are
@@ -289,7 +298,7 @@ func (s *Store) check(ctx context.Context) error {
 	if p := fields["maxmemory_policy"]; strings.HasPrefix(p, "allkeys-") {
 		return fmt.Errorf("redis maxmemory-policy is %s: it may evict payments and queued advices; set noeviction (see deploy/redis.conf)", p)
 	}
-	for _, sc := range []*redis.Script{commitScript, claimScript, janitorScript, walkScript, lookupScript} {
+	for _, sc := range []*redis.Script{commitScript, claimScript, janitorScript, walkScript, lookupScript, statsScript, controlsScript} {
 		if err := sc.Load(ctx, s.c).Err(); err != nil {
 			return unavailable("loading the store's scripts", err)
 		}
@@ -401,6 +410,8 @@ const (
 	opSearch
 	opListAdvices
 	opOrphans
+	opQueueStats
+	opControls
 	opPing
 	opNotify
 	opSweep
@@ -408,7 +419,7 @@ const (
 )
 
 var opNames = [numOps]string{"Commit", "ClaimAdvices", "QR", "Payment", "Advice", "Trace", "PaymentAdvices",
-	"Lookup", "Search", "ListAdvices", "Orphans", "Ping", "Notify", "Sweep"}
+	"Lookup", "Search", "ListAdvices", "Orphans", "QueueStats", "PartnerControls", "Ping", "Notify", "Sweep"}
 
 type opKey struct{}
 

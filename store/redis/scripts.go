@@ -22,11 +22,15 @@ import "github.com/redis/go-redis/v9"
 const prelude = `
 local P = ARGV[1]
 local ZERO = '` + zeroScore + `'
-local PF = {'ret', 'req', 'tran', 'rrn', 'stan', 'part', 'mer', 'ter', 'st'}
+local PF = {'ret', 'req', 'tran', 'rrn', 'stan', 'part', 'mer', 'ter', 'st', 'out'}
 local PIX = {ret = 'p:ret:', req = 'p:req:', tran = 'p:tran:', rrn = 'p:rrn:', stan = 'p:stan:',
-  part = 'p:part:', mer = 'p:mer:', ter = 'p:ter:', st = 'p:st:'}
+  part = 'p:part:', mer = 'p:mer:', ter = 'p:ter:', st = 'p:st:', out = 'p:out:'}
 local AF = {'id', 'pk', 'part', 'st'}
 local AIX = {id = 'a:id:', pk = 'a:pay:', part = 'a:part:', st = 'a:st:'}
+-- The advice states whose queue statistics are kept: one sorted set per
+-- state and partner, scored by QueuedAt.
+local QS = {PENDING = true, HELD = true, DEAD = true}
+local function qkey(st, part) return P .. 'q:' .. st .. ':' .. part end
 
 -- clock is the server's time in milliseconds. It only times housekeeping
 -- (retention, the life of unused QR codes); business times come in records.
@@ -72,6 +76,7 @@ local function unindexAdvice(key, old)
     redis.call('ZREM', P .. 'due:' .. old.part, key)
     redis.call('ZREM', P .. 'due', key)
   end
+  if QS[old.st] then redis.call('ZREM', qkey(old.st, old.part), key) end
 end
 
 -- qrExpire gives a QR code no payment uses, with its request-id claim and
@@ -85,15 +90,15 @@ end
 `
 
 // commitSrc applies one Change. ARGV: prefix, retention ms, keep ms, then
-// how many QR codes (0/1), payments (0/1), advices and trace entries there
-// are, the trace key, then each record's fields in the order of QA, PA and
-// AA (see encode.go), then the trace entries. It returns {'ok'}, or
+// how many QR codes (0/1), payments (0/1), advices, partner controls (0/1)
+// and trace entries there are, the trace key, then each record's fields in
+// the order of QA, PA, AA and CA (see encode.go), then the trace entries. It returns {'ok'}, or
 // {record, key, 'dup'|'conflict'} having written nothing.
 const commitSrc = "#!lua flags=no-cluster\n" + prelude + `
 local retention, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
-local nq, np, na, nt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local tk = ARGV[8]
-local i = 9
+local nq, np, na, nc, nt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local tk = ARGV[9]
+local i = 10
 local function take(names)
   local r = {}
   for _, name in ipairs(names) do r[name] = ARGV[i]; i = i + 1 end
@@ -101,12 +106,14 @@ local function take(names)
 end
 local QA = {'tran', 'ver', 'newv', 'd', 'ret', 'req', 'pk', 'exp'}
 local PA = {'key', 'ver', 'newv', 'd', 'final', 'held', 'ret', 'req', 'tran', 'rrn', 'stan', 'part', 'mer', 'ter', 'st',
-  'amt', 'cu', 'cr', 'hu', 'hr'}
-local AA = {'key', 'ver', 'newv', 'd', 'id', 'pk', 'part', 'st', 'cu', 'cr', 'nu', 'nr', 'lo', 'lu', 'lr'}
-local q, p, advs = nil, nil, {}
+  'amt', 'cu', 'cr', 'hu', 'hr', 'out'}
+local AA = {'key', 'ver', 'newv', 'd', 'id', 'pk', 'part', 'st', 'cu', 'cr', 'nu', 'nr', 'lo', 'lu', 'lr', 'qu', 'qr', 'at'}
+local CA = {'part', 'ver', 'newv', 'd'}
+local q, p, advs, ctl = nil, nil, {}, nil
 if nq == 1 then q = take(QA) end
 if np == 1 then p = take(PA) end
 for j = 1, na do advs[j] = take(AA) end
+if nc == 1 then ctl = take(CA) end
 
 -- Every check first: a Change that fails one has written nothing.
 if q then
@@ -136,6 +143,14 @@ for _, a in ipairs(advs) do
     if a.old then return {'advice', a.key, 'dup'} end
   elseif not a.old or a.old.v ~= a.ver then
     return {'advice', a.key, 'conflict'}
+  end
+end
+if ctl then
+  local v = redis.call('HGET', P .. 'ctl:' .. ctl.part, 'v')
+  if ctl.ver == '0' then
+    if v then return {'control', ctl.part, 'dup'} end
+  elseif v ~= ctl.ver then
+    return {'control', ctl.part, 'conflict'}
   end
 end
 
@@ -172,7 +187,7 @@ if p then
   end
   redis.call('HSET', P .. 'pay:' .. key, 'd', p.d, 'v', p.newv, 'cu', p.cu, 'cr', p.cr, 'hu', p.hu, 'hr', p.hr,
     'amt', p.amt, 'ret', p.ret, 'req', p.req, 'tran', p.tran, 'rrn', p.rrn, 'stan', p.stan, 'part', p.part,
-    'mer', p.mer, 'ter', p.ter, 'st', p.st)
+    'mer', p.mer, 'ter', p.ter, 'st', p.st, 'out', p.out)
   if not old then redis.call('PERSIST', P .. 'tr:' .. key) end
 end
 for _, a in ipairs(advs) do
@@ -189,6 +204,7 @@ for _, a in ipairs(advs) do
         redis.call('ZREM', P .. 'due:' .. old.part, key)
         redis.call('ZREM', P .. 'due', key)
       end
+      if QS[old.st] then redis.call('ZREM', qkey(old.st, old.part), key) end
     end
   end
   if moved then redis.call('ZADD', P .. 'ac', a.cu, key) end
@@ -202,8 +218,13 @@ for _, a in ipairs(advs) do
     redis.call('ZADD', P .. 'due:' .. a.part, a.nu, key)
     redis.call('ZADD', P .. 'due', a.nu, key)
   end
+  if QS[a.st] then redis.call('ZADD', qkey(a.st, a.part), a.qu, key) end
   redis.call('HSET', P .. 'adv:' .. key, 'd', a.d, 'v', a.newv, 'id', a.id, 'pk', a.pk, 'part', a.part, 'st', a.st,
-    'cu', a.cu, 'cr', a.cr, 'nu', a.nu, 'nr', a.nr, 'lo', a.lo, 'lu', a.lu, 'lr', a.lr)
+    'cu', a.cu, 'cr', a.cr, 'nu', a.nu, 'nr', a.nr, 'lo', a.lo, 'lu', a.lu, 'lr', a.lr, 'qu', a.qu, 'qr', a.qr, 'at', a.at)
+end
+if ctl then
+  redis.call('HSET', P .. 'ctl:' .. ctl.part, 'd', ctl.d, 'v', ctl.newv)
+  redis.call('ZADD', P .. 'ctls', 0, ctl.part)
 end
 local tkey = P .. 'tr:' .. tk
 if nt > 0 then
@@ -246,6 +267,10 @@ if nt > 0 then
     end
   elseif p and p.key == tk then
     -- Written above, where a new payment's trace lost any TTL.
+  elseif string.sub(tk, 1, 8) == 'partner/' then
+    -- A partner's audit trail of operator actions (the engine's
+    -- convention): small, and kept for ever.
+    redis.call('PERSIST', tkey)
   elseif redis.call('EXISTS', P .. 'pay:' .. tk) == 1 then
     redis.call('PERSIST', tkey)
   else
@@ -372,7 +397,10 @@ return {deleted, #due}
 // members in the score range drives), the fields to return (count, names;
 // the first is 'd'), and the filters (count, then each as
 // 'eq'|'ne', field, value; 'rng', field, lo, hi; 'tge'|'tlt', µs field,
-// ns field, µs, ns). It returns {driver, cursor score, cursor skip, done,
+// ns field, µs, ns; 'kb', µs field, µs, member: only members whose µs is
+// below, or equal with the member before the given one in byte order —
+// the order of equal scores in a sorted set, so a page continues exactly
+// where the last ended). It returns {driver, cursor score, cursor skip, done,
 // fields of each match…}; the next call passes the driver alone and starts
 // at the cursor. The budget keeps every call short, so a search through a
 // large index never blocks the server for long.
@@ -392,6 +420,8 @@ for j = 1, count() do
   local f = {kind = ARGV[i], a = ARGV[i + 1]}
   if f.kind == 'eq' or f.kind == 'ne' then
     f.v = ARGV[i + 2]; i = i + 3
+  elseif f.kind == 'kb' then
+    f.u, f.k = tonumber(ARGV[i + 2]), ARGV[i + 3]; i = i + 4
   elseif f.kind == 'rng' then
     f.lo, f.hi = tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]); i = i + 4
   else
@@ -407,11 +437,23 @@ local function need(n)
   end
 end
 for _, f in ipairs(filters) do need(f.a); need(f.b) end
-local function match(vals)
+-- bytesBefore compares by bytes, as sorted sets order equal scores: Lua's
+-- own < on strings follows the server's locale.
+local function bytesBefore(a, b)
+  for j = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, j), string.byte(b, j)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+local function match(vals, member)
   for _, f in ipairs(filters) do
     local x = vals[pos[f.a]]
     if not x then return false end
-    if f.kind == 'eq' then
+    if f.kind == 'kb' then
+      local u = tonumber(x)
+      if u > f.u or (u == f.u and not bytesBefore(member, f.k)) then return false end
+    elseif f.kind == 'eq' then
       if x ~= f.v then return false end
     elseif f.kind == 'ne' then
       if x == f.v then return false end
@@ -453,7 +495,7 @@ while found < limit and looked < budget and not done do
     if score == cur then skip = skip + 1 else cur, skip = score, 1 end
     looked = looked + 1
     local hk = P .. rec .. member
-    if #names == 0 or match(redis.call('HMGET', hk, unpack(names))) then
+    if #names == 0 or match(redis.call('HMGET', hk, unpack(names)), member) then
       local vals = redis.call('HMGET', hk, unpack(fetch))
       if vals[1] then
         for k = 1, #fetch do out[#out + 1] = vals[k] end
@@ -500,12 +542,48 @@ end
 return out
 `
 
+// statsSrc reads one partner's queue statistics. ARGV: prefix, partner,
+// sample. It returns {pending, held, dead, oldest QueuedAt µs or ”,
+// earliest NextAt µs or ”, then the attempts of up to sample pending
+// advices queued longest}. Every step is a count or a range of the queue's
+// own sorted sets, so its cost is bounded by the sample.
+const statsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+local P, part, sample = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local function q(st) return P .. 'q:' .. st .. ':' .. part end
+local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), '', ''}
+local oldest = redis.call('ZRANGE', q('PENDING'), 0, 0, 'WITHSCORES')
+if oldest[2] then out[4] = oldest[2] end
+local next = redis.call('ZRANGE', P .. 'due:' .. part, 0, 0, 'WITHSCORES')
+if next[2] then out[5] = next[2] end
+for _, ak in ipairs(redis.call('ZRANGE', q('PENDING'), 0, sample - 1)) do
+  out[#out + 1] = redis.call('HGET', P .. 'adv:' .. ak, 'at') or '0'
+end
+return out
+`
+
+// controlsSrc returns every partner control: {data, version, …} by
+// partner id.
+const controlsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+local P = ARGV[1]
+local out = {}
+for _, part in ipairs(redis.call('ZRANGE', P .. 'ctls', 0, -1)) do
+  local f = redis.call('HMGET', P .. 'ctl:' .. part, 'd', 'v')
+  if f[1] then
+    out[#out + 1] = f[1]
+    out[#out + 1] = f[2]
+  end
+end
+return out
+`
+
 // Scripts are sent by SHA (EVALSHA) and loaded again when the server does
 // not know them (NOSCRIPT: a restart or a failover empties the cache).
 var (
-	commitScript  = redis.NewScript(commitSrc)
-	claimScript   = redis.NewScript(claimSrc)
-	janitorScript = redis.NewScript(janitorSrc)
-	walkScript    = redis.NewScript(walkSrc)
-	lookupScript  = redis.NewScript(lookupSrc)
+	commitScript   = redis.NewScript(commitSrc)
+	claimScript    = redis.NewScript(claimSrc)
+	janitorScript  = redis.NewScript(janitorSrc)
+	walkScript     = redis.NewScript(walkSrc)
+	lookupScript   = redis.NewScript(lookupSrc)
+	statsScript    = redis.NewScript(statsSrc)
+	controlsScript = redis.NewScript(controlsSrc)
 )

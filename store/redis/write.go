@@ -54,6 +54,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	for _, a := range c.Advices {
 		a.Version++
 	}
+	if c.Control != nil {
+		c.Control.Version++
+	}
 	return nil
 }
 

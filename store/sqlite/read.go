@@ -19,6 +19,8 @@ import (
 type readStmts struct {
 	qr, payment, advice                    *sql.Stmt
 	trace, paymentAdvices, lookup, orphans *sql.Stmt
+	queueCounts, queueNext, queueAttempts  *sql.Stmt
+	control, controls                      *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -41,6 +43,16 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&r.orphans, `SELECT data FROM payments INDEXED BY payments_held
 			WHERE state IN ('AWAITING_SCAN', 'FORWARDED') AND hold_until < ?1
 			ORDER BY hold_until LIMIT ?2`},
+		{&r.queueCounts, `SELECT state, COUNT(*), MIN(queued_at) FROM advices INDEXED BY advices_queue
+			WHERE partner_id = ?1 AND state IN ('PENDING', 'HELD', 'DEAD') GROUP BY state`},
+		{&r.queueNext, `SELECT next_at FROM advices INDEXED BY advices_due
+			WHERE partner_id = ?1 AND state = 'PENDING' ORDER BY next_at LIMIT 1`},
+		{&r.queueAttempts, `SELECT attempts, COUNT(*) FROM (
+				SELECT attempts FROM advices INDEXED BY advices_queue
+				WHERE partner_id = ?1 AND state = 'PENDING' ORDER BY queued_at LIMIT ?2)
+			GROUP BY attempts`},
+		{&r.control, `SELECT data FROM partner_controls WHERE partner_id = ?1`},
+		{&r.controls, `SELECT data FROM partner_controls ORDER BY partner_id`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -52,7 +64,8 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 }
 
 func (r *readStmts) close() {
-	for _, st := range []*sql.Stmt{r.qr, r.payment, r.advice, r.trace, r.paymentAdvices, r.lookup, r.orphans} {
+	for _, st := range []*sql.Stmt{r.qr, r.payment, r.advice, r.trace, r.paymentAdvices, r.lookup, r.orphans,
+		r.queueCounts, r.queueNext, r.queueAttempts, r.control, r.controls} {
 		if st != nil {
 			st.Close()
 		}
@@ -176,10 +189,12 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 		where = append(where, fmt.Sprintf("%s %s ?%d", col, op, len(args)))
 	}
 	eq("retailer_id", q.RetailerID)
+	eq("request_id", q.RequestID)
 	eq("partner_id", q.PartnerID)
 	eq("merchant_id", q.MerchantID)
 	eq("terminal_id", q.TerminalID)
 	eq("state", string(q.State))
+	eq("outcome", q.Outcome)
 	eq("tran_id", q.TranID)
 	eq("rrn", q.Rrn)
 	eq("stan", q.Stan)
@@ -195,7 +210,14 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 	if !q.To.IsZero() {
 		cmp("created_at", "<", nanos(q.To))
 	}
-	if !q.Before.IsZero() {
+	switch {
+	case !q.Before.IsZero() && q.BeforeKey != "":
+		// After (Before, BeforeKey) in the order below, written so that
+		// the created_at bound can drive an index range.
+		args = append(args, nanos(q.Before), q.BeforeKey)
+		where = append(where, fmt.Sprintf("created_at <= ?%d AND (created_at < ?%d OR key < ?%d)",
+			len(args)-1, len(args)-1, len(args)))
+	case !q.Before.IsZero():
 		cmp("created_at", "<", nanos(q.Before))
 	}
 	query := "SELECT data FROM payments"
@@ -203,10 +225,87 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
 	args = append(args, limit(q.Limit))
-	// rowid (insertion order) breaks ties; every index carries it, so a
-	// page stops after Limit rows without sorting the rest.
-	query += fmt.Sprintf(" ORDER BY created_at DESC, rowid DESC LIMIT ?%d", len(args))
+	// The key breaks ties, as the contract says. The index gives the
+	// created_at order, and SQLite sorts only runs of equal created_at
+	// (a temporary B-tree for the right part of the ORDER BY), so a page
+	// still stops after Limit rows.
+	query += fmt.Sprintf(" ORDER BY created_at DESC, key DESC LIMIT ?%d", len(args))
 	return listPtr[qrswitch.Payment](ctx, s, "searching payments", nil, query, args...)
+}
+
+// QueueStats counts a partner's advices by state in the advices_queue
+// index (entries, not rows: no record is read), takes the earliest NextAt
+// from the queue's own index, and counts attempts over the QueueSample
+// pending advices queued longest.
+func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
+	if s.isClosed() {
+		return nil, errClosed
+	}
+	const doing = "reading queue statistics"
+	st := &qrswitch.QueueStats{PartnerID: partnerID, Attempts: map[int]int{}}
+	rows, err := s.rs.queueCounts.QueryContext(ctx, partnerID)
+	if err != nil {
+		return nil, unavailable(doing, err)
+	}
+	for rows.Next() {
+		var state string
+		var n int
+		var oldest int64
+		if err := rows.Scan(&state, &n, &oldest); err != nil {
+			rows.Close()
+			return nil, unavailable(doing, err)
+		}
+		switch qrswitch.AdviceState(state) {
+		case qrswitch.AdvicePending:
+			st.Pending, st.OldestQueuedAt = n, fromNanos(oldest)
+		case qrswitch.AdviceHeld:
+			st.Held = n
+		case qrswitch.AdviceDead:
+			st.Dead = n
+		}
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, unavailable(doing, err)
+	}
+	if st.Pending == 0 {
+		return st, nil
+	}
+	var next int64
+	if err := s.rs.queueNext.QueryRowContext(ctx, partnerID).Scan(&next); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, unavailable(doing, err)
+	}
+	st.NextAt = fromNanos(next)
+	rows, err = s.rs.queueAttempts.QueryContext(ctx, partnerID, qrswitch.QueueSample)
+	if err != nil {
+		return nil, unavailable(doing, err)
+	}
+	for rows.Next() {
+		var attempts, n int
+		if err := rows.Scan(&attempts, &n); err != nil {
+			rows.Close()
+			return nil, unavailable(doing, err)
+		}
+		st.Attempts[attempts] = n
+		st.Sampled += n
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, unavailable(doing, err)
+	}
+	return st, nil
+}
+
+// PartnerControl returns the control of a partner's queue, or ErrNotFound.
+func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch.PartnerControl, error) {
+	c := new(qrswitch.PartnerControl)
+	if err := s.one(ctx, s.rs.control, "partner control", partnerID, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// PartnerControls returns every partner control, by PartnerID.
+func (s *Store) PartnerControls(ctx context.Context) ([]*qrswitch.PartnerControl, error) {
+	return listPtr[qrswitch.PartnerControl](ctx, s, "reading partner controls", s.rs.controls, "")
 }
 
 // ListAdvices returns advices matching q, oldest first.

@@ -26,8 +26,10 @@ type row struct {
 var (
 	qrCols      = []string{"retailer_id", "request_id"}
 	paymentCols = []string{"retailer_id", "request_id", "tran_id", "rrn", "stan", "partner_id",
-		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until"}
-	adviceCols = []string{"sender", "id", "payment_key", "partner_id", "state", "next_at", "lease_until", "created_at"}
+		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until", "outcome"}
+	adviceCols = []string{"sender", "id", "payment_key", "partner_id", "state", "next_at", "lease_until", "created_at",
+		"queued_at", "attempts"}
+	controlCols = []string{"paused"}
 )
 
 func encodeQR(q *qrswitch.QRCode) (*row, error) {
@@ -60,8 +62,22 @@ func encodePayment(p *qrswitch.Payment) (*row, error) {
 	}
 	return &row{key: p.Key(), version: p.Version, data: data, vals: []any{
 		p.RetailerID, p.RequestID, p.TranID, rrn, stan, p.PartnerID(),
-		merchant, terminal, string(p.State), amount, nanos(p.CreatedAt), nanos(p.HoldUntil),
+		merchant, terminal, string(p.State), amount, nanos(p.CreatedAt), nanos(p.HoldUntil), p.LegOutcome(),
 	}}, nil
+}
+
+func encodeControl(c *qrswitch.PartnerControl) (*row, error) {
+	next := *c
+	next.Version++
+	data, err := marshal(&next)
+	if err != nil {
+		return nil, err
+	}
+	paused := int64(0)
+	if c.Paused {
+		paused = 1
+	}
+	return &row{key: c.PartnerID, version: c.Version, data: data, vals: []any{paused}}, nil
 }
 
 func encodeAdvice(a *qrswitch.Advice) (*row, error) {
@@ -76,7 +92,7 @@ func encodeAdvice(a *qrswitch.Advice) (*row, error) {
 
 func adviceVals(a *qrswitch.Advice) []any {
 	return []any{a.Sender, a.ID, a.PaymentKey, a.PartnerID, string(a.State),
-		nanos(a.NextAt), nanos(a.LeaseUntil), nanos(a.CreatedAt)}
+		nanos(a.NextAt), nanos(a.LeaseUntil), nanos(a.CreatedAt), nanos(a.QueuedAt), int64(a.Attempts)}
 }
 
 // marshal encodes a record as stored. The encoders pass a shallow copy
@@ -105,4 +121,13 @@ func nanos(t time.Time) int64 {
 		return math.MinInt64
 	}
 	return t.UnixNano()
+}
+
+// fromNanos is the inverse of nanos, in UTC as the engine stores times; the
+// clamped ends read back as the zero time.
+func fromNanos(n int64) time.Time {
+	if n == math.MinInt64 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
 }

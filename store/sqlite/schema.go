@@ -89,6 +89,36 @@ CREATE TABLE trace (
 );
 CREATE INDEX trace_payment ON trace (payment_key, seq);
 `,
+	// 2: support staff's searches and queue statistics, and operators'
+	// control of partner queues. Rows written before it get their new
+	// columns from their JSON; a QueuedAt read back that way is exact to
+	// the millisecond only, which is all queue ages need.
+	`
+ALTER TABLE payments ADD COLUMN outcome TEXT NOT NULL DEFAULT '';
+UPDATE payments SET outcome = CASE
+	WHEN state IN ('AWAITING_SCAN', 'FORWARDED') OR json_extract(data, '$.tombstone') THEN ''
+	ELSE COALESCE(json_extract(data, '$.payOutcome'), 'unknown') END;
+CREATE INDEX payments_outcome ON payments (outcome, created_at);
+
+ALTER TABLE advices ADD COLUMN queued_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE advices ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE advices SET
+	attempts = COALESCE(json_extract(data, '$.attempts'), 0),
+	queued_at = COALESCE(
+		unixepoch(json_extract(data, '$.queuedAt')) * 1000000000 + CAST(ROUND(1000 * (
+			unixepoch(json_extract(data, '$.queuedAt'), 'subsec') - unixepoch(json_extract(data, '$.queuedAt')))) AS INTEGER) * 1000000,
+		-9223372036854775807 - 1);
+-- Queue statistics: counts by state and the oldest queued, per partner,
+-- without reading a row.
+CREATE INDEX advices_queue ON advices (partner_id, state, queued_at, attempts);
+
+CREATE TABLE partner_controls (
+	partner_id TEXT PRIMARY KEY,
+	paused     INTEGER NOT NULL,
+	version    INTEGER NOT NULL,
+	data       TEXT NOT NULL
+);
+`,
 }
 
 // schemaVersion is the version this code writes.

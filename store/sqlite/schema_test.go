@@ -3,9 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/qrswitch/qrswitch/outcome"
 
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
@@ -80,4 +84,60 @@ func TestMigrations(t *testing.T) {
 		}
 		unlockFile(f)
 	})
+}
+
+// TestMigrationFromVersion1 upgrades a file written by schema 1: the new
+// columns of version 2 are filled from each row's JSON, so searches by
+// outcome and queue statistics see the records written before.
+func TestMigrationFromVersion1(t *testing.T) {
+	path := tempDB(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := time.Date(2026, 3, 2, 9, 30, 0, 123456789, time.UTC)
+	approved := newPayment("shop-1", "pay-1")
+	approved.State, approved.PayOutcome = outcome.Approved, outcome.Successful
+	held := newPayment("shop-1", "pay-2")
+	adv := &qrswitch.Advice{Sender: "shop-1", ID: "adv-1", Kind: qrswitch.Confirmation, PaymentKey: approved.Key(),
+		PartnerID: "wallet-a", State: qrswitch.AdvicePending, Attempts: 3, QueuedAt: queued, NextAt: queued, CreatedAt: queued}
+	stmts := []string{"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT '')",
+		migrations[0], "INSERT INTO schema_migrations (version) VALUES (1)"}
+	for _, st := range stmts {
+		if _, err := db.Exec(st); err != nil {
+			t.Fatalf("schema 1: %v", err)
+		}
+	}
+	for _, p := range []*qrswitch.Payment{approved, held} {
+		data, _ := json.Marshal(p)
+		if _, err := db.Exec(`INSERT INTO payments (key, retailer_id, request_id, tran_id, rrn, stan, partner_id, merchant_id,
+			terminal_id, state, amount, created_at, hold_until, version, data) VALUES (?, ?, ?, '', '', '', '', '', '', ?, NULL, 0, 0, 1, ?)`,
+			p.Key(), p.RetailerID, p.RequestID, string(p.State), string(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, _ := json.Marshal(adv)
+	if _, err := db.Exec(`INSERT INTO advices (key, sender, id, payment_key, partner_id, state, next_at, lease_until, created_at, version, data)
+		VALUES (?, 'shop-1', 'adv-1', ?, 'wallet-a', 'PENDING', 0, 0, 0, 1, ?)`, adv.Key(), adv.PaymentKey, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := openAt(t, path, "")
+	for _, tc := range []struct {
+		outcome string
+		want    int
+	}{{"successful", 1}, {"unknown", 0}, {"", 2}} {
+		got, err := s.Search(t.Context(), qrswitch.Query{Outcome: tc.outcome})
+		if err != nil || len(got) != tc.want {
+			t.Errorf("Search(outcome %q) after migration = %d payments, %v; want %d", tc.outcome, len(got), err, tc.want)
+		}
+	}
+	st, err := s.QueueStats(t.Context(), "wallet-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Pending != 1 || !st.OldestQueuedAt.Equal(queued.Truncate(time.Millisecond)) || st.Attempts[3] != 1 {
+		t.Errorf("QueueStats after migration = %+v, want 1 pending queued at %v with 3 attempts", st, queued.Truncate(time.Millisecond))
+	}
 }

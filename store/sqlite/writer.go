@@ -41,6 +41,7 @@ type change struct {
 	qr       *row
 	payment  *row
 	advices  []*row
+	control  *row
 	traceKey string
 	trace    []string
 }
@@ -72,6 +73,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	}
 	for _, a := range c.Advices {
 		a.Version++
+	}
+	if c.Control != nil {
+		c.Control.Version++
 	}
 	return nil
 }
@@ -148,6 +152,11 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 		}
 		ch.advices = append(ch.advices, r)
 	}
+	if c.Control != nil {
+		if ch.control, err = encodeControl(c.Control); err != nil {
+			return nil, err
+		}
+	}
 	if len(c.Trace) > 0 {
 		if ch.traceKey == "" {
 			if c.Payment == nil {
@@ -164,7 +173,7 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			ch.trace[i] = string(b)
 		}
 	}
-	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && len(ch.trace) == 0 {
+	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && ch.control == nil && len(ch.trace) == 0 {
 		return nil, nil
 	}
 	return ch, nil
@@ -324,6 +333,11 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 	}
 	for _, r := range ch.advices {
 		if err := add(&s.ws.advices, r); err != nil {
+			return err
+		}
+	}
+	if ch.control != nil {
+		if err := add(&s.ws.controls, ch.control); err != nil {
 			return err
 		}
 	}
@@ -652,9 +666,9 @@ func (c *cache) reset() { c.cur, c.old = make(map[string]known), nil }
 // writeStmts are the writer's prepared statements and caches, bound to its
 // connection and used only by the writer goroutine.
 type writeStmts struct {
-	begin, commit, rollback *sql.Stmt
-	qrs, payments, advices  table
-	lease, due, dueAny      *sql.Stmt
+	begin, commit, rollback          *sql.Stmt
+	qrs, payments, advices, controls table
+	lease, due, dueAny               *sql.Stmt
 	// trace collects the batch's trace rows (key, data, key, data, …) for
 	// appendTrace; appendTrace[n] inserts n rows.
 	trace       []any
@@ -668,7 +682,8 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	w.qrs = table{name: "qr_codes", record: "qr", key: "tran_id", cols: qrCols, unique: []int{0, 1}}
 	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols}
 	w.advices = table{name: "advices", record: "advice", key: "key", cols: adviceCols}
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+	w.controls = table{name: "partner_controls", record: "control", key: "partner_id", cols: controlCols}
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
 		if err := t.prepare(ctx, conn); err != nil {
 			return fmt.Errorf("table %s: %w", t.name, err)
 		}
@@ -696,7 +711,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 
 // reset forgets what the caches know, after a rollback.
 func (w *writeStmts) reset() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
 		t.cache.reset()
 	}
 }
@@ -738,7 +753,7 @@ func dueSQL(index, partner string) string {
 }
 
 func (w *writeStmts) close() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices} {
+	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
 		t.close()
 	}
 	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny} {

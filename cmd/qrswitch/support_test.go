@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	"github.com/qrswitch/qrswitch/server"
+	qrswitch "github.com/qrswitch/qrswitch/switch"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
+	"github.com/qrswitch/qrswitch/wire"
+)
+
+// cliSwitch is a switch on loopback with the partner simulator behind it,
+// for the support commands to talk to.
+type cliSwitch struct {
+	srv    *server.Server
+	sim    *electrumsim.Sim
+	client *http.Client
+	base   string
+}
+
+func startCLISwitch(t *testing.T) *cliSwitch {
+	t.Helper()
+	dir := t.TempDir()
+	eph, err := tlsconfig.NewEphemeral("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simCA := filepath.Join(dir, "sim-ca.pem")
+	os.WriteFile(simCA, eph.CAPEM, 0o600)
+	var handler atomic.Pointer[http.Handler]
+	none := http.NotFoundHandler()
+	handler.Store(&none)
+	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
+	ts.TLS = eph.Server
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	cfg := &config.Config{
+		Env: config.EnvDevelopment, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: dir,
+		Store:    config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
+		ScanWait: config.Duration(2 * time.Second),
+		SAF: config.SAF{InitialInterval: config.Duration(50 * time.Millisecond), MaxInterval: config.Duration(200 * time.Millisecond),
+			GiveUpAfter: config.Duration(300 * time.Millisecond), Workers: 4},
+		Retailers: []config.Retailer{{ID: "shop-1", Username: "shop-1", Password: "shop-1-password", InstitutionID: "1234"}},
+		Partners: []config.Partner{{ID: "wallet-a", Name: "Wallet A", Rail: "electrum", BaseURL: ts.URL, Username: "switch",
+			Password: "switch-secret", CAFile: simCA, Timeout: config.Duration(time.Second), ScanUsername: "wallet-a", ScanPassword: "wallet-a-password"}},
+		Support: []config.SupportUser{
+			{Username: "alice", Password: "alice-password", Role: config.RoleOperator},
+			{Username: "victor", Password: "victor-password", Role: config.RoleViewer},
+		},
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(context.Background(), cfg, zerolog.Nop(), server.Options{LateWindow: time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: srv.DevCAFile()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cliSwitch{srv: srv, base: "https://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: switchTLS}}}
+	c.sim = electrumsim.New(electrumsim.Config{PartnerID: "wallet-a", PartnerName: "Wallet A", Username: "switch", Password: "switch-secret",
+		SwitchURL: c.base, ScanUsername: "wallet-a", ScanPassword: "wallet-a-password", SwitchTLS: switchTLS.Clone()})
+	h := c.sim.Handler()
+	handler.Store(&h)
+	t.Cleanup(c.sim.Close)
+	return c
+}
+
+func (c *cliSwitch) post(t *testing.T, path string, body any) (int, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPost, c.base+path, bytes.NewReader(b))
+	req.SetBasicAuth("shop-1", "shop-1-password")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// approved runs a payment to approval and returns its request.
+func (c *cliSwitch) approved(t *testing.T, amount int64) *wire.PaymentRequest {
+	t.Helper()
+	orig := &wire.Originator{Institution: wire.Institution{ID: "1234", Name: "Shop"}, TerminalID: "T0000001",
+		Merchant: wire.Merchant{MerchantType: "5411", MerchantID: "M00000000000001", MerchantName: wire.MerchantName{Name: "Corner Shop", City: "Cape Town", Country: "ZA"}}}
+	now := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	client := &wire.Institution{ID: "pos-vendor", Name: "POS Vendor"}
+	st, body := c.post(t, "/qr/v1/qrCodes", &wire.CreateQrCodeRequest{ID: wire.NewID(), Time: now, Originator: orig, Client: client})
+	if st != 201 {
+		t.Fatalf("createQrCode = %d %s", st, body)
+	}
+	var code wire.CreateQrCodeResponse
+	json.Unmarshal(body, &code)
+	req := &wire.PaymentRequest{Transaction: wire.Transaction{ID: wire.NewID(), Time: now, Originator: orig, Client: client, Rrn: "rrn-" + wire.NewID()[:8]},
+		Amounts: &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: amount, Currency: "710"}}, TranID: code.TranID}
+	answer := make(chan int, 1)
+	go func() { st, _ := c.post(t, "/qr/v1/payments", req); answer <- st }()
+	key := qrswitch.PaymentKey("shop-1", req.ID)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, err := c.srv.Store().Payment(t.Context(), key); err == nil && p.State == "AWAITING_SCAN" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("payment request not held")
+		}
+	}
+	if res, err := c.sim.Scan(t.Context(), electrumsim.ScanRequest{QrCode: code.QrCode}); err != nil || res.Status != 202 {
+		t.Fatalf("scan: %v %+v", err, res)
+	}
+	if st := <-answer; st != 201 {
+		t.Fatalf("pay = %d", st)
+	}
+	return req
+}
+
+func (c *cliSwitch) waitAdvice(t *testing.T, key string, state qrswitch.AdviceState) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if a, err := c.srv.Store().Advice(t.Context(), key); err == nil && a.State == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("advice %s not %s after 10 s", key, state)
+		}
+	}
+}
+
+// cli runs a qrswitch command as user and returns its output and error.
+func (c *cliSwitch) cli(t *testing.T, user, pass string, args ...string) (string, error) {
+	t.Helper()
+	args = append(args, "--switch", c.base, "--ca", c.srv.DevCAFile(), "--user", user)
+	var stdout, stderr bytes.Buffer
+	err := run(t.Context(), args, []string{"QRS_SUPPORT_PASSWORD=" + pass}, strings.NewReader(""), &stdout, &stderr)
+	return stdout.String() + stderr.String(), err
+}
+
+func TestSupportCLI(t *testing.T) {
+	c := startCLISwitch(t)
+	req := c.approved(t, 1234)
+	conf := &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: wire.NewID(), RequestID: req.ID, Time: time.Now().UTC().Format(time.RFC3339)}}
+	c.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
+	if st, body := c.post(t, "/qr/v1/payments/confirmations", conf); st != 202 {
+		t.Fatalf("confirmation = %d %s", st, body)
+	}
+	adviceKey := "shop-1/" + conf.ID
+	c.waitAdvice(t, adviceKey, qrswitch.AdviceDead)
+	c.sim.ClearFaults()
+
+	mustRun := func(user, pass string, args ...string) string {
+		t.Helper()
+		out, err := c.cli(t, user, pass, args...)
+		if err != nil {
+			t.Fatalf("qrswitch %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	t.Run("txn show", func(t *testing.T) {
+		out := mustRun("victor", "victor-password", "txn", "show", req.ID)
+		for _, want := range []string{"payment   shop-1/" + req.ID, "state     CONFIRMING (payment outcome: successful)", "12.34 710",
+			adviceKey, "DEAD", "retailer:shop-1 --> switch", "switch --> partner:wallet-a", "pay", "201 · successful", "confirmPayment"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("txn show lacks %q:\n%s", want, out)
+			}
+		}
+		js := mustRun("victor", "victor-password", "txn", "show", "shop-1/"+req.ID, "--json")
+		var ans struct{ Results []qrswitch.Story }
+		if err := json.Unmarshal([]byte(js), &ans); err != nil || len(ans.Results) != 1 || ans.Results[0].Payment.RequestID != req.ID {
+			t.Errorf("txn show --json = %v %s", err, js)
+		}
+	})
+	t.Run("txn search", func(t *testing.T) {
+		out := mustRun("victor", "victor-password", "txn", "search", "--retailer", "shop-1", "--outcome", "successful")
+		if !strings.Contains(out, "CREATED (UTC)") || !strings.Contains(out, "shop-1/"+req.ID) || !strings.Contains(out, "CONFIRMING") {
+			t.Errorf("txn search:\n%s", out)
+		}
+		if out := mustRun("victor", "victor-password", "txn", "search", "--outcome", "failed"); strings.Contains(out, req.ID) {
+			t.Errorf("txn search --outcome failed finds the approved payment:\n%s", out)
+		}
+		js := mustRun("victor", "victor-password", "txn", "search", "--rrn", req.Rrn, "--json")
+		var ans struct{ Results []qrswitch.PaymentSummary }
+		if err := json.Unmarshal([]byte(js), &ans); err != nil || len(ans.Results) != 1 {
+			t.Errorf("txn search --json = %v %s", err, js)
+		}
+	})
+	t.Run("saf list and dead", func(t *testing.T) {
+		out := mustRun("victor", "victor-password", "saf", "list")
+		if !strings.Contains(out, "wallet-a") || !strings.Contains(out, "running") {
+			t.Errorf("saf list:\n%s", out)
+		}
+		out = mustRun("victor", "victor-password", "saf", "dead", "wallet-a")
+		if !strings.Contains(out, adviceKey) || !strings.Contains(out, "DEAD") {
+			t.Errorf("saf dead wallet-a:\n%s", out)
+		}
+	})
+	t.Run("refusals", func(t *testing.T) {
+		if out, err := c.cli(t, "victor", "victor-password", "saf", "pause", "wallet-a", "--reason", "try"); err == nil || !strings.Contains(err.Error(), "403") {
+			t.Errorf("saf pause as viewer = %v %s, want a 403 error", err, out)
+		}
+		if _, err := c.cli(t, "alice", "alice-password", "saf", "pause", "wallet-a"); err == nil || !strings.Contains(err.Error(), "--reason") {
+			t.Errorf("saf pause without a reason = %v", err)
+		}
+		if _, err := c.cli(t, "alice", "", "saf", "list"); err == nil || !strings.Contains(err.Error(), "password") {
+			t.Errorf("saf list without a password = %v", err)
+		}
+		if _, err := c.cli(t, "alice", "wrong", "saf", "list"); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("saf list with a wrong password = %v", err)
+		}
+	})
+	t.Run("pause, resume, replay", func(t *testing.T) {
+		out := mustRun("alice", "alice-password", "saf", "pause", "wallet-a", "--reason", "maintenance")
+		if !strings.Contains(out, "paused (by alice: maintenance)") {
+			t.Errorf("saf pause: %s", out)
+		}
+		if out := mustRun("alice", "alice-password", "saf", "list"); !strings.Contains(out, "paused by alice: maintenance") {
+			t.Errorf("saf list while paused:\n%s", out)
+		}
+		out = mustRun("alice", "alice-password", "saf", "replay", adviceKey, "--reason", "wallet-a is back")
+		if !strings.Contains(out, "advice "+adviceKey+" is PENDING") {
+			t.Errorf("saf replay: %s", out)
+		}
+		mustRun("alice", "alice-password", "saf", "resume", "wallet-a", "--reason", "maintenance over")
+		c.waitAdvice(t, adviceKey, qrswitch.AdviceDone)
+		if out := mustRun("alice", "alice-password", "txn", "show", req.ID); !strings.Contains(out, "[operator:alice]") || !strings.Contains(out, "wallet-a is back") {
+			t.Errorf("txn show after replay lacks the audit entry:\n%s", out)
+		}
+	})
+	t.Run("final", func(t *testing.T) {
+		req2 := c.approved(t, 2345)
+		c.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
+		conf2 := &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: wire.NewID(), RequestID: req2.ID, Time: time.Now().UTC().Format(time.RFC3339)}}
+		c.post(t, "/qr/v1/payments/confirmations", conf2)
+		key := "shop-1/" + conf2.ID
+		c.waitAdvice(t, key, qrswitch.AdviceDead)
+		c.sim.ClearFaults()
+		out := mustRun("alice", "alice-password", "saf", "final", key, "--outcome", "successful", "--reason", "wallet-a confirmed by phone")
+		if !strings.Contains(out, "is DONE (successful)") {
+			t.Errorf("saf final: %s", out)
+		}
+		if p, _ := c.srv.Store().Payment(t.Context(), qrswitch.PaymentKey("shop-1", req2.ID)); p.State != "CONFIRMED" {
+			t.Errorf("payment after saf final = %s, want CONFIRMED", p.State)
+		}
+	})
+}
