@@ -108,6 +108,15 @@ var ErrMalformedAnswer = errors.New("malformed answer")
 //	500, 504, timeout, connection lost  unknown
 //	400, 501, 503, every other status   failed
 //
+// with two readings of "every other status", both on the side of not
+// losing money. 408 and 429 on an advice are unknown: the partner said "not
+// now" without acting, and an advice is repeated with the same id, so
+// store-and-forward sends it again rather than ending a confirmation or
+// reversal as failed over a rate limit (on a payment they stay failed:
+// nothing was authorised). And a 2xx other than 200, 201 and 202 is
+// unknown: a partner that answers 203 or 204 to a payment may well think it
+// approved it, so the switch reverses rather than declines.
+//
 // Two rules sit on top for errors. A request that provably never left
 // (ErrNotSent) failed when it was a payment — the partner cannot have
 // authorised it — but stays unknown for an advice, because store-and-forward
@@ -131,7 +140,15 @@ func Classify(op Operation, status int, err error) Outcome {
 		return Failed
 	case http.StatusInternalServerError, http.StatusGatewayTimeout, 0:
 		return Unknown
+	case http.StatusTooManyRequests, http.StatusRequestTimeout:
+		if op.IsAdvice() {
+			return Unknown
+		}
+		return Failed
 	default:
+		if status >= 200 && status < 300 {
+			return Unknown
+		}
 		return Failed
 	}
 }

@@ -19,6 +19,10 @@ func TestClassifyStatuses(t *testing.T) {
 			return Successful
 		case status == 500 || status == 504:
 			return Unknown
+		case (status == 429 || status == 408) && op != Pay:
+			return Unknown
+		case status >= 200 && status < 300:
+			return Unknown
 		default:
 			return Failed
 		}
@@ -46,6 +50,13 @@ func TestClassifyNamedRows(t *testing.T) {
 		{Pay, 503, nil, Failed},
 		{Confirm, 503, nil, Failed},
 		{Pay, 400, nil, Failed},
+		{Pay, 429, nil, Failed},
+		{Confirm, 429, nil, Unknown},
+		{Reverse, 429, nil, Unknown},
+		{Confirm, 408, nil, Unknown},
+		{Pay, 408, nil, Failed},
+		{Pay, 203, nil, Unknown},
+		{Confirm, 204, nil, Unknown},
 		{Pay, 0, nil, Unknown},
 		{Pay, 0, context.DeadlineExceeded, Unknown},
 		{Confirm, 0, context.DeadlineExceeded, Unknown},
