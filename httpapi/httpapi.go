@@ -15,6 +15,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 
+	"github.com/qrswitch/qrswitch/internal/logctx"
 	"github.com/qrswitch/qrswitch/wire"
 )
 
@@ -25,7 +26,6 @@ const MaxBody = 64 << 10
 // Context keys set by the middleware.
 const (
 	keyPrincipal = "qrswitch.principal"
-	keyTranID    = "qrswitch.tranId"
 	keyPanics    = "qrswitch.panics"
 )
 
@@ -73,6 +73,7 @@ func NewRouter(o Options) *gin.Engine {
 // middleware assigns a request id, puts a request logger in the context,
 // turns a panic into a 500 ErrorDetail, and writes the access log line.
 func middleware(o Options) gin.HandlerFunc {
+	base := &o.Logger
 	return func(c *gin.Context) {
 		start := time.Now()
 		id := c.GetHeader("X-Request-Id")
@@ -80,8 +81,7 @@ func middleware(o Options) gin.HandlerFunc {
 			id = wire.NewID()
 		}
 		c.Header("X-Request-Id", id)
-		log := o.Logger.With().Str("request_id", id).Logger()
-		c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
+		c.Request = c.Request.WithContext(logctx.New(c.Request.Context(), base, id))
 		defer func() {
 			route := c.FullPath()
 			if route == "" {
@@ -91,7 +91,7 @@ func middleware(o Options) gin.HandlerFunc {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				log.Error().Interface("panic", v).Str("route", route).Msg("handler panicked")
+				logctx.Logger(c.Request.Context(), base).Error().Interface("panic", v).Str("route", route).Msg("handler panicked")
 				if o.Observer != nil {
 					o.Observer.Panic(route)
 				}
@@ -105,15 +105,13 @@ func middleware(o Options) gin.HandlerFunc {
 				o.Observer.Request(route, c.Request.Method, status, took)
 			}
 			if o.AccessLog || status >= 400 {
+				log := logctx.Logger(c.Request.Context(), base)
 				ev := log.Info()
 				if status >= 500 {
 					ev = log.Warn()
 				}
 				if p, ok := PrincipalOf(c); ok {
 					ev = ev.Str("principal", p.Kind+":"+p.ID)
-				}
-				if t := c.GetString(keyTranID); t != "" {
-					ev = ev.Str("tranId", t)
 				}
 				ev.Str("method", c.Request.Method).Str("path", c.Request.URL.Path).Int("status", status).
 					Dur("took", took).Str("remote", c.ClientIP()).Msg("request")
@@ -123,15 +121,19 @@ func middleware(o Options) gin.HandlerFunc {
 	}
 }
 
-// SetTranID records the request's tranId for the access log and adds it to
-// the request's logger.
+// SetTranID adds the request's tranId to what its log lines carry.
 func SetTranID(c *gin.Context, tranID string) {
 	if tranID == "" {
 		return
 	}
-	c.Set(keyTranID, tranID)
-	log := zerolog.Ctx(c.Request.Context()).With().Str("tranId", tranID).Logger()
-	c.Request = c.Request.WithContext(log.WithContext(c.Request.Context()))
+	c.Request = c.Request.WithContext(logctx.WithTranID(c.Request.Context(), tranID))
+}
+
+// Logger returns the request's logger: the server's, with the request id
+// and tranId.
+func Logger(c *gin.Context) *zerolog.Logger {
+	nop := zerolog.Nop()
+	return logctx.Logger(c.Request.Context(), &nop)
 }
 
 // ReadBody reads the request body, refusing one larger than MaxBody with a
@@ -180,7 +182,7 @@ func Decode(c *gin.Context, v any) ([]byte, bool) {
 // never shows — with the request's id. A nil cause logs nothing.
 func FailCause(c *gin.Context, status int, d *wire.ErrorDetail, cause error) {
 	if cause != nil {
-		zerolog.Ctx(c.Request.Context()).Error().Err(cause).Int("status", status).
+		Logger(c).Error().Err(cause).Int("status", status).
 			Str("errorType", d.ErrorType).Msg("request failed")
 	}
 	Fail(c, status, d)
@@ -196,7 +198,7 @@ func Fail(c *gin.Context, status int, d *wire.ErrorDetail) {
 func JSON(c *gin.Context, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		zerolog.Ctx(c.Request.Context()).Error().Err(err).Msg("encoding an answer")
+		Logger(c).Error().Err(err).Msg("encoding an answer")
 		status, b = http.StatusInternalServerError, []byte(`{"errorType":"GENERAL_ERROR","errorMessage":"Internal error"}`)
 	}
 	Raw(c, status, b)

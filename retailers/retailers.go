@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/gin-gonic/gin"
-	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/httpapi"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -114,7 +113,7 @@ func (h *handlers) reverse(c *gin.Context) {
 // of a failure.
 func adviceAnswer(c *gin.Context, a qrswitch.AdviceAnswer) {
 	if a.Cause != nil {
-		zerolog.Ctx(c.Request.Context()).Error().Err(a.Cause).Int("status", a.Status).Msg("request failed")
+		httpapi.Logger(c).Error().Err(a.Cause).Int("status", a.Status).Msg("request failed")
 	}
 	httpapi.Raw(c, a.Status, a.Body)
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qrswitch/qrswitch/internal/logctx"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/wire"
@@ -479,8 +480,5 @@ func (e *Engine) recordLate(p *partners.Partner, op outcome.Operation, traceKey,
 // logger is the request's logger (with its request id and tranId) when ctx
 // carries one, and the engine's otherwise.
 func (e *Engine) logger(ctx context.Context) *zerolog.Logger {
-	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
-		return l
-	}
-	return &e.log
+	return logctx.Logger(ctx, &e.log)
 }
