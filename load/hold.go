@@ -23,11 +23,19 @@ type HoldReport struct {
 	RSSBytes float64 `json:"rssBytes"`
 	// Opened is how long it took to get every request held.
 	Opened time.Duration `json:"openedNs"`
+	// SteadyRSSBytes is the switch's resident memory after the requests
+	// stayed held for the linger time (0 without one): the first reading
+	// includes the garbage of opening them.
+	SteadyRSSBytes float64       `json:"steadyRssBytes,omitempty"`
+	Linger         time.Duration `json:"lingerNs,omitempty"`
 }
 
 func (h *HoldReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "hold: %d payment requests held open (switch counts %.0f) within %s; switch RSS %.1f MB\n",
 		h.Requests, h.Held, h.Opened.Round(time.Millisecond), h.RSSBytes/1e6)
+	if h.SteadyRSSBytes > 0 {
+		fmt.Fprintf(w, "  after %s still held: switch RSS %.1f MB\n", h.Linger, h.SteadyRSSBytes/1e6)
+	}
 }
 
 // Hold opens n payment requests that wait for scans, reads the switch's
@@ -101,7 +109,14 @@ func Hold(ctx context.Context, o Options, n int, linger time.Duration) (*Report,
 	if o.Progress != nil {
 		fmt.Fprintf(o.Progress, "hold: %d requests held; ending them with reversals in %s\n", n, linger)
 	}
-	time.Sleep(linger) // time to look at the switch (profiles) while it holds them
+	if linger > 0 {
+		time.Sleep(linger) // time to look at the switch (profiles) while it holds them
+		m, err := r.metrics(ctx, "process_resident_memory_bytes")
+		if err != nil {
+			return nil, err
+		}
+		rep.SteadyRSSBytes, rep.Linger = m["process_resident_memory_bytes"], linger
+	}
 	items := make([]string, n)
 	var next atomic.Int64
 	r.each(ctx, items, func(_ *pos, _ string) {
