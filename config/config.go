@@ -84,6 +84,11 @@ type Config struct {
 	// DataDir is the directory for local state such as the embedded store.
 	// Default ./var.
 	DataDir string `yaml:"data_dir"`
+	// TrustedProxies are the load balancers (IP addresses or CIDRs) whose
+	// X-Forwarded-For / X-Real-IP headers are believed for the client's
+	// address, which login throttling and the access log use. Default
+	// none: the connection's address is the client's.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// TLS names the certificate of the HTTPS listener. Empty means a
 	// self-signed development certificate, which production refuses.
 	TLS TLS `yaml:"tls"`

@@ -14,7 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// The bcrypt hashes in testdata/full.yaml (cost 10, of unrecorded random
+// The bcrypt hashes in ../deploy/qrswitch.yaml (cost 10, of unrecorded random
 // passwords).
 const (
 	fullShopHash    = "$2a$10$Htbu3U6wsZUUWuWaCNk5cunCO4NYnmrk9pM2UIDQ8sUKRGnZyFipm"
@@ -48,10 +48,11 @@ func sec(d time.Duration) Duration { return Duration(d) }
 
 func TestLoadFullSample(t *testing.T) {
 	want := &Config{
-		Env:         EnvProduction,
-		Listen:      "0.0.0.0:8443",
-		AdminListen: "127.0.0.1:9090",
-		DataDir:     "/var/lib/qrswitch",
+		Env:            EnvProduction,
+		Listen:         "0.0.0.0:8443",
+		AdminListen:    "127.0.0.1:9090",
+		DataDir:        "/var/lib/qrswitch",
+		TrustedProxies: []string{"10.0.0.0/8"},
 		TLS: TLS{
 			CertFile:     "/etc/qrswitch/tls/server.crt",
 			KeyFile:      "/etc/qrswitch/tls/server.key",
@@ -83,12 +84,12 @@ func TestLoadFullSample(t *testing.T) {
 			{Username: "alice", PasswordHash: fullSupportHash, Role: RoleOperator},
 		},
 	}
-	got, err := Load("testdata/full.yaml", nil)
+	got, err := Load("../deploy/qrswitch.yaml", nil)
 	if err != nil {
-		t.Fatalf("Load(testdata/full.yaml) error = %v, want nil", err)
+		t.Fatalf("Load(../deploy/qrswitch.yaml) error = %v, want nil", err)
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Load(testdata/full.yaml) =\n%+v\nwant\n%+v", got, want)
+		t.Errorf("Load(../deploy/qrswitch.yaml) =\n%+v\nwant\n%+v", got, want)
 	}
 }
 
@@ -96,7 +97,7 @@ func TestLoadFullSample(t *testing.T) {
 // documents every key of Config. The plaintext twins, refused in
 // production, appear as comments.
 func TestFullSampleHasEveryKey(t *testing.T) {
-	text, err := os.ReadFile("testdata/full.yaml")
+	text, err := os.ReadFile("../deploy/qrswitch.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestFullSampleHasEveryKey(t *testing.T) {
 		parts := strings.Split(key, ".")
 		if commented[key] {
 			if !strings.Contains(string(text), "# "+parts[len(parts)-1]+":") {
-				t.Errorf("testdata/full.yaml lacks a comment showing %s", key)
+				t.Errorf("../deploy/qrswitch.yaml lacks a comment showing %s", key)
 			}
 			continue
 		}
@@ -123,7 +124,7 @@ func TestFullSampleHasEveryKey(t *testing.T) {
 			m, _ := node.(map[string]any)
 			var ok bool
 			if node, ok = m[part]; !ok {
-				t.Errorf("testdata/full.yaml lacks %s", key)
+				t.Errorf("../deploy/qrswitch.yaml lacks %s", key)
 				break
 			}
 		}

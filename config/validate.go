@@ -107,6 +107,13 @@ func (v *validator) top(c *Config) {
 	if c.DataDir == "" {
 		v.add("data_dir", "must not be empty")
 	}
+	for i, p := range c.TrustedProxies {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				v.add(fmt.Sprintf("trusted_proxies[%d]", i), "must be an IP address or a CIDR such as 10.0.0.0/8, got %q", p)
+			}
+		}
+	}
 	v.tls(c.TLS)
 	v.store(c.Store)
 	v.positive("scan_wait", c.ScanWait)

@@ -148,6 +148,7 @@ func TestValidateWithoutDefaults(t *testing.T) {
 	}{
 		{"rail empty", func(c *Config) { c.Partners[0].Rail = "" }, "partners[0].rail", "required"},
 		{"data_dir empty", func(c *Config) { c.DataDir = "" }, "data_dir", "must not be empty"},
+		{"trusted proxy not an address", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "lb.example"} }, "trusted_proxies[1]", "IP address or a CIDR"},
 		{"timeout zero", func(c *Config) { c.Partners[0].Timeout = 0 }, "partners[0].timeout", "must be greater than 0, got 0s"},
 		{"scan_wait zero", func(c *Config) { c.ScanWait = 0 }, "scan_wait", "must be greater than 0, got 0s"},
 		{"workers zero", func(c *Config) { c.SAF.Workers = 0 }, "saf.workers", "got 0"},

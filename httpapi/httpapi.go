@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"encoding/json"
 	"errors"
 	"io"
@@ -42,21 +43,27 @@ type Options struct {
 	// failures (status ≥ 400) otherwise.
 	AccessLog bool
 	Observer  Observer
+	// TrustedProxies are the load balancers (IPs or CIDRs) whose
+	// X-Forwarded-For and X-Real-IP headers name the client. Empty: the
+	// connection's address is the client's, whatever the headers say.
+	TrustedProxies []string
 }
 
 func init() { gin.SetMode(gin.ReleaseMode) }
 
 // NewRouter returns a gin engine with the shared middleware installed and
-// ErrorDetail answers for unknown routes and methods.
-func NewRouter(o Options) *gin.Engine {
+// ErrorDetail answers for unknown routes and methods. It fails only on a
+// TrustedProxies entry that is neither an IP nor a CIDR.
+func NewRouter(o Options) (*gin.Engine, error) {
 	r := gin.New()
-	// Client addresses come from the connection, never from headers: gin
-	// trusts X-Forwarded-For from anyone by default, which would let a
-	// client pick the address its failed logins are throttled under (or
-	// throttle someone else's) and forge the address in the access log.
-	r.ForwardedByClientIP = false
-	if err := r.SetTrustedProxies(nil); err != nil {
-		panic(err) // a nil list cannot be invalid
+	// Client addresses come from the connection, not from headers, unless
+	// the connection is a trusted proxy: gin trusts X-Forwarded-For from
+	// anyone by default, which would let a client pick the address its
+	// failed logins are throttled under (or throttle someone else's) and
+	// forge the address in the access log.
+	r.ForwardedByClientIP = len(o.TrustedProxies) > 0
+	if err := r.SetTrustedProxies(o.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("trusted proxies: %w", err)
 	}
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
@@ -67,7 +74,7 @@ func NewRouter(o Options) *gin.Engine {
 	r.NoMethod(func(c *gin.Context) {
 		Fail(c, http.StatusMethodNotAllowed, wire.NewErrorDetail(wire.FunctionNotSupported, "Method not allowed", "", ""))
 	})
-	return r
+	return r, nil
 }
 
 // middleware assigns a request id, puts a request logger in the context,

@@ -32,7 +32,7 @@ type counter struct{ requests, panics atomic.Int64 }
 func (c *counter) Request(string, string, int, time.Duration) { c.requests.Add(1) }
 func (c *counter) Panic(string)                               { c.panics.Add(1) }
 
-func testServer(t *testing.T, o AuthOptions) (*httptest.Server, *counter, *Authenticator) {
+func testServer(t *testing.T, o AuthOptions, trustedProxies ...string) (*httptest.Server, *counter, *Authenticator) {
 	t.Helper()
 	auth, err := NewAuthenticator([]Account{
 		{Username: "shop", Hash: hash(t, "shop-pw"), Principal: Principal{Kind: KindRetailer, ID: "shop-1"}},
@@ -43,7 +43,10 @@ func testServer(t *testing.T, o AuthOptions) (*httptest.Server, *counter, *Authe
 		t.Fatal(err)
 	}
 	obs := &counter{}
-	r := NewRouter(Options{Logger: zerolog.Nop(), Observer: obs})
+	r, err := NewRouter(Options{Logger: zerolog.Nop(), Observer: obs, TrustedProxies: trustedProxies})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.POST("/retail", auth.Require(KindRetailer), func(c *gin.Context) {
 		var v struct {
 			ID string `json:"id"`

@@ -69,3 +69,30 @@ func TestForwardedForIsNotTrusted(t *testing.T) {
 		t.Fatal("an address named only in X-Forwarded-For was throttled")
 	}
 }
+
+// TestTrustedProxyNamesTheClient: behind a configured load balancer, the
+// client's address comes from X-Forwarded-For, so its failures are counted
+// against it, not against the balancer every client shares.
+func TestTrustedProxyNamesTheClient(t *testing.T) {
+	srv, _, auth := testServer(t, AuthOptions{MaxFailures: 2, Window: time.Minute}, "127.0.0.1")
+	for i := range 8 {
+		req, _ := http.NewRequest("POST", srv.URL+"/retail", strings.NewReader("{}"))
+		req.SetBasicAuth(fmt.Sprintf("guess-%d", i), "bad")
+		req.Header.Set("X-Forwarded-For", "203.0.113.7")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var throttled *ThrottledError
+	if _, err := auth.Verify("shop", "shop-pw", "203.0.113.7"); !errors.As(err, &throttled) {
+		t.Fatalf("Verify from the forwarded client = %v, want it throttled", err)
+	}
+	if resp, _ := call(t, srv, "POST", "/retail", "shop", "shop-pw", `{"id":"x"}`); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("another client behind the same balancer = %d, want 201", resp.StatusCode)
+	}
+	if _, err := NewRouter(Options{TrustedProxies: []string{"not-an-address"}}); err == nil {
+		t.Fatal("NewRouter accepted an invalid trusted proxy")
+	}
+}

@@ -71,8 +71,10 @@ const (
 
 // Report is the outcome of a run, as printed and as written with --out.
 type Report struct {
-	Mode        string             `json:"mode"`
-	Started     time.Time          `json:"started"`
+	Mode    string    `json:"mode"`
+	Started time.Time `json:"started"`
+	// Measured runs from the end of the warm-up until the last flow due in
+	// the measured window has ended; FlowsPerSec is Flows over it.
 	Measured    time.Duration      `json:"measuredNs"`
 	Flows       int64              `json:"flows"`
 	FlowsPerSec float64            `json:"flowsPerSec"`

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -100,6 +101,40 @@ func (s *Server) adminHandler() http.Handler {
 
 // stdLogger adapts zerolog for net/http's error log (TLS handshake errors
 // and the like), at warn level.
+//
+// Lines are sampled: at most errorLogBurst a minute, then one summary of how
+// many were dropped, because every failed TLS handshake writes one and a
+// port scanner (or testssl.sh) would otherwise fill the log.
 func stdLogger(l zerolog.Logger, name string) *log.Logger {
-	return log.New(l.With().Str("listener", name).Logger(), "", 0)
+	return log.New(&sampledWriter{log: l.With().Str("listener", name).Logger()}, "", 0)
+}
+
+// errorLogBurst is how many lines a listener's error log writes a minute.
+const errorLogBurst = 20
+
+type sampledWriter struct {
+	log     zerolog.Logger
+	mu      sync.Mutex
+	window  time.Time
+	written int
+	dropped int
+}
+
+func (w *sampledWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := time.Now()
+	if now.Sub(w.window) >= time.Minute {
+		if w.dropped > 0 {
+			w.log.Warn().Int("dropped", w.dropped).Msg("listener errors dropped in the last minute (sampled)")
+		}
+		w.window, w.written, w.dropped = now, 0, 0
+	}
+	if w.written >= errorLogBurst {
+		w.dropped++
+		return len(p), nil
+	}
+	w.written++
+	w.log.Warn().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

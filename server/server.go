@@ -138,7 +138,10 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	s.metrics.watch(s.engine, log)
-	router := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog, Observer: s.metrics})
+	router, err := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog, Observer: s.metrics, TrustedProxies: cfg.TrustedProxies})
+	if err != nil {
+		return nil, err
+	}
 	retailers.Mount(router, s.engine, auth)
 	scanapi.Mount(router, s.engine, auth)
 	support.Mount(router, s.engine, auth)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -30,4 +31,25 @@ func TestNewFailsCleanly(t *testing.T) {
 		t.Fatalf("New after a failed New = %v, want success (the store must have been released)", err)
 	}
 	srv.close()
+}
+
+// TestListenerErrorsAreSampled: a flood of TLS handshake errors (a port
+// scan) writes at most errorLogBurst lines a minute, then a count.
+func TestListenerErrorsAreSampled(t *testing.T) {
+	var buf strings.Builder
+	l := stdLogger(zerolog.New(&buf), "https")
+	for i := range 3 * errorLogBurst {
+		l.Printf("http: TLS handshake error from 192.0.2.%d:4242: EOF", i)
+	}
+	if n := strings.Count(buf.String(), "TLS handshake error"); n != errorLogBurst {
+		t.Fatalf("logged %d of %d lines, want %d", n, 3*errorLogBurst, errorLogBurst)
+	}
+	w := l.Writer().(*sampledWriter)
+	w.mu.Lock()
+	w.window = w.window.Add(-time.Minute) // the minute is over
+	w.mu.Unlock()
+	l.Printf("http: TLS handshake error from 192.0.2.99:4242: EOF")
+	if !strings.Contains(buf.String(), `"dropped":40`) || !strings.Contains(buf.String(), "192.0.2.99") {
+		t.Fatalf("after the window: %s\nwant a count of 40 dropped lines and the new line", buf.String())
+	}
 }

@@ -98,7 +98,11 @@ func newSurfaces(tb testing.TB) *surfaces {
 		tb.Fatal(err)
 	}
 	s := &surfaces{obs: &panicCounter{}}
-	s.router = httpapi.NewRouter(httpapi.Options{Logger: zerolog.Nop(), Observer: s.obs})
+	router, err := httpapi.NewRouter(httpapi.Options{Logger: zerolog.Nop(), Observer: s.obs})
+	if err != nil {
+		panic(err)
+	}
+	s.router = router
 	retailers.Mount(s.router, engine, auth)
 	scanapi.Mount(s.router, engine, auth)
 	support.Mount(s.router, engine, auth)
