@@ -24,13 +24,7 @@ const holdMargin = 10 * time.Second
 // flow: the payment runs to a stored outcome, which a later reversal or a
 // support lookup will find.
 func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *Failure) {
-	if e.Draining() {
-		return nil, drainFailure(req.ID)
-	}
-	if err := req.Validate(); err != nil {
-		return nil, formatFailure(err, req.ID)
-	}
-	if f := checkInstitution(r, req.Originator, req.ID); f != nil {
+	if f := e.intake(r, req, req.ID, req.Originator); f != nil {
 		return nil, f
 	}
 	key := PaymentKey(r.ID, req.ID)

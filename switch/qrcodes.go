@@ -20,13 +20,7 @@ const maxQRLife = 24 * time.Hour
 // CreateQR issues a QR code (createQrCode). raw is the request body as
 // received, for the trace.
 func (e *Engine) CreateQR(ctx context.Context, r Retailer, req *wire.CreateQrCodeRequest, raw []byte) (*wire.CreateQrCodeResponse, *Failure) {
-	if e.Draining() {
-		return nil, drainFailure(req.ID)
-	}
-	if err := req.Validate(); err != nil {
-		return nil, formatFailure(err, req.ID)
-	}
-	if f := checkInstitution(r, req.Originator, req.ID); f != nil {
+	if f := e.intake(r, req, req.ID, req.Originator); f != nil {
 		return nil, f
 	}
 	now := e.now()
@@ -157,6 +151,19 @@ func (e *Engine) QRPayload(ctx context.Context, r Retailer, tranID string) (stri
 		return "", fail(404, wire.InvalidTranID, "QR code expired", "", tranID)
 	}
 	return code.Payload, nil
+}
+
+// intake refuses a new request the engine will not take: while it drains, a
+// malformed one (400 FORMAT_ERROR naming the field), or one whose
+// originator is not the authenticated retailer's institution.
+func (e *Engine) intake(r Retailer, msg interface{ Validate() error }, id string, o *wire.Originator) *Failure {
+	if e.Draining() {
+		return drainFailure(id)
+	}
+	if err := msg.Validate(); err != nil {
+		return formatFailure(err, id)
+	}
+	return checkInstitution(r, o, id)
 }
 
 // checkInstitution refuses a message whose originator is not the
