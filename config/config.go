@@ -190,6 +190,11 @@ type Retailer struct {
 	// Electrum messages, e.g. "1234". Quote it in YAML to keep leading
 	// zeros.
 	InstitutionID string `yaml:"institution_id"`
+	// ClientCert, when set, is the name (subject common name or a DNS
+	// name) of the client certificate this retailer must present, signed
+	// by tls.client_ca_file, on top of its Basic-auth password: mutual TLS
+	// for this principal. Default empty: the password alone.
+	ClientCert string `yaml:"client_cert"`
 }
 
 // Partner is an upstream payment partner: the switch calls it through its
@@ -228,6 +233,11 @@ type Partner struct {
 	// ScanPassword is the plaintext twin of ScanPasswordHash, accepted in
 	// development only. Set exactly one of the two.
 	ScanPassword string `yaml:"scan_password"`
+	// ClientCert, when set, is the name (subject common name or a DNS
+	// name) of the client certificate the partner must present on
+	// /qr/v1/scans, signed by tls.client_ca_file, on top of its scan
+	// password. Default empty: the password alone.
+	ClientCert string `yaml:"client_cert"`
 }
 
 // SupportUser is a member of support staff using the support API, console

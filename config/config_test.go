@@ -69,7 +69,7 @@ func TestLoadFullSample(t *testing.T) {
 			Workers:         32,
 		},
 		Retailers: []Retailer{
-			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042"},
+			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example"},
 		},
 		Partners: []Partner{{
 			ID: "wallet-a", Name: "Wallet A", Rail: "electrum",
@@ -79,6 +79,7 @@ func TestLoadFullSample(t *testing.T) {
 			Timeout:          sec(60 * time.Second),
 			ScanUsername:     "wallet-a",
 			ScanPasswordHash: fullWalletHash,
+			ClientCert:       "gateway.wallet-a.example",
 		}},
 		Support: []SupportUser{
 			{Username: "alice", PasswordHash: fullSupportHash, Role: RoleOperator},

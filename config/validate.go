@@ -68,6 +68,7 @@ func (c *Config) Validate() error {
 	v.top(c)
 	v.retailers(c.Retailers)
 	v.partners(c.Partners)
+	v.clientCerts(c)
 	v.support(c.Support)
 	v.devCredentials()
 	if len(v.problems) == 0 {
@@ -250,6 +251,26 @@ func (v *validator) partners(ps []Partner) {
 		}
 		v.username(base+".scan_username", p.ScanUsername)
 		v.credential(base, "scan_password_hash", p.ScanPasswordHash, "scan_password", p.ScanPassword)
+	}
+}
+
+// clientCerts checks that principals asked to present client certificates
+// can: the listener verifies them only against tls.client_ca_file.
+func (v *validator) clientCerts(c *Config) {
+	check := func(path, name string) {
+		switch {
+		case name == "":
+		case strings.TrimSpace(name) != name:
+			v.add(path, "must not start or end with spaces, got %q", name)
+		case c.TLS.ClientCAFile == "":
+			v.add(path, "needs tls.client_ca_file: client certificates are verified against it")
+		}
+	}
+	for i, r := range c.Retailers {
+		check(fmt.Sprintf("retailers[%d].client_cert", i), r.ClientCert)
+	}
+	for i, p := range c.Partners {
+		check(fmt.Sprintf("partners[%d].client_cert", i), p.ClientCert)
 	}
 }
 

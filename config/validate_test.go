@@ -148,6 +148,7 @@ func TestValidateWithoutDefaults(t *testing.T) {
 	}{
 		{"rail empty", func(c *Config) { c.Partners[0].Rail = "" }, "partners[0].rail", "required"},
 		{"data_dir empty", func(c *Config) { c.DataDir = "" }, "data_dir", "must not be empty"},
+		{"client certificate without a client CA", func(c *Config) { c.TLS.ClientCAFile = ""; c.Retailers[0].ClientCert = "pos-1" }, "retailers[0].client_cert", "needs tls.client_ca_file"},
 		{"trusted proxy not an address", func(c *Config) { c.TrustedProxies = []string{"10.0.0.0/8", "lb.example"} }, "trusted_proxies[1]", "IP address or a CIDR"},
 		{"timeout zero", func(c *Config) { c.Partners[0].Timeout = 0 }, "partners[0].timeout", "must be greater than 0, got 0s"},
 		{"scan_wait zero", func(c *Config) { c.ScanWait = 0 }, "scan_wait", "must be greater than 0, got 0s"},

@@ -4,10 +4,12 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
 	"github.com/qrswitch/qrswitch/wire"
 )
 
@@ -39,6 +42,10 @@ type Principal struct {
 	ID            string // retailer id, partner id, or support username
 	Role          string // support only
 	InstitutionID string // retailer only
+	// ClientCert, when set, names the client certificate the principal
+	// must present as well (subject common name or a DNS name), verified
+	// by the listener against its client CAs: mutual TLS per principal.
+	ClientCert string
 }
 
 // Account is one set of Basic-auth credentials.
@@ -207,16 +214,31 @@ func (a *Authenticator) Require(kinds ...string) gin.HandlerFunc {
 			return
 		}
 		for _, k := range kinds {
-			if p.Kind == k {
-				c.Set(keyPrincipal, p)
-				c.Next()
+			if p.Kind != k {
+				continue
+			}
+			if p.ClientCert != "" && !certNamed(tlsconfig.VerifiedClient(c.Request.TLS), p.ClientCert) {
+				a.log.Warn().Str("principal", p.Kind+":"+p.ID).Str("remote", c.ClientIP()).
+					Msg("right password without the client certificate the principal must present")
+				d := wire.NewErrorDetail(wire.GeneralError, "Client certificate required", "", "")
+				d.DetailMessage = "this principal must present the client certificate " + p.ClientCert + ", signed by the switch's client CA"
+				Fail(c, http.StatusForbidden, d)
 				return
 			}
+			c.Set(keyPrincipal, p)
+			c.Next()
+			return
 		}
 		// Valid credentials of another kind (a partner calling a retailer
 		// operation): as unauthorised here as wrong ones.
 		a.challenge(c, "Invalid credentials")
 	}
+}
+
+// certNamed reports whether a verified client certificate carries name as
+// its subject common name or one of its DNS names.
+func certNamed(leaf *x509.Certificate, name string) bool {
+	return leaf != nil && (leaf.Subject.CommonName == name || slices.Contains(leaf.DNSNames, name))
 }
 
 func (a *Authenticator) challenge(c *gin.Context, msg string) {

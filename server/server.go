@@ -369,12 +369,12 @@ func (s *Server) authenticator() (*httpapi.Authenticator, error) {
 		return nil
 	}
 	for _, r := range s.cfg.Retailers {
-		if err := add(r.Username, r.PasswordHash, r.Password, httpapi.Principal{Kind: httpapi.KindRetailer, ID: r.ID, InstitutionID: r.InstitutionID}); err != nil {
+		if err := add(r.Username, r.PasswordHash, r.Password, httpapi.Principal{Kind: httpapi.KindRetailer, ID: r.ID, InstitutionID: r.InstitutionID, ClientCert: r.ClientCert}); err != nil {
 			return nil, err
 		}
 	}
 	for _, p := range s.cfg.Partners {
-		if err := add(p.ScanUsername, p.ScanPasswordHash, p.ScanPassword, httpapi.Principal{Kind: httpapi.KindPartner, ID: p.ID}); err != nil {
+		if err := add(p.ScanUsername, p.ScanPasswordHash, p.ScanPassword, httpapi.Principal{Kind: httpapi.KindPartner, ID: p.ID, ClientCert: p.ClientCert}); err != nil {
 			return nil, err
 		}
 	}
