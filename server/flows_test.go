@@ -843,3 +843,63 @@ func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
 		t.Fatalf("advices finished over %s after the partner returned, want them sent together", spread)
 	}
 }
+
+// TestDrainKeepsDeferredReversalsWaiting: when a returning partner makes
+// the queue claim its whole backlog at once, a timeout reversal deferred
+// until its payment's late window is over still waits for it.
+func TestDrainKeepsDeferredReversalsWaiting(t *testing.T) {
+	h := newHarness(t, func(c *config.Config, o *Options) {
+		c.SAF.InitialInterval = config.Duration(200 * time.Millisecond)
+		c.SAF.MaxInterval = config.Duration(2 * time.Second)
+		o.LateWindow = 3 * time.Second
+	})
+	var confs []string
+	for i := range 3 {
+		confs = append(confs, h.approvedPayment(t, int64(8200+i)).ID)
+	}
+	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, id := range confs {
+		c := confirmation(id)
+		keys = append(keys, qrswitch.AdviceKey("shop-1", c.ID))
+		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c)
+	}
+	eventually(t, "confirmations failing", func() bool {
+		a, err := h.srv.Store().Advice(t.Context(), keys[0])
+		return err == nil && a.Attempts >= 2
+	})
+	// A payment whose answer comes after the partner's timeout: its
+	// timeout reversal is deferred by the late window.
+	tranID, payload := h.createQR(t)
+	req := payRequest("1234", tranID, 8270)
+	answer := h.payAsync(req)
+	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "AWAITING_SCAN")
+	h.scan(t, payload)
+	if r := <-answer; r.status != 504 {
+		t.Fatalf("pay = %d, want 504", r.status)
+	}
+	p := h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "REVERSING")
+	rev, err := h.srv.Store().Advice(t.Context(), p.AdviceKey)
+	if err != nil || rev.Attempts != 0 || !rev.NextAt.After(time.Now()) {
+		t.Fatalf("timeout reversal = %+v, %v; want it deferred", rev, err)
+	}
+	h.sim.ClearFaults() // the partner is back: the backlog drains at once
+	eventually(t, "confirmations final", func() bool {
+		for _, k := range keys {
+			if a, err := h.srv.Store().Advice(t.Context(), k); err != nil || a.State != qrswitch.AdviceDone {
+				return false
+			}
+		}
+		return true
+	})
+	h.waitState(t, p.Key(), "REVERSED")
+	entry, ok := h.ledgerAdvice(rev.ID)
+	if !ok {
+		t.Fatal("the timeout reversal never reached the partner")
+	}
+	if early := rev.NextAt.Sub(entry.FirstReceived); early > 50*time.Millisecond {
+		t.Fatalf("the deferred reversal was sent %s before its time", early)
+	}
+}

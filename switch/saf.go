@@ -48,6 +48,7 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 				lastErr = time.Now()
 				e.log.Error().Err(err).Str("partner", partnerID).Msg("claiming advices")
 			}
+			sent := 0
 			for _, a := range advices {
 				if a.Attempts == 0 && a.NextAt.After(now) {
 					// Deferred on purpose (a timeout reversal waiting for its
@@ -55,17 +56,18 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 					e.sends.Go(func() { e.unlease(a) })
 					continue
 				}
+				sent++
 				slots <- struct{}{}
 				e.sends.Go(func() {
 					defer func() { <-slots; e.wakeSAF(partnerID) }()
 					e.send(partner, a)
 				})
 			}
-			if err == nil && hurry && len(advices) < free {
-				s.hurry.Store(false) // the backlog is out
+			if err == nil && hurry && sent == 0 {
+				s.hurry.Store(false) // the backlog is out (what is left is deferred)
 			}
-			if len(advices) == free && free > 0 {
-				continue // there may be more due right now
+			if sent > 0 && len(advices) == free {
+				continue // a full batch: there may be more due right now
 			}
 		}
 		select {
