@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Rail sends the interface's upstream operations to one partner.

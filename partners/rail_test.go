@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 type nopRail struct{}

@@ -24,10 +24,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Mount adds the support API and the console to r.

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // AdviceAnswer is the switch's answer to a confirmation or reversal: a

@@ -25,9 +25,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/internal/logctx"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Options configure an Engine. Durations document their defaults.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Operators act on the store-and-forward queues through the methods below.

@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // holdMargin is added to a hold's natural end (scan wait, partner timeout)

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/qr"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 const defaultProvider = qr.ElectrumProvider

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // QRCode is a QR code the switch issued to a retailer. Its TranID links the

@@ -11,8 +11,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/qrswitch/qrswitch/config"
-	"github.com/qrswitch/qrswitch/server"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
 )
 
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {

@@ -17,9 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // The support commands talk to a switch's support API as a support user.

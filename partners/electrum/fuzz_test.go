@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // cannedAnswer is a transport that answers every request with one status

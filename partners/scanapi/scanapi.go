@@ -10,9 +10,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Linker links scans to payment requests; *qrswitch.Engine is one.

@@ -9,8 +9,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/qr"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // ScanRequest is what the customer app is asked to scan: a QR code payload,

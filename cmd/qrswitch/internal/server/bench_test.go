@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 )
 
 // BenchmarkFlow runs complete payments through an in-process switch over

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // TestSecretsStayOut runs payments that carry a partner payment token and

@@ -23,7 +23,7 @@ func promtool(t *testing.T, args ...string) {
 		t.Fatalf("promtool not found in PATH: %s", promtoolHint)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Dir = filepath.Join("..", "deploy", "prometheus")
+	cmd.Dir = filepath.Join("..", "..", "..", "..", "deploy", "prometheus")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -69,7 +69,7 @@ func TestAlertsAndDashboardUseRealSeries(t *testing.T) {
 		t.Fatalf("the registry describes too little: %v", defined)
 	}
 	used := regexp.MustCompile(`\bqrswitch_[a-z_]+\b`)
-	for _, file := range []string{"../deploy/prometheus/alerts.yml", "../deploy/prometheus/alerts_test.yml", "../deploy/grafana/qrswitch.json"} {
+	for _, file := range []string{"../../../../deploy/prometheus/alerts.yml", "../../../../deploy/prometheus/alerts_test.yml", "../../../../deploy/grafana/qrswitch.json"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)
@@ -96,7 +96,7 @@ func TestAlertsAndDashboardUseRealSeries(t *testing.T) {
 			Targets []struct{ Expr string }
 		}
 	}
-	b, _ := os.ReadFile("../deploy/grafana/qrswitch.json")
+	b, _ := os.ReadFile("../../../../deploy/grafana/qrswitch.json")
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatalf("the Grafana dashboard is not JSON: %v", err)
 	}

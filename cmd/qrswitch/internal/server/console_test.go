@@ -38,7 +38,7 @@ func chromium(t *testing.T) string {
 // directory otherwise.
 func screenshotDir(t *testing.T) string {
 	if os.Getenv("QRSWITCH_SCREENSHOTS") == "1" {
-		dir := filepath.Join("..", "docs", "images")
+		dir := filepath.Join("..", "..", "..", "..", "docs", "images")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}

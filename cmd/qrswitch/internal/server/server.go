@@ -22,8 +22,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/qrswitch/qrswitch/config"
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	_ "github.com/qrswitch/qrswitch/partners/rails" // every rail registers itself

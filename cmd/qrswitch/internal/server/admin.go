@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	redisstore "github.com/qrswitch/qrswitch/store/redis"
 	"github.com/qrswitch/qrswitch/store/sqlite"
 	qrswitch "github.com/qrswitch/qrswitch/switch"

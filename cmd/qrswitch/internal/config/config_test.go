@@ -85,12 +85,12 @@ func TestLoadFullSample(t *testing.T) {
 			{Username: "alice", PasswordHash: fullSupportHash, Role: RoleOperator},
 		},
 	}
-	got, err := Load("../deploy/qrswitch.yaml", nil)
+	got, err := Load("../../../../deploy/qrswitch.yaml", nil)
 	if err != nil {
-		t.Fatalf("Load(../deploy/qrswitch.yaml) error = %v, want nil", err)
+		t.Fatalf("Load(../../../../deploy/qrswitch.yaml) error = %v, want nil", err)
 	}
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("Load(../deploy/qrswitch.yaml) =\n%+v\nwant\n%+v", got, want)
+		t.Errorf("Load(../../../../deploy/qrswitch.yaml) =\n%+v\nwant\n%+v", got, want)
 	}
 }
 
@@ -98,7 +98,7 @@ func TestLoadFullSample(t *testing.T) {
 // documents every key of Config. The plaintext twins, refused in
 // production, appear as comments.
 func TestFullSampleHasEveryKey(t *testing.T) {
-	text, err := os.ReadFile("../deploy/qrswitch.yaml")
+	text, err := os.ReadFile("../../../../deploy/qrswitch.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestFullSampleHasEveryKey(t *testing.T) {
 		parts := strings.Split(key, ".")
 		if commented[key] {
 			if !strings.Contains(string(text), "# "+parts[len(parts)-1]+":") {
-				t.Errorf("../deploy/qrswitch.yaml lacks a comment showing %s", key)
+				t.Errorf("../../../../deploy/qrswitch.yaml lacks a comment showing %s", key)
 			}
 			continue
 		}
@@ -125,7 +125,7 @@ func TestFullSampleHasEveryKey(t *testing.T) {
 			m, _ := node.(map[string]any)
 			var ok bool
 			if node, ok = m[part]; !ok {
-				t.Errorf("../deploy/qrswitch.yaml lacks %s", key)
+				t.Errorf("../../../../deploy/qrswitch.yaml lacks %s", key)
 				break
 			}
 		}

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	"github.com/qrswitch/qrswitch/qr"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // These tests run every flow and failure scenario of the Electrum QR

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // TestPrincipalClientCertificates: a retailer or partner configured with

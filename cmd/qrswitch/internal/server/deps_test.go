@@ -33,19 +33,19 @@ func TestDependencyRules(t *testing.T) {
 		t.Fatalf("go list found %d packages", len(imports))
 	}
 	rel := func(p string) string { return strings.TrimPrefix(strings.TrimPrefix(p, module), "/") }
-	allowedGin := map[string]bool{"httpapi": true, "retailers": true, "partners/scanapi": true, "support": true}
+	allowedGin := map[string]bool{"internal/httpapi": true, "retailers": true, "partners/scanapi": true, "support": true}
 	for pkg, imps := range imports {
 		r := rel(pkg)
 		for _, imp := range imps {
 			project := strings.HasPrefix(imp, module)
 			switch {
-			case (r == "outcome" || r == "qr" || r == "wire" || r == "config" || r == "tls") && project:
+			case (r == "outcome" || r == "qr" || r == "internal/wire" || r == "cmd/qrswitch/internal/config" || r == "tls") && project:
 				t.Errorf("%s is a leaf but imports %s", r, rel(imp))
 			case strings.HasPrefix(imp, "github.com/gin-gonic/gin") && !allowedGin[r]:
 				t.Errorf("%s imports gin; only the HTTP surfaces may", r)
 			case strings.HasPrefix(imp, "github.com/skip2/go-qrcode") && r != "qr":
 				t.Errorf("%s imports go-qrcode; only qr may", r)
-			case r == "switch" && (imp == "net/http" || strings.HasPrefix(imp, module+"/httpapi") || strings.HasPrefix(imp, module+"/store")):
+			case r == "switch" && (imp == "net/http" || strings.HasPrefix(imp, module+"/internal/httpapi") || strings.HasPrefix(imp, module+"/store")):
 				t.Errorf("the engine imports %s", imp)
 			case strings.HasPrefix(r, "partners/") && r != "partners/rails" && r != "partners/scanapi" &&
 				project && strings.HasPrefix(rel(imp), "partners/") && !strings.HasPrefix(rel(imp), r):

@@ -13,9 +13,9 @@ func TestDeployConfigsLoad(t *testing.T) {
 		production bool
 		environ    []string
 	}{
-		{"../deploy/qrswitch.yaml", true, nil},
-		{"../deploy/kubernetes/qrswitch.yaml", true, []string{"QRSWITCH_STORE_URL=redis://:secret@redis:6379/0", "QRSWITCH_PARTNERS_0_PASSWORD=x"}},
-		{"../deploy/compose/qrswitch.yaml", false, nil},
+		{"../../../../deploy/qrswitch.yaml", true, nil},
+		{"../../../../deploy/kubernetes/qrswitch.yaml", true, []string{"QRSWITCH_STORE_URL=redis://:secret@redis:6379/0", "QRSWITCH_PARTNERS_0_PASSWORD=x"}},
+		{"../../../../deploy/compose/qrswitch.yaml", false, nil},
 	} {
 		t.Run(tt.path, func(t *testing.T) {
 			c, err := Load(tt.path, tt.environ)

@@ -16,7 +16,8 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/electrum"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
@@ -26,7 +27,6 @@ import (
 	"github.com/qrswitch/qrswitch/support"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // panicCounter is an httpapi.Observer that counts recovered panics and

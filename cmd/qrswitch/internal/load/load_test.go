@@ -14,9 +14,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
-	"github.com/qrswitch/qrswitch/server"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 
