@@ -57,7 +57,7 @@ func (h *handlers) image(c *gin.Context) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			d := wire.NewErrorDetail(wire.FormatError, "Invalid field size", "", tranID)
-			d.DetailMessage = "size must be a whole number of pixels"
+			d.DetailMessage = wire.Detail("size must be a whole number of pixels")
 			httpapi.Fail(c, http.StatusBadRequest, d)
 			return
 		}

@@ -106,7 +106,7 @@ func Benchmarks(b *testing.B, open func(b *testing.B) qrswitch.Store) {
 			// Each claim comes after the previous leases expired, so every
 			// iteration leases the same 32 oldest advices again.
 			now = now.Add(lease)
-			got, err := s.ClaimAdvices(b.Context(), qrswitch.Claim{PartnerID: partnerA, Owner: "bench", Now: now, Lease: lease, Max: 32})
+			got, err := s.ClaimAdvices(b.Context(), qrswitch.Claim{Destination: partnerA, Owner: "bench", Now: now, Lease: lease, Max: 32})
 			if err != nil || len(got) != 32 {
 				b.Fatalf("ClaimAdvices = %d advices, %v; want 32", len(got), err)
 			}

@@ -221,13 +221,13 @@ var kinds = []struct {
 	{"control", func(n int) *record {
 		c := newControl(fmt.Sprintf("wallet-%d", n), true, t0)
 		return &record{
-			key:     c.PartnerID,
+			key:     c.Destination,
 			value:   c,
 			version: func() int64 { return c.Version },
 			set:     func(v int64) { c.Version = v },
 			change:  func() *qrswitch.Change { return &qrswitch.Change{Control: c} },
 			read: func(ctx context.Context, s qrswitch.Store) (any, error) {
-				return s.PartnerControl(ctx, c.PartnerID)
+				return s.QueueControl(ctx, c.Destination)
 			},
 			edit: func(n int) {
 				c.Paused = !c.Paused
@@ -236,7 +236,7 @@ var kinds = []struct {
 				c.Reason = fmt.Sprintf("change %d", n)
 			},
 			scribble: func(v any) {
-				c := v.(*qrswitch.PartnerControl)
+				c := v.(*qrswitch.QueueControl)
 				c.Paused = !c.Paused
 				c.Reason = "scribbled"
 			},
@@ -658,38 +658,38 @@ func testClaimAdvices(t *testing.T, o Opener) {
 			{"now", "p2", partnerA, pending, 0},
 			{"old", "p3", partnerA, pending, -time.Minute},
 			{"older", "p4", partnerA, pending, -time.Hour},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 10}, []string{"older", "old", "now"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 10}, []string{"older", "old", "now"}},
 		{"OnlyPending", []adv{
 			{"held", "p1", partnerA, qrswitch.AdviceHeld, -time.Minute},
 			{"done", "p2", partnerA, qrswitch.AdviceDone, -time.Minute},
 			{"dead", "p3", partnerA, qrswitch.AdviceDead, -time.Minute},
 			{"pending", "p4", partnerA, pending, -time.Minute},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 10}, []string{"pending"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 10}, []string{"pending"}},
 		{"PartnerFilter", []adv{
 			{"a1", "p1", partnerA, pending, -2 * time.Minute},
 			{"b1", "p2", partnerB, pending, -3 * time.Minute},
 			{"a2", "p3", partnerA, pending, -time.Minute},
-		}, qrswitch.Claim{PartnerID: partnerB, Max: 10}, []string{"b1"}},
+		}, qrswitch.Claim{Destination: partnerB, Max: 10}, []string{"b1"}},
 		{"Max", []adv{
 			{"a1", "p1", partnerA, pending, -1 * time.Minute},
 			{"a2", "p2", partnerA, pending, -2 * time.Minute},
 			{"a3", "p3", partnerA, pending, -3 * time.Minute},
 			{"a4", "p4", partnerA, pending, -4 * time.Minute},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 2}, []string{"a4", "a3"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 2}, []string{"a4", "a3"}},
 		{"OnePerPayment", []adv{
 			{"second", "p1", partnerA, pending, -time.Minute},
 			{"first", "p1", partnerA, pending, -2 * time.Minute},
 			{"other", "p2", partnerA, pending, -30 * time.Second},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 10}, []string{"first", "other"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 10}, []string{"first", "other"}},
 		{"DueBy", []adv{
 			{"later", "p1", partnerA, pending, time.Hour},
 			{"soon", "p2", partnerA, pending, time.Minute},
 			{"past", "p3", partnerA, pending, -time.Minute},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 10, DueBy: now.Add(10 * time.Minute)}, []string{"past", "soon"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 10, DueBy: now.Add(10 * time.Minute)}, []string{"past", "soon"}},
 		{"DueByBeforeNowIsNow", []adv{
 			{"soon", "p1", partnerA, pending, time.Minute},
 			{"past", "p2", partnerA, pending, -time.Minute},
-		}, qrswitch.Claim{PartnerID: partnerA, Max: 10, DueBy: now.Add(-time.Hour)}, []string{"past"}},
+		}, qrswitch.Claim{Destination: partnerA, Max: 10, DueBy: now.Add(-time.Hour)}, []string{"past"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := o.Open(t)
@@ -708,7 +708,7 @@ func testClaimAdvices(t *testing.T, o Opener) {
 		zero := newAdvice(retailerA, "zero", qrswitch.PaymentKey(retailerA, "p2"), partnerA, now)
 		zero.NextAt = time.Time{}
 		commit(t, s, "advice zero", &qrswitch.Change{Advices: []*qrswitch.Advice{zero}})
-		c := qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10}
+		c := qrswitch.Claim{Destination: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10}
 		if got := claim(t, s, c); !slices.Equal(got, []string{"zero", "old"}) {
 			t.Errorf("ClaimAdvices = %v, want [zero old]", got)
 		}
@@ -717,7 +717,7 @@ func testClaimAdvices(t *testing.T, o Opener) {
 	t.Run("Lease", func(t *testing.T) {
 		s := o.Open(t)
 		recs := setup(t, s, []adv{{"a1", "p1", partnerA, pending, -time.Minute}})
-		got, err := s.ClaimAdvices(t.Context(), qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10})
+		got, err := s.ClaimAdvices(t.Context(), qrswitch.Claim{Destination: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10})
 		if err != nil || len(got) != 1 {
 			t.Fatalf("ClaimAdvices = %v, %v; want one advice", got, err)
 		}
@@ -741,12 +741,12 @@ func testClaimAdvices(t *testing.T, o Opener) {
 
 		// A live lease hides the advice, up to and excluding LeaseUntil.
 		for _, at := range []time.Time{now, now.Add(lease - time.Nanosecond)} {
-			if ids := claim(t, s, qrswitch.Claim{PartnerID: partnerA, Owner: "worker-2", Now: at, Lease: lease, Max: 10}); len(ids) != 0 {
+			if ids := claim(t, s, qrswitch.Claim{Destination: partnerA, Owner: "worker-2", Now: at, Lease: lease, Max: 10}); len(ids) != 0 {
 				t.Errorf("ClaimAdvices at %v under a live lease = %v, want none", at.Sub(now), ids)
 			}
 		}
 		// At LeaseUntil the lease has expired: another worker takes it.
-		again, err := s.ClaimAdvices(t.Context(), qrswitch.Claim{PartnerID: partnerA, Owner: "worker-2", Now: now.Add(lease), Lease: lease, Max: 10})
+		again, err := s.ClaimAdvices(t.Context(), qrswitch.Claim{Destination: partnerA, Owner: "worker-2", Now: now.Add(lease), Lease: lease, Max: 10})
 		if err != nil || len(again) != 1 {
 			t.Fatalf("ClaimAdvices after the lease expired = %v, %v; want the advice", again, err)
 		}
@@ -762,7 +762,7 @@ func testClaimAdvices(t *testing.T, o Opener) {
 			{"first", "p1", partnerA, pending, -2 * time.Minute},
 			{"second", "p1", partnerA, pending, -time.Minute},
 		})
-		c := qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10}
+		c := qrswitch.Claim{Destination: partnerA, Owner: "worker-1", Now: now, Lease: lease, Max: 10}
 		got, err := s.ClaimAdvices(t.Context(), c)
 		if err != nil || len(got) != 1 || got[0].ID != "first" {
 			t.Fatalf("ClaimAdvices = %v, %v; want [first]", keysOf(got), err)
@@ -1120,7 +1120,7 @@ func testQueueStats(t *testing.T, o Opener) {
 		commit(t, s, "advice "+a.id, &qrswitch.Change{Advices: []*qrswitch.Advice{rec}})
 	}
 	// One pending advice is being sent: still pending, still counted.
-	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: partnerA, Owner: "w", Now: t0.Add(time.Hour), Lease: time.Minute, Max: 1}); err != nil {
+	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: partnerA, Owner: "w", Now: t0.Add(time.Hour), Lease: time.Minute, Max: 1}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(what, partner string, want qrswitch.QueueStats) {
@@ -1129,7 +1129,7 @@ func testQueueStats(t *testing.T, o Opener) {
 		if err != nil {
 			t.Fatalf("QueueStats(%s) %s error = %v", partner, what, err)
 		}
-		want.PartnerID = partner
+		want.Destination = partner
 		if want.Attempts == nil {
 			want.Attempts = map[int]int{}
 		}
@@ -1191,7 +1191,7 @@ func testQueueStatsSample(t *testing.T, o Opener) {
 func testPartnerControls(t *testing.T, o Opener) {
 	s := o.Open(t)
 	ctx := t.Context()
-	if got, err := s.PartnerControls(ctx); err != nil || len(got) != 0 {
+	if got, err := s.QueueControls(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("PartnerControls of an empty store = %v, %v; want none", got, err)
 	}
 	b := newControl(partnerB, true, t0)
@@ -1199,8 +1199,8 @@ func testPartnerControls(t *testing.T, o Opener) {
 	entry := entry("pausePartner", 1, t0)
 	commit(t, s, "control b with its audit entry", &qrswitch.Change{Control: b, TraceKey: "partner/" + partnerB, Trace: []qrswitch.TraceEntry{entry}})
 	commit(t, s, "control a", &qrswitch.Change{Control: a})
-	got, err := s.PartnerControls(ctx)
-	if err != nil || !reflect.DeepEqual(got, []*qrswitch.PartnerControl{a, b}) {
+	got, err := s.QueueControls(ctx)
+	if err != nil || !reflect.DeepEqual(got, []*qrswitch.QueueControl{a, b}) {
 		t.Errorf("PartnerControls = %+v, %v; want [%+v %+v]", got, err, a, b)
 	}
 	if tr, err := s.Trace(ctx, "partner/"+partnerB); err != nil || !reflect.DeepEqual(tr, []qrswitch.TraceEntry{entry}) {
@@ -1212,7 +1212,7 @@ func testPartnerControls(t *testing.T, o Opener) {
 	stale.Version = 3
 	err = s.Commit(ctx, &qrswitch.Change{Control: a, Advices: []*qrswitch.Advice{stale}})
 	wantCommitError(t, "control with a stale advice", err, "advice", stale.Key(), qrswitch.ErrConflict)
-	if got, _ := s.PartnerControl(ctx, partnerA); got == nil || got.Paused || got.Version != 1 {
+	if got, _ := s.QueueControl(ctx, partnerA); got == nil || got.Paused || got.Version != 1 {
 		t.Errorf("PartnerControl after a refused Change = %+v, want unpaused at version 1", got)
 	}
 }
@@ -1253,7 +1253,7 @@ func testListAdvices(t *testing.T, o Opener) {
 		var keys []string
 		for i := len(all) - 1; i >= 0; i-- {
 			a := all[i]
-			if (q.PartnerID == "" || a.PartnerID == q.PartnerID) && (q.State == "" || a.State == q.State) && (!q.Leased || !a.LeaseUntil.IsZero()) {
+			if (q.Destination == "" || a.Destination == q.Destination) && (q.State == "" || a.State == q.State) && (!q.Leased || !a.LeaseUntil.IsZero()) {
 				keys = append(keys, a.Key())
 			}
 		}
@@ -1267,10 +1267,10 @@ func testListAdvices(t *testing.T, o Opener) {
 		q    qrswitch.AdviceQuery
 	}{
 		{"All", qrswitch.AdviceQuery{}},
-		{"Partner", qrswitch.AdviceQuery{PartnerID: partnerB}},
+		{"Partner", qrswitch.AdviceQuery{Destination: partnerB}},
 		{"State", qrswitch.AdviceQuery{State: qrswitch.AdviceDead}},
-		{"PartnerState", qrswitch.AdviceQuery{PartnerID: partnerA, State: qrswitch.AdvicePending}},
-		{"NoMatch", qrswitch.AdviceQuery{PartnerID: "wallet-z"}},
+		{"PartnerState", qrswitch.AdviceQuery{Destination: partnerA, State: qrswitch.AdvicePending}},
+		{"NoMatch", qrswitch.AdviceQuery{Destination: "wallet-z"}},
 		{"Limit", qrswitch.AdviceQuery{Limit: 5}},
 		{"Leased", qrswitch.AdviceQuery{Leased: true}},
 		{"LeasedPending", qrswitch.AdviceQuery{Leased: true, State: qrswitch.AdvicePending}},
@@ -1436,19 +1436,19 @@ func testUpdatesMoveIndexes(t *testing.T, o Opener) {
 	a.NextAt = now.Add(time.Minute)
 	a.Attempts = 1
 	commit(t, s, "advice rescheduled", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
-	claim := qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: now, Lease: time.Minute, Max: 10}
+	claim := qrswitch.Claim{Destination: partnerA, Owner: "worker-1", Now: now, Lease: time.Minute, Max: 10}
 	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
 		t.Errorf("ClaimAdvices after NextAt moved into the future = %v, %v; want none", keysOf(got), err)
 	}
 	a.NextAt = now.Add(-time.Second)
-	a.PartnerID = partnerB
+	a.Destination = partnerB
 	commit(t, s, "advice moved to another partner", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
 	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
 		t.Errorf("ClaimAdvices(old partner) after the advice moved = %v, %v; want none", keysOf(got), err)
 	}
 	a.State, a.Outcome = qrswitch.AdviceDone, outcome.Successful
 	commit(t, s, "advice done", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
-	claim.PartnerID = partnerB
+	claim.Destination = partnerB
 	if got, err := s.ClaimAdvices(ctx, claim); err != nil || len(got) != 0 {
 		t.Errorf("ClaimAdvices after the advice is done = %v, %v; want none", keysOf(got), err)
 	}
@@ -1458,8 +1458,8 @@ func testUpdatesMoveIndexes(t *testing.T, o Opener) {
 	}{
 		{qrswitch.AdviceQuery{State: qrswitch.AdviceDone}, 1},
 		{qrswitch.AdviceQuery{State: qrswitch.AdvicePending}, 0},
-		{qrswitch.AdviceQuery{PartnerID: partnerB}, 1},
-		{qrswitch.AdviceQuery{PartnerID: partnerA}, 0},
+		{qrswitch.AdviceQuery{Destination: partnerB}, 1},
+		{qrswitch.AdviceQuery{Destination: partnerA}, 0},
 	} {
 		if got, err := s.ListAdvices(ctx, tc.q); err != nil || len(got) != tc.want {
 			t.Errorf("ListAdvices(%+v) after updates = %v, %v; want %d advices", tc.q, keysOf(got), err, tc.want)
@@ -1483,7 +1483,7 @@ func testDurability(t *testing.T, o Opener) {
 	approved(p, t0)
 	a := newAdvice(retailerA, "adv-1", p.Key(), partnerA, t0)
 	commit(t, s, "advice", &qrswitch.Change{Payment: p, Advices: []*qrswitch.Advice{a}, Trace: trace[1:]})
-	claimed, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: partnerA, Owner: "worker-1", Now: t0, Lease: time.Minute, Max: 1})
+	claimed, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: partnerA, Owner: "worker-1", Now: t0, Lease: time.Minute, Max: 1})
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("ClaimAdvices = %v, %v; want one advice", keysOf(claimed), err)
 	}
@@ -1492,7 +1492,7 @@ func testDurability(t *testing.T, o Opener) {
 	commit(t, s, "control", &qrswitch.Change{Control: ctl})
 
 	r := o.Reopen(t, s)
-	if got, err := r.PartnerControl(ctx, partnerA); err != nil || !reflect.DeepEqual(got, ctl) {
+	if got, err := r.QueueControl(ctx, partnerA); err != nil || !reflect.DeepEqual(got, ctl) {
 		t.Errorf("PartnerControl after reopen = %+v, %v\nwant %+v", got, err, ctl)
 	}
 	if got, err := r.QR(ctx, q.TranID); err != nil || !reflect.DeepEqual(got, q) {

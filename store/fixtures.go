@@ -159,8 +159,8 @@ func declined(p *qrswitch.Payment, at time.Time) {
 }
 
 // newControl returns a partner control set by an operator at at.
-func newControl(partner string, paused bool, at time.Time) *qrswitch.PartnerControl {
-	return &qrswitch.PartnerControl{PartnerID: partner, Paused: paused, By: "alice", At: at, Reason: "partner maintenance window"}
+func newControl(partner string, paused bool, at time.Time) *qrswitch.QueueControl {
+	return &qrswitch.QueueControl{Destination: partner, Paused: paused, By: "alice", At: at, Reason: "partner maintenance window"}
 }
 
 // newAdvice returns a pending confirmation of the payment with key
@@ -172,7 +172,7 @@ func newAdvice(sender, id, paymentKey, partner string, nextAt time.Time) *qrswit
 		Kind:       qrswitch.Confirmation,
 		PaymentKey: paymentKey,
 		TranID:     "tran-" + id,
-		PartnerID:  partner,
+		Destination:  partner,
 		Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{
 			ID:                    id,
 			RequestID:             paymentKey,

@@ -63,7 +63,7 @@ func storeDown(c *gin.Context, err error) {
 
 func badField(c *gin.Context, field, why string) {
 	d := wire.NewErrorDetail(wire.FormatError, wire.ShortMessage("Invalid field "+field), "", "")
-	d.DetailMessage = why
+	d.DetailMessage = wire.Detail(why)
 	httpapi.Fail(c, http.StatusBadRequest, d)
 }
 
@@ -293,7 +293,7 @@ func failed(c *gin.Context, f *qrswitch.Failure) {
 func (h *handlers) pause(c *gin.Context)  { h.control(c, h.engine.PausePartner) }
 func (h *handlers) resume(c *gin.Context) { h.control(c, h.engine.ResumePartner) }
 
-func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.PartnerControl, *qrswitch.Failure)) {
+func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.QueueControl, *qrswitch.Failure)) {
 	op, _, ok := operator(c)
 	if !ok {
 		return

@@ -93,7 +93,7 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		if err != nil {
 			return failureAnswer(storeFailure(err, adv.RequestID, ""))
 		}
-		a.TranID, a.PartnerID = p.TranID, p.PartnerID()
+		a.TranID, a.Destination = p.TranID, p.PartnerID()
 		up := *adv
 		up.TranID = p.TranID
 		if partner, ok := e.partners[p.PartnerID()]; ok {
@@ -274,7 +274,7 @@ func (e *Engine) timeoutReversal(p *Payment, now time.Time) *Advice {
 	}
 	return &Advice{
 		Sender: SwitchSender, ID: rev.ID, Kind: Reversal, PaymentKey: p.Key(),
-		TranID: p.TranID, PartnerID: p.PartnerID(), Reversal: rev,
+		TranID: p.TranID, Destination: p.PartnerID(), Reversal: rev,
 		CreatedAt: now, UpdatedAt: now,
 	}
 }

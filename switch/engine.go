@@ -289,7 +289,7 @@ func formatFailure(err error, originalID string) *Failure {
 	if errors.As(err, &fe) && fe.Field != "" {
 		f.Detail.ErrorMessage = wire.ShortMessage("Invalid field " + fe.Field)
 	}
-	f.Detail.DetailMessage = err.Error()
+	f.Detail.DetailMessage = wire.Detail(err.Error())
 	return f
 }
 
@@ -381,7 +381,7 @@ func (e *Engine) Draining() bool { return e.draining.Load() }
 
 func drainFailure(originalID string) *Failure {
 	f := fail(503, wire.UpstreamUnavailable, "Switch shutting down", originalID, "")
-	f.Detail.DetailMessage = "this switch process is stopping; send the request again (another replica takes it)"
+	f.Detail.DetailMessage = wire.Detail("this switch process is stopping; send the request again (another replica takes it)")
 	return f
 }
 

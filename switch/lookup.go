@@ -38,7 +38,7 @@ type AdviceAttempt struct {
 func attempts(advices []*Advice, trace []TraceEntry) []AdviceAttempt {
 	out := []AdviceAttempt{}
 	for _, a := range advices {
-		peer := "partner:" + a.PartnerID
+		peer := "partner:" + a.Destination
 		n := 0
 		for i, t := range trace {
 			if t.MessageID != a.ID || t.Peer != peer || t.Kind != KindRequest || t.Direction != Outbound {
@@ -228,15 +228,15 @@ type PartnerQueue struct {
 	Name string `json:"name"`
 	// Paused and Control say whether operators paused the queue, who,
 	// when and why (Control is nil when no operator ever acted on it).
-	Paused  bool            `json:"paused"`
-	Control *PartnerControl `json:"control,omitempty"`
+	Paused  bool          `json:"paused"`
+	Control *QueueControl `json:"control,omitempty"`
 	// Sending counts the advices this process is sending right now.
 	Sending int `json:"sending"`
 }
 
 // Queues returns the queue of every configured partner, by partner id.
 func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
-	controls, err := e.store.PartnerControls(ctx)
+	controls, err := e.store.QueueControls(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +253,7 @@ func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
 		}
 		q := PartnerQueue{QueueStats: st, Name: e.partners[id].Name, Sending: e.Sending(id)}
 		for _, c := range controls {
-			if c.PartnerID == id {
+			if c.Destination == id {
 				q.Control, q.Paused = c, c.Paused
 			}
 		}
@@ -264,7 +264,7 @@ func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
 
 // Advices lists a partner's advices in a state, oldest first.
 func (e *Engine) Advices(ctx context.Context, partnerID string, state AdviceState, limit int) ([]*Advice, error) {
-	return e.store.ListAdvices(ctx, AdviceQuery{PartnerID: partnerID, State: state, Limit: limit})
+	return e.store.ListAdvices(ctx, AdviceQuery{Destination: partnerID, State: state, Limit: limit})
 }
 
 // maskedToken replaces a partner payment token in records shown to people.

@@ -129,16 +129,16 @@ func (s *observedStore) QueueStats(ctx context.Context, partnerID string) (*Queu
 	return st, err
 }
 
-func (s *observedStore) PartnerControl(ctx context.Context, partnerID string) (*PartnerControl, error) {
+func (s *observedStore) QueueControl(ctx context.Context, partnerID string) (*QueueControl, error) {
 	start := time.Now()
-	c, err := s.Store.PartnerControl(ctx, partnerID)
+	c, err := s.Store.QueueControl(ctx, partnerID)
 	s.observe("PartnerControl", start, err)
 	return c, err
 }
 
-func (s *observedStore) PartnerControls(ctx context.Context) ([]*PartnerControl, error) {
+func (s *observedStore) QueueControls(ctx context.Context) ([]*QueueControl, error) {
 	start := time.Now()
-	cs, err := s.Store.PartnerControls(ctx)
+	cs, err := s.Store.QueueControls(ctx)
 	s.observe("PartnerControls", start, err)
 	return cs, err
 }

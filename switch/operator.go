@@ -74,13 +74,13 @@ func (e *Engine) controlLoop(ctx context.Context) {
 // refreshControls reads every partner control and applies it. A queue that
 // is resumed is woken and drained at once.
 func (e *Engine) refreshControls(ctx context.Context) error {
-	cs, err := e.store.PartnerControls(ctx)
+	cs, err := e.store.QueueControls(ctx)
 	if err != nil {
 		return err
 	}
 	paused := make(map[string]bool, len(cs))
 	for _, c := range cs {
-		paused[c.PartnerID] = c.Paused
+		paused[c.Destination] = c.Paused
 	}
 	for id, s := range e.senders {
 		was := s.paused.Swap(paused[id])
@@ -115,11 +115,11 @@ func checkOperator(op Operator) *Failure {
 		return fail(400, wire.FormatError, "Operator unknown", "", "")
 	case reason == "":
 		f := fail(400, wire.FormatError, "Invalid field reason", "", "")
-		f.Detail.DetailMessage = "every operator action needs a reason: it is kept in the audit trail"
+		f.Detail.DetailMessage = wire.Detail("every operator action needs a reason: it is kept in the audit trail")
 		return f
 	case utf8.RuneCountInString(reason) > MaxReason:
 		f := fail(400, wire.FormatError, "Invalid field reason", "", "")
-		f.Detail.DetailMessage = fmt.Sprintf("a reason is at most %d characters", MaxReason)
+		f.Detail.DetailMessage = wire.Detail(fmt.Sprintf("a reason is at most %d characters", MaxReason))
 		return f
 	}
 	return nil
@@ -128,7 +128,7 @@ func checkOperator(op Operator) *Failure {
 // refuse is the answer to an action the records' state does not allow.
 func refuse(msg, detail string) *Failure {
 	f := fail(409, wire.TransactionNotSupported, msg, "", "")
-	f.Detail.DetailMessage = detail
+	f.Detail.DetailMessage = wire.Detail(detail)
 	return f
 }
 
@@ -150,17 +150,17 @@ func (e *Engine) logAction(op Operator, action string, ev func(l *zerolog.Event)
 // PausePartner stops sending the partner's advices, on every replica: they
 // stay queued (and keep ageing towards give_up_after) until ResumePartner.
 // Sends already under way finish.
-func (e *Engine) PausePartner(ctx context.Context, op Operator, partnerID string) (*PartnerControl, *Failure) {
+func (e *Engine) PausePartner(ctx context.Context, op Operator, partnerID string) (*QueueControl, *Failure) {
 	return e.setPaused(ctx, op, partnerID, true)
 }
 
 // ResumePartner sends the partner's advices again, starting at once with
 // every one queued (as when a partner answers again after an outage).
-func (e *Engine) ResumePartner(ctx context.Context, op Operator, partnerID string) (*PartnerControl, *Failure) {
+func (e *Engine) ResumePartner(ctx context.Context, op Operator, partnerID string) (*QueueControl, *Failure) {
 	return e.setPaused(ctx, op, partnerID, false)
 }
 
-func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, pause bool) (*PartnerControl, *Failure) {
+func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, pause bool) (*QueueControl, *Failure) {
 	if f := checkOperator(op); f != nil {
 		return nil, f
 	}
@@ -173,10 +173,10 @@ func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, p
 	}
 	for range maxRetries {
 		now := e.now()
-		c, err := e.store.PartnerControl(ctx, partnerID)
+		c, err := e.store.QueueControl(ctx, partnerID)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			c = &PartnerControl{PartnerID: partnerID}
+			c = &QueueControl{Destination: partnerID}
 		case err != nil:
 			return nil, storeFailure(err, "", "")
 		}
@@ -249,8 +249,8 @@ func (e *Engine) RetryAdvice(ctx context.Context, op Operator, adviceKey string)
 		switch {
 		case a.State != AdvicePending:
 			return nil, "", refuse("Advice not queued", "only a PENDING advice can be retried now; this one is "+string(a.State))
-		case e.Paused(a.PartnerID):
-			return nil, "", refuse("Partner queue paused", "resume the queue of "+a.PartnerID+" first")
+		case e.Paused(a.Destination):
+			return nil, "", refuse("Partner queue paused", "resume the queue of "+a.Destination+" first")
 		case a.Attempts == 0 && a.NextAt.After(now):
 			return nil, "", refuse("Reversal deferred", fmt.Sprintf(
 				"this timeout reversal waits until %s, when the timed-out payment can no longer reach the partner", a.NextAt.Format(time.RFC3339)))
@@ -271,7 +271,7 @@ func (e *Engine) ReplayAdvice(ctx context.Context, op Operator, adviceKey string
 		}
 		a.State, a.QueuedAt, a.NextAt, a.Note = AdvicePending, now, now, ""
 		did := fmt.Sprintf("dead letter queued again after %d attempt(s)", a.Attempts)
-		if e.Paused(a.PartnerID) {
+		if e.Paused(a.Destination) {
 			did += " (the partner's queue is paused: sent when it resumes)"
 		}
 		return nil, did, nil
@@ -289,7 +289,7 @@ func (e *Engine) ReplayAdvice(ctx context.Context, op Operator, adviceKey string
 func (e *Engine) FinalizeAdvice(ctx context.Context, op Operator, adviceKey string, o outcome.Outcome) (*Advice, *Failure) {
 	if !o.Final() {
 		f := fail(400, wire.FormatError, "Invalid field outcome", "", "")
-		f.Detail.DetailMessage = "an advice is marked final with outcome successful or failed"
+		f.Detail.DetailMessage = wire.Detail("an advice is marked final with outcome successful or failed")
 		return nil, f
 	}
 	return e.adviceAction(ctx, op, adviceKey, ActionFinal, func(a *Advice, p *Payment, now time.Time) (*Payment, string, *Failure) {
@@ -357,7 +357,7 @@ func (e *Engine) adviceAction(ctx context.Context, op Operator, adviceKey, actio
 		switch err := e.commit(ctx, change); {
 		case err == nil:
 			e.logAction(op, action, func(l *zerolog.Event) {
-				l.Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.PartnerID).Str("did", did)
+				l.Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.Destination).Str("did", did)
 			})
 			return &b, nil
 		case errors.Is(err, ErrConflict):

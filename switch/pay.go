@@ -343,7 +343,7 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 		q.State = outcome.Reversing
 		q.Status = 504
 		q.Error = wire.NewErrorDetail(wire.UpstreamUnavailable, "No final answer from partner", p.RequestID, p.TranID)
-		q.Error.DetailMessage = "the outcome is unknown; the switch is reversing the payment with the partner"
+		q.Error.DetailMessage = wire.Detail("the outcome is unknown; the switch is reversing the payment with the partner")
 		adv := held
 		if adv == nil {
 			adv = e.timeoutReversal(p, now)
@@ -427,7 +427,7 @@ func retailerResponse(p *Payment, partner *partners.Partner, resp *wire.PaymentR
 func declined(p *Payment, a *partners.Answer) (int, *wire.ErrorDetail) {
 	if errors.Is(a.Err, outcome.ErrNotSent) {
 		d := wire.NewErrorDetail(wire.UpstreamUnavailable, "Partner unreachable", p.RequestID, p.TranID)
-		d.DetailMessage = "the payment was not sent: " + a.Err.Error()
+		d.DetailMessage = wire.Detail("the payment was not sent: " + a.Err.Error())
 		return 503, d
 	}
 	status := a.Status
@@ -454,7 +454,7 @@ func declined(p *Payment, a *partners.Answer) (int, *wire.ErrorDetail) {
 		errorType, msg = wire.UpstreamUnavailable, "Partner unavailable"
 	}
 	d := wire.NewErrorDetail(errorType, msg, p.RequestID, p.TranID)
-	d.DetailMessage = fmt.Sprintf("partner answered HTTP %d without an ErrorDetail", a.Status)
+	d.DetailMessage = wire.Detail(fmt.Sprintf("partner answered HTTP %d without an ErrorDetail", a.Status))
 	return status, d
 }
 

@@ -154,12 +154,12 @@ const SwitchSender = "switch"
 
 // Advice is a confirmation or reversal and its store-and-forward life.
 type Advice struct {
-	Sender     string     `json:"sender"` // retailer id, or SwitchSender
-	ID         string     `json:"id"`     // the advice message id
-	Kind       AdviceKind `json:"kind"`
-	PaymentKey string     `json:"paymentKey"`
-	TranID     string     `json:"tranId,omitempty"`
-	PartnerID  string     `json:"partnerId,omitempty"`
+	Sender      string     `json:"sender"` // retailer id, or SwitchSender
+	ID          string     `json:"id"`     // the advice message id
+	Kind        AdviceKind `json:"kind"`
+	PaymentKey  string     `json:"paymentKey"`
+	TranID      string     `json:"tranId,omitempty"`
+	Destination string     `json:"destination,omitempty"`
 
 	// Confirmation or Reversal is the message as it will be sent upstream.
 	Confirmation *wire.PaymentConfirmation `json:"confirmation,omitempty"`

@@ -108,7 +108,7 @@ func (e *Engine) recoverOne(ctx context.Context, p *Payment, all bool) error {
 // may hold them.
 func (e *Engine) releaseLeases(ctx context.Context) error {
 	for id := range e.partners {
-		advices, err := e.store.ListAdvices(ctx, AdviceQuery{PartnerID: id, State: AdvicePending, Leased: true, Limit: 500})
+		advices, err := e.store.ListAdvices(ctx, AdviceQuery{Destination: id, State: AdvicePending, Leased: true, Limit: 500})
 		if err != nil {
 			return err
 		}

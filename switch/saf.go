@@ -37,7 +37,7 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 		// replica) wakes this loop.
 		if free := cap(slots) - len(slots); free > 0 && !s.paused.Load() {
 			now := e.now()
-			c := Claim{PartnerID: partnerID, Owner: e.node, Now: now, Lease: lease, Max: free}
+			c := Claim{Destination: partnerID, Owner: e.node, Now: now, Lease: lease, Max: free}
 			hurry := s.hurry.Load()
 			if hurry {
 				// Retries wait at most 1.5 × MaxInterval (jitter included).
@@ -110,12 +110,12 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 	now := e.now()
 	var direct []*Advice
 	for _, a := range c.Advices {
-		s, ok := e.senders[a.PartnerID]
+		s, ok := e.senders[a.Destination]
 		if !ok || a.State != AdvicePending || a.LeaseOwner != "" || a.NextAt.After(now) ||
 			s.paused.Load() || s.direct.Load() >= int64(4*e.opts.SAF.Workers) {
 			continue
 		}
-		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(e.partners[a.PartnerID]))
+		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(e.partners[a.Destination]))
 		direct = append(direct, a)
 	}
 	if err := e.store.Commit(ctx, c); err != nil {
@@ -126,7 +126,7 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 	}
 	for _, a := range c.Advices {
 		if a.State == AdvicePending && a.LeaseOwner == "" {
-			e.wakeSAF(a.PartnerID)
+			e.wakeSAF(a.Destination)
 		}
 	}
 	for _, a := range direct {
@@ -138,14 +138,14 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 // dispatch sends an advice leased at enqueue as soon as its partner has a
 // free slot.
 func (e *Engine) dispatch(a *Advice) {
-	s, partner := e.senders[a.PartnerID], e.partners[a.PartnerID]
+	s, partner := e.senders[a.Destination], e.partners[a.Destination]
 	s.direct.Add(1)
 	e.sends.Go(func() {
 		s.slots <- struct{}{}
 		defer func() {
 			<-s.slots
 			s.direct.Add(-1)
-			e.wakeSAF(a.PartnerID)
+			e.wakeSAF(a.Destination)
 		}()
 		e.send(partner, a)
 	})
@@ -245,7 +245,7 @@ func (e *Engine) applyAdvice(ctx context.Context, a *Advice, ans *partners.Answe
 		b.State = AdviceDead
 		b.Note = fmt.Sprintf("dead-lettered after %d attempts over %s without a final answer", b.Attempts, now.Sub(a.QueuedAt).Round(time.Second))
 		change.Trace = append(change.Trace, event(now, "deadLetter", b.Note))
-		e.log.Error().Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.PartnerID).Int("attempts", b.Attempts).Msg("advice dead-lettered")
+		e.log.Error().Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.Destination).Int("attempts", b.Attempts).Msg("advice dead-lettered")
 	default:
 		b.NextAt = now.Add(e.retryDelay(b.Attempts))
 	}

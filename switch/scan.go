@@ -108,7 +108,7 @@ func lateScan(p *Payment, partnerID string, s *wire.ScanNotification) *Failure {
 		return fail(400, wire.InvalidTranID, "QR code already scanned", s.ID, s.TranID)
 	default:
 		f := fail(400, wire.UnableToLocateRecord, "Payment request no longer waiting", s.ID, s.TranID)
-		f.Detail.DetailMessage = "the payment request ended (" + string(p.State) + ") before this scan arrived"
+		f.Detail.DetailMessage = wire.Detail("the payment request ended (" + string(p.State) + ") before this scan arrived")
 		return f
 	}
 }
@@ -163,7 +163,7 @@ func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan 
 		now := e.now()
 		code.HeldScan = nil
 		f := fail(400, wire.UnableToLocateRecord, "No payment request for this QR code", s.ID, s.TranID)
-		f.Detail.DetailMessage = fmt.Sprintf("no payment request arrived within %s of the scan", e.opts.EarlyScanGrace)
+		f.Detail.DetailMessage = wire.Detail(fmt.Sprintf("no payment request arrived within %s of the scan", e.opts.EarlyScanGrace))
 		trace := []TraceEntry{answered(now, peer, "notifyScan", s.ID, f.Status, f.Detail, now.Sub(scan.ReceivedAt))}
 		switch err := e.store.Commit(ctx, &Change{QR: code, TraceKey: qrTraceKey(s.TranID), Trace: trace}); {
 		case err == nil:

@@ -54,11 +54,11 @@ type Store interface {
 	// QueueStats summarises one partner's advices (see QueueStats). Its cost
 	// is bounded whatever the length of the queue.
 	QueueStats(ctx context.Context, partnerID string) (*QueueStats, error)
-	// PartnerControl returns the control of a partner's queue, or
+	// QueueControl returns the control of a partner's queue, or
 	// ErrNotFound when none was ever committed (the queue runs).
-	PartnerControl(ctx context.Context, partnerID string) (*PartnerControl, error)
-	// PartnerControls returns every partner control, by PartnerID.
-	PartnerControls(ctx context.Context) ([]*PartnerControl, error)
+	QueueControl(ctx context.Context, partnerID string) (*QueueControl, error)
+	// QueueControls returns every partner control, by PartnerID.
+	QueueControls(ctx context.Context) ([]*QueueControl, error)
 
 	// Orphans returns up to limit payments still AWAITING_SCAN or FORWARDED
 	// whose HoldUntil is before now: their owner died holding them.
@@ -106,7 +106,7 @@ type Change struct {
 	QR       *QRCode
 	Payment  *Payment
 	Advices  []*Advice
-	Control  *PartnerControl // keyed by PartnerID
+	Control  *QueueControl // keyed by PartnerID
 	Trace    []TraceEntry
 	TraceKey string
 }
@@ -131,9 +131,9 @@ func (e *CommitError) Unwrap() error { return e.Err }
 // Version incremented, as stored. The engine clears an advice's lease when it
 // records an attempt, so a finished advice never holds one.
 type Claim struct {
-	PartnerID string
-	Owner     string
-	Now       time.Time
+	Destination string
+	Owner       string
+	Now         time.Time
 	// DueBy, when after Now, makes advices due whose NextAt is not after
 	// it (leases are still judged at Now): the engine claims a partner's
 	// whole queue at once when the partner answers again after an outage,
@@ -183,7 +183,7 @@ const QueueSample = 1000
 // QueueStats summarises one partner's advices, for support staff and
 // metrics.
 type QueueStats struct {
-	PartnerID string `json:"partnerId"`
+	Destination string `json:"destination"`
 	// Pending counts PENDING advices: due, backing off, or being sent.
 	Pending int `json:"pending"`
 	// Held counts HELD advices, waiting for their payment's outcome.
@@ -205,11 +205,11 @@ type QueueStats struct {
 	Sampled  int         `json:"sampled"`
 }
 
-// PartnerControl is the operators' control of one partner's advice queue,
+// QueueControl is the operators' control of one partner's advice queue,
 // shared through the store by every switch process. A partner without one
 // runs.
-type PartnerControl struct {
-	PartnerID string `json:"partnerId"`
+type QueueControl struct {
+	Destination string `json:"destination"`
 	// Paused stops sending the partner's advices (they stay queued).
 	Paused bool `json:"paused"`
 	// By, At and Reason say who last changed the control, when and why.
@@ -220,7 +220,7 @@ type PartnerControl struct {
 }
 
 // Clone returns a copy of c.
-func (c *PartnerControl) Clone() *PartnerControl {
+func (c *QueueControl) Clone() *QueueControl {
 	if c == nil {
 		return nil
 	}
@@ -230,8 +230,8 @@ func (c *PartnerControl) Clone() *PartnerControl {
 
 // AdviceQuery selects advices. Zero fields do not filter.
 type AdviceQuery struct {
-	PartnerID string
-	State     AdviceState
+	Destination string
+	State       AdviceState
 	// Leased keeps only advices that carry a lease (LeaseUntil set), live
 	// or expired.
 	Leased bool

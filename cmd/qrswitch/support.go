@@ -127,8 +127,8 @@ func (c *supportClient) call(ctx context.Context, method, path string, body, out
 		var d wire.ErrorDetail
 		if json.Unmarshal(raw, &d) == nil && d.ErrorType != "" {
 			msg := fmt.Sprintf("%s %s: %d %s: %s", method, path, resp.StatusCode, d.ErrorType, d.ErrorMessage)
-			if d.DetailMessage != nil && d.DetailMessage != "" {
-				msg += fmt.Sprintf(" (%v)", d.DetailMessage)
+			if m := d.DetailMessage.Message(); m != "" {
+				msg += " (" + m + ")"
 			}
 			return errors.New(msg)
 		}
@@ -432,7 +432,7 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 			if q.Pending > 0 {
 				oldest = time.Since(q.OldestQueuedAt).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", q.PartnerID, st, q.Pending, oldest, q.Held, q.Dead, q.Sending, histogram(q.Attempts))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", q.Destination, st, q.Pending, oldest, q.Held, q.Dead, q.Sending, histogram(q.Attempts))
 		}
 		return tw.Flush()
 	case "dead":
@@ -501,13 +501,13 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	case verb == "retry":
 		fmt.Fprintf(stdout, "retry done: every queued advice of %s is being sent now\n", target)
 	default:
-		var ctl qrswitch.PartnerControl
+		var ctl qrswitch.QueueControl
 		json.Unmarshal(ans, &ctl)
 		st := "running"
 		if ctl.Paused {
 			st = "paused"
 		}
-		fmt.Fprintf(stdout, "%s done: the queue of %s is %s (by %s: %s)\n", verb, ctl.PartnerID, st, ctl.By, ctl.Reason)
+		fmt.Fprintf(stdout, "%s done: the queue of %s is %s (by %s: %s)\n", verb, ctl.Destination, st, ctl.By, ctl.Reason)
 	}
 	return nil
 }

@@ -221,7 +221,7 @@ func (a *Authenticator) Require(kinds ...string) gin.HandlerFunc {
 				a.log.Warn().Str("principal", p.Kind+":"+p.ID).Str("remote", c.ClientIP()).
 					Msg("right password without the client certificate the principal must present")
 				d := wire.NewErrorDetail(wire.GeneralError, "Client certificate required", "", "")
-				d.DetailMessage = "this principal must present the client certificate " + p.ClientCert + ", signed by the switch's client CA"
+				d.DetailMessage = wire.Detail("this principal must present the client certificate " + p.ClientCert + ", signed by the switch's client CA")
 				Fail(c, http.StatusForbidden, d)
 				return
 			}

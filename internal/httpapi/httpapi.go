@@ -151,12 +151,12 @@ func ReadBody(c *gin.Context) ([]byte, bool) {
 	switch {
 	case errors.As(err, &tooBig):
 		d := wire.NewErrorDetail(wire.FormatError, "Request body too large", "", "")
-		d.DetailMessage = "the body must be at most 64 KiB"
+		d.DetailMessage = wire.Detail("the body must be at most 64 KiB")
 		Fail(c, http.StatusBadRequest, d)
 		return nil, false
 	case err != nil:
 		d := wire.NewErrorDetail(wire.FormatError, "Request body unreadable", "", "")
-		d.DetailMessage = err.Error()
+		d.DetailMessage = wire.Detail(err.Error())
 		Fail(c, http.StatusBadRequest, d)
 		return nil, false
 	}
@@ -177,7 +177,7 @@ func Decode(c *gin.Context, v any) ([]byte, bool) {
 		if errors.As(err, &fe) && fe.Field != "" {
 			d.ErrorMessage = wire.ShortMessage("Invalid field " + fe.Field)
 		}
-		d.DetailMessage = err.Error()
+		d.DetailMessage = wire.Detail(err.Error())
 		Fail(c, http.StatusBadRequest, d)
 		return nil, false
 	}

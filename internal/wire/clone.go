@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bytes"
-	"encoding/json"
 	"maps"
 	"slices"
 )
@@ -152,20 +151,12 @@ func (r *PaymentReversal) Clone() *PaymentReversal {
 	return &PaymentReversal{BasicAdvice: r.BasicAdvice.clone(), ReversalReason: r.ReversalReason}
 }
 
-// Clone returns a deep copy of d. DetailMessage is free-form JSON: a
-// string or number is copied by value, anything else through JSON.
+// Clone returns a deep copy of d.
 func (d *ErrorDetail) Clone() *ErrorDetail {
 	if d == nil {
 		return nil
 	}
 	out := *d
-	switch d.DetailMessage.(type) {
-	case nil, string, float64, bool:
-	default:
-		var v any
-		if b, err := json.Marshal(d.DetailMessage); err == nil && json.Unmarshal(b, &v) == nil {
-			out.DetailMessage = v
-		}
-	}
+	out.DetailMessage = d.DetailMessage.clone()
 	return &out
 }

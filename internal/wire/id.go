@@ -25,12 +25,24 @@ func NewID() string {
 	return string(b[:])
 }
 
+// NewErrorID returns a random id for an ErrorDetail: 20 lower-case hex
+// digits (80 random bits). The interface calls ErrorDetail.id a UUID but
+// declares it at most 20 characters long (the v1.7.0 model's
+// @Length(max = 20)), and clients generated from its Swagger document
+// enforce the 20, so a canonical 36-character UUID would make them reject
+// every error body.
+func NewErrorID() string {
+	var u [10]byte
+	rand.Read(u[:]) // never fails; see crypto/rand.Read
+	return hex.EncodeToString(u[:])
+}
+
 // NewErrorDetail builds an ErrorDetail with a fresh id. The message is cut to
 // the interface's 40 characters at a character boundary; the full text
 // belongs in DetailMessage.
 func NewErrorDetail(errorType, message, originalID, tranID string) *ErrorDetail {
 	return &ErrorDetail{
-		ID:           NewID(),
+		ID:           NewErrorID(),
 		OriginalID:   originalID,
 		ErrorType:    errorType,
 		ErrorMessage: ShortMessage(message),

@@ -195,15 +195,15 @@ type PaymentReversal struct {
 
 // ErrorDetail is the body of every failure answer.
 type ErrorDetail struct {
-	ID                string `json:"id"`
-	OriginalID        string `json:"originalId,omitempty"`
-	ErrorType         string `json:"errorType"`
-	ErrorMessage      string `json:"errorMessage"`
-	DetailMessage     any    `json:"detailMessage,omitempty"`
-	ProviderErrorCode string `json:"providerErrorCode,omitempty"`
-	ProviderErrorMsg  string `json:"providerErrorMsg,omitempty"`
-	ProviderRef       string `json:"providerRef,omitempty"`
-	TranID            string `json:"tranId,omitempty"`
+	ID                string  `json:"id"`
+	OriginalID        string  `json:"originalId,omitempty"`
+	ErrorType         string  `json:"errorType"`
+	ErrorMessage      string  `json:"errorMessage"`
+	DetailMessage     Details `json:"detailMessage,omitempty"`
+	ProviderErrorCode string  `json:"providerErrorCode,omitempty"`
+	ProviderErrorMsg  string  `json:"providerErrorMsg,omitempty"`
+	ProviderRef       string  `json:"providerRef,omitempty"`
+	TranID            string  `json:"tranId,omitempty"`
 }
 
 // Error types of ErrorDetail.

@@ -42,7 +42,7 @@ func payment(id, tranID string, at time.Time) *qrswitch.Payment {
 
 func advice(id, paymentKey string, at time.Time) *qrswitch.Advice {
 	return &qrswitch.Advice{Sender: "shop-1", ID: id, Kind: qrswitch.Confirmation, PaymentKey: paymentKey,
-		PartnerID: "wallet-a", State: qrswitch.AdvicePending, NextAt: at, CreatedAt: at, UpdatedAt: at}
+		Destination: "wallet-a", State: qrswitch.AdvicePending, NextAt: at, CreatedAt: at, UpdatedAt: at}
 }
 
 func mustCommit(t *testing.T, s *Store, what string, c *qrswitch.Change) {
@@ -252,7 +252,7 @@ func TestOutage(t *testing.T) {
 	if _, err := s.Payment(ctx, p.Key()); !errors.Is(err, qrswitch.ErrUnavailable) {
 		t.Errorf("Payment with Redis down = %v, want ErrUnavailable", err)
 	}
-	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1}); !errors.Is(err, qrswitch.ErrUnavailable) {
+	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1}); !errors.Is(err, qrswitch.ErrUnavailable) {
 		t.Errorf("ClaimAdvices with Redis down = %v, want ErrUnavailable", err)
 	}
 	if took := time.Since(start); took > 3*time.Second {
@@ -278,7 +278,7 @@ func TestScriptCacheLost(t *testing.T) {
 	p := payment("pay-1", "tran-1", t0)
 	a := advice("adv-1", p.Key(), t0)
 	mustCommit(t, s, "payment after SCRIPT FLUSH", &qrswitch.Change{Payment: p, Advices: []*qrswitch.Advice{a}})
-	if got, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1}); err != nil || len(got) != 1 {
+	if got, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1}); err != nil || len(got) != 1 {
 		t.Errorf("ClaimAdvices after SCRIPT FLUSH = %v, %v", keysOf(got), err)
 	}
 	if got, err := s.Search(ctx, qrswitch.Query{}); err != nil || len(got) != 1 {
@@ -324,10 +324,10 @@ func TestRoundTrips(t *testing.T) {
 			_, err := s.Search(ctx, qrswitch.Query{RetailerID: "shop-1", TerminalID: "T1", State: outcome.AwaitingScan})
 			return err
 		}},
-		{"ListAdvices", func() error { _, err := s.ListAdvices(ctx, qrswitch.AdviceQuery{PartnerID: "wallet-a"}); return err }},
+		{"ListAdvices", func() error { _, err := s.ListAdvices(ctx, qrswitch.AdviceQuery{Destination: "wallet-a"}); return err }},
 		{"Orphans", func() error { _, err := s.Orphans(ctx, t0.Add(time.Hour), 10); return err }},
 		{"ClaimAdvices", func() error {
-			_, err := s.ClaimAdvices(ctx, qrswitch.Claim{PartnerID: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 8})
+			_, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 8})
 			return err
 		}},
 		{"Notify", func() error { return s.Notifier().Notify(ctx, "k") }},
@@ -352,7 +352,7 @@ func TestExactTimes(t *testing.T) {
 
 	a := advice("adv-1", "shop-1/pay-1", now.Add(300*time.Nanosecond)) // due 300ns after now, same µs
 	mustCommit(t, s, "advice", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
-	claim := qrswitch.Claim{PartnerID: "wallet-a", Owner: "w1", Now: now, Lease: time.Second, Max: 1}
+	claim := qrswitch.Claim{Destination: "wallet-a", Owner: "w1", Now: now, Lease: time.Second, Max: 1}
 	if got, _ := s.ClaimAdvices(ctx, claim); len(got) != 0 {
 		t.Errorf("ClaimAdvices 300ns before NextAt = %v, want none", keysOf(got))
 	}

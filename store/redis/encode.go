@@ -137,7 +137,7 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		args = append(args, a.Key(), itoa(a.Version), itoa(next.Version), d, a.ID, a.PaymentKey, a.PartnerID, string(a.State))
+		args = append(args, a.Key(), itoa(a.Version), itoa(next.Version), d, a.ID, a.PaymentKey, a.Destination, string(a.State))
 		args = timeArgs(args, a.CreatedAt)
 		args = timeArgs(args, a.NextAt)
 		args = append(args, a.LeaseOwner)
@@ -152,7 +152,7 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		args = append(args, ctl.PartnerID, itoa(ctl.Version), itoa(next.Version), d)
+		args = append(args, ctl.Destination, itoa(ctl.Version), itoa(next.Version), d)
 	}
 	for i := range c.Trace {
 		b, err := json.Marshal(&c.Trace[i])
@@ -230,8 +230,8 @@ func decodePayment(vals []any) (*qrswitch.Payment, error) {
 	return p, nil
 }
 
-func decodeControl(vals []any) (*qrswitch.PartnerControl, error) {
-	c := new(qrswitch.PartnerControl)
+func decodeControl(vals []any) (*qrswitch.QueueControl, error) {
+	c := new(qrswitch.QueueControl)
 	if err := decodeInto(vals, c, &c.Version); err != nil {
 		return nil, fmt.Errorf("decoding partner control: %w", err)
 	}

@@ -242,7 +242,7 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 		return nil, errClosed
 	}
 	const doing = "reading queue statistics"
-	st := &qrswitch.QueueStats{PartnerID: partnerID, Attempts: map[int]int{}}
+	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
 	rows, err := s.rs.queueCounts.QueryContext(ctx, partnerID)
 	if err != nil {
 		return nil, unavailable(doing, err)
@@ -294,26 +294,26 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 	return st, nil
 }
 
-// PartnerControl returns the control of a partner's queue, or ErrNotFound.
-func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch.PartnerControl, error) {
-	c := new(qrswitch.PartnerControl)
+// QueueControl returns the control of a partner's queue, or ErrNotFound.
+func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.QueueControl, error) {
+	c := new(qrswitch.QueueControl)
 	if err := s.one(ctx, s.rs.control, "partner control", partnerID, c); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// PartnerControls returns every partner control, by PartnerID.
-func (s *Store) PartnerControls(ctx context.Context) ([]*qrswitch.PartnerControl, error) {
-	return listPtr[qrswitch.PartnerControl](ctx, s, "reading partner controls", s.rs.controls, "")
+// QueueControls returns every partner control, by PartnerID.
+func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, error) {
+	return listPtr[qrswitch.QueueControl](ctx, s, "reading partner controls", s.rs.controls, "")
 }
 
 // ListAdvices returns advices matching q, oldest first.
 func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrswitch.Advice, error) {
 	var where []string
 	var args []any
-	if q.PartnerID != "" {
-		args = append(args, q.PartnerID)
+	if q.Destination != "" {
+		args = append(args, q.Destination)
 		where = append(where, fmt.Sprintf("partner_id = ?%d", len(args)))
 	}
 	if q.State != "" {

@@ -66,7 +66,7 @@ func encodePayment(p *qrswitch.Payment) (*row, error) {
 	}}, nil
 }
 
-func encodeControl(c *qrswitch.PartnerControl) (*row, error) {
+func encodeControl(c *qrswitch.QueueControl) (*row, error) {
 	next := *c
 	next.Version++
 	data, err := marshal(&next)
@@ -77,7 +77,7 @@ func encodeControl(c *qrswitch.PartnerControl) (*row, error) {
 	if c.Paused {
 		paused = 1
 	}
-	return &row{key: c.PartnerID, version: c.Version, data: data, vals: []any{paused}}, nil
+	return &row{key: c.Destination, version: c.Version, data: data, vals: []any{paused}}, nil
 }
 
 func encodeAdvice(a *qrswitch.Advice) (*row, error) {
@@ -91,7 +91,7 @@ func encodeAdvice(a *qrswitch.Advice) (*row, error) {
 }
 
 func adviceVals(a *qrswitch.Advice) []any {
-	return []any{a.Sender, a.ID, a.PaymentKey, a.PartnerID, string(a.State),
+	return []any{a.Sender, a.ID, a.PaymentKey, a.Destination, string(a.State),
 		nanos(a.NextAt), nanos(a.LeaseUntil), nanos(a.CreatedAt), nanos(a.QueuedAt), int64(a.Attempts)}
 }
 

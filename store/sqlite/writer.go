@@ -491,8 +491,8 @@ func (s *Store) claimAdvices(ctx context.Context, c *qrswitch.Claim) ([]*qrswitc
 		dueBy = nanos(c.DueBy)
 	}
 	stmt, args := s.ws.dueAny, []any{now, dueBy}
-	if c.PartnerID != "" {
-		stmt, args = s.ws.due, []any{now, dueBy, c.PartnerID}
+	if c.Destination != "" {
+		stmt, args = s.ws.due, []any{now, dueBy, c.Destination}
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {

@@ -163,7 +163,7 @@ func (s *Sim) serveScan(w http.ResponseWriter, r *http.Request) {
 			status, message = http.StatusGatewayTimeout, "Switch did not answer in time"
 		}
 		d := wire.NewErrorDetail(errorType, message, res.Notification.ID, res.Notification.TranID)
-		d.DetailMessage = res.Err.Error()
+		d.DetailMessage = wire.Detail(res.Err.Error())
 		w.Header().Set("X-Sim-Error", "scan not delivered")
 		writeError(w, status, d)
 		return

@@ -283,7 +283,7 @@ func writeFormatError(w http.ResponseWriter, err error) {
 		msg = "Invalid " + fe.Field
 	}
 	d := wire.NewErrorDetail(wire.FormatError, msg, "", "")
-	d.DetailMessage = err.Error()
+	d.DetailMessage = wire.Detail(err.Error())
 	writeError(w, http.StatusBadRequest, d)
 }
 

@@ -518,7 +518,7 @@ func TestMalformedBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := wantError(t, "POST "+tc.path, e.do(http.MethodPost, tc.path, tc.body), http.StatusBadRequest, wire.FormatError)
-			detail, _ := d.DetailMessage.(string)
+			detail := d.DetailMessage.Message()
 			if tc.field != "" && (!strings.Contains(detail, tc.field) || !strings.Contains(d.ErrorMessage, tc.field[:min(len(tc.field), 20)])) {
 				t.Errorf("FORMAT_ERROR message %q detail %q, want them to name %s", d.ErrorMessage, detail, tc.field)
 			}

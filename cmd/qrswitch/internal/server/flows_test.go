@@ -546,10 +546,7 @@ func TestRequestValidation(t *testing.T) {
 	}
 }
 
-func toString(v any) string {
-	s, _ := v.(string)
-	return s
-}
+func toString(d wire.Details) string { return d.Message() }
 
 func TestStoreAndForwardUntilFinal(t *testing.T) {
 	h := newHarness(t)

@@ -219,7 +219,7 @@ func (c *safCollector) Collect(ch chan<- prometheus.Metric) {
 	queues := c.read()
 	now := time.Now()
 	for _, q := range queues {
-		id := q.PartnerID
+		id := q.Destination
 		gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{id}, labels...)...)
 		}

@@ -400,7 +400,7 @@ func TestOperatorPauseResume(t *testing.T) {
 	}
 	var queues struct{ Partners []qrswitch.PartnerQueue }
 	h.supportGet(t, viewUser, viewPass, "/support/v1/saf", &queues)
-	if q := queues.Partners[0]; q.PartnerID != "wallet-a" || !q.Paused || q.Pending != 1 || q.Control.By != supUser {
+	if q := queues.Partners[0]; q.Destination != "wallet-a" || !q.Paused || q.Pending != 1 || q.Control.By != supUser {
 		t.Errorf("queue of wallet-a while paused = %+v", q)
 	}
 	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/retry", reason("now")); r.status != 409 {
