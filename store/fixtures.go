@@ -167,12 +167,12 @@ func newControl(partner string, paused bool, at time.Time) *qrswitch.QueueContro
 // paymentKey, from sender, to partner, due at nextAt.
 func newAdvice(sender, id, paymentKey, partner string, nextAt time.Time) *qrswitch.Advice {
 	return &qrswitch.Advice{
-		Sender:     sender,
-		ID:         id,
-		Kind:       qrswitch.Confirmation,
-		PaymentKey: paymentKey,
-		TranID:     "tran-" + id,
-		Destination:  partner,
+		Sender:      sender,
+		ID:          id,
+		Kind:        qrswitch.Confirmation,
+		PaymentKey:  paymentKey,
+		TranID:      "tran-" + id,
+		Destination: partner,
 		Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{
 			ID:                    id,
 			RequestID:             paymentKey,
