@@ -286,14 +286,14 @@ func operator(c *gin.Context) (qrswitch.Operator, action, bool) {
 	return qrswitch.Operator{Name: p.ID, Reason: a.Reason}, a, true
 }
 
-func failed(c *gin.Context, f *qrswitch.Failure) {
+func failed(c *gin.Context, f *wire.Failure) {
 	httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 }
 
 func (h *handlers) pause(c *gin.Context)  { h.control(c, h.engine.PausePartner) }
 func (h *handlers) resume(c *gin.Context) { h.control(c, h.engine.ResumePartner) }
 
-func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.QueueControl, *qrswitch.Failure)) {
+func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.QueueControl, *wire.Failure)) {
 	op, _, ok := operator(c)
 	if !ok {
 		return
@@ -315,7 +315,7 @@ func (h *handlers) retryPartner(c *gin.Context) {
 		failed(c, f)
 		return
 	}
-	httpapi.JSON(c, http.StatusAccepted, gin.H{"partnerId": c.Param("partner"), "retrying": true})
+	httpapi.JSON(c, http.StatusAccepted, gin.H{"destination": c.Param("partner"), "retrying": true})
 }
 
 func adviceKey(c *gin.Context) string { return qrswitch.AdviceKey(c.Param("sender"), c.Param("id")) }
@@ -325,7 +325,7 @@ func (h *handlers) retryAdvice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.RetryAdvice(c.Request.Context(), op, adviceKey(c))
 	})
 }
@@ -335,7 +335,7 @@ func (h *handlers) replayAdvice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.ReplayAdvice(c.Request.Context(), op, adviceKey(c))
 	})
 }
@@ -351,12 +351,12 @@ func (h *handlers) finalizeAdvice(c *gin.Context) {
 		return
 	}
 	o.UnmarshalText([]byte(body.Outcome))
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.FinalizeAdvice(c.Request.Context(), op, adviceKey(c), o)
 	})
 }
 
-func (h *handlers) adviceDone(c *gin.Context, act func() (*qrswitch.Advice, *qrswitch.Failure)) {
+func (h *handlers) adviceDone(c *gin.Context, act func() (*qrswitch.Advice, *wire.Failure)) {
 	a, f := act()
 	if f != nil {
 		failed(c, f)

@@ -3,6 +3,7 @@ package qrswitch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
@@ -13,9 +14,14 @@ import (
 // looked for.
 const recoveryInterval = 2 * time.Second
 
+// unsettledInterval is how often approved payments past their advice
+// deadline are looked for.
+const unsettledInterval = time.Minute
+
 func (e *Engine) recoveryLoop(ctx context.Context) {
 	t := time.NewTicker(recoveryInterval)
 	defer t.Stop()
+	lastUnsettled := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,6 +30,49 @@ func (e *Engine) recoveryLoop(ctx context.Context) {
 			if err := e.recoverOrphans(ctx, false); err != nil && ctx.Err() == nil {
 				e.log.Error().Err(err).Msg("recovering orphaned payments")
 			}
+			if time.Since(lastUnsettled) >= unsettledInterval {
+				lastUnsettled = time.Now()
+				if err := e.settleAbandoned(ctx); err != nil && ctx.Err() == nil {
+					e.log.Error().Err(err).Msg("ending approved payments past their advice deadline")
+				}
+			}
+		}
+	}
+}
+
+// settleAbandoned ends the approved payments whose retailer sent neither a
+// confirmation nor a reversal within AdviceDeadline: they become
+// UNSETTLED, a final state that support staff search for and settle with
+// the partner by other means, and that the store's retention then applies
+// to. Nothing is sent upstream: after so long, only a person can know
+// whether the customer left with the goods.
+func (e *Engine) settleAbandoned(ctx context.Context) error {
+	for {
+		now := e.now()
+		ps, err := e.store.Search(ctx, Query{State: outcome.Approved, To: now.Add(-e.opts.AdviceDeadline), Limit: 100})
+		if err != nil {
+			return err
+		}
+		moved := 0
+		for _, p := range ps {
+			q, err := move(p, outcome.Unsettled, now)
+			if err != nil {
+				return err
+			}
+			err = e.store.Commit(ctx, &Change{Payment: q, Trace: []TraceEntry{event(now, "unsettled", fmt.Sprintf(
+				"no confirmation or reversal within %s of the payment: UNSETTLED; settle it with partner %s by other means", e.opts.AdviceDeadline, p.PartnerID()))}})
+			switch {
+			case err == nil:
+				moved++
+				e.log.Warn().Str("payment", p.Key()).Str("partner", p.PartnerID()).Msg("approved payment never confirmed nor reversed: UNSETTLED")
+			case errors.Is(err, ErrConflict):
+				// An advice arrived meanwhile: it decides.
+			default:
+				return err
+			}
+		}
+		if len(ps) < 100 || moved == 0 {
+			return nil
 		}
 	}
 }
@@ -107,7 +156,7 @@ func (e *Engine) recoverOne(ctx context.Context, p *Payment, all bool) error {
 // expire. Only a sole owner may: with a shared store, another live process
 // may hold them.
 func (e *Engine) releaseLeases(ctx context.Context) error {
-	for id := range e.partners {
+	for id := range e.queues {
 		advices, err := e.store.ListAdvices(ctx, AdviceQuery{Destination: id, State: AdvicePending, Leased: true, Limit: 500})
 		if err != nil {
 			return err

@@ -304,7 +304,7 @@ func printStory(w io.Writer, s qrswitch.Story) {
 			if a.State == qrswitch.AdviceDone {
 				out = a.Outcome.String()
 			}
-			last := dash(strings.TrimSpace(fmt.Sprintf("%s %s", statusText(a.LastStatus), a.LastError)))
+			last := dash(strings.TrimSpace(fmt.Sprintf("%s %s", a.LastCode, a.LastError)))
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Key(), a.Kind, a.State, out, a.Attempts, last, dash(a.Note))
 		}
 		tw.Flush()
@@ -314,7 +314,7 @@ func printStory(w io.Writer, s qrswitch.Story) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, a := range s.Attempts {
 			fmt.Fprintf(tw, "  %s #%d\t%s\t%s\t%s\t%.0f ms\t%s\n", a.AdviceKey, a.N, a.At.Format("15:04:05.000"),
-				dash(statusText(a.Status)), a.Outcome, a.LatencyMS, a.Note)
+				dash(a.Code), a.Outcome, a.LatencyMS, a.Note)
 		}
 		tw.Flush()
 	}
@@ -324,13 +324,6 @@ func printStory(w io.Writer, s qrswitch.Story) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.At.Format("15:04:05.000"), arrow(t), t.Operation, describe(t))
 	}
 	tw.Flush()
-}
-
-func statusText(s int) string {
-	if s == 0 {
-		return ""
-	}
-	return fmt.Sprint(s)
 }
 
 // arrow draws where a traced message went.
@@ -356,6 +349,9 @@ func describe(t qrswitch.TraceEntry) string {
 	var parts []string
 	if t.Status != 0 {
 		parts = append(parts, fmt.Sprint(t.Status))
+	}
+	if t.Code != "" {
+		parts = append(parts, t.Code)
 	}
 	if t.Outcome != "" {
 		parts = append(parts, t.Outcome)
@@ -451,7 +447,7 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		fmt.Fprintln(tw, "ADVICE\tKIND\tTRANID\tSTATE\tATTEMPTS\tQUEUED (UTC)\tLAST\tNOTE")
 		for _, a := range ans.Advices {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Key(), a.Kind, dash(a.TranID), a.State, a.Attempts,
-				a.QueuedAt.Format("2006-01-02 15:04:05"), dash(strings.TrimSpace(statusText(a.LastStatus)+" "+a.LastError)), dash(a.Note))
+				a.QueuedAt.Format("2006-01-02 15:04:05"), dash(strings.TrimSpace(a.LastCode+" "+a.LastError)), dash(a.Note))
 		}
 		return tw.Flush()
 	case "pause", "resume", "retry", "replay", "final":

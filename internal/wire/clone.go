@@ -11,6 +11,12 @@ import (
 // keep decoded records without handing out shared state. A test walks every
 // message type by reflection and fails when a field is not copied deeply.
 
+// Clone returns a copy of in.
+func (in *Institution) Clone() *Institution { return cloneInstitution(in) }
+
+// Clone returns a copy of a.
+func (a *LedgerAmount) Clone() *LedgerAmount { return cloneLedger(a) }
+
 func cloneInstitution(in *Institution) *Institution {
 	if in == nil {
 		return nil

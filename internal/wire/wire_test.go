@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -182,10 +183,48 @@ func TestNewIDAndShortMessage(t *testing.T) {
 		t.Fatalf("ShortMessage cut to %d characters, want %d", len([]rune(got)), MaxErrorMessage)
 	}
 	d := NewErrorDetail(InsufficientFunds, long, "o", "t")
-	if d.ErrorType != InsufficientFunds || len([]rune(d.ErrorMessage)) > MaxErrorMessage || !IsUUID(d.ID) {
-		t.Fatalf("NewErrorDetail = %+v", d)
+	if d.ErrorType != InsufficientFunds || len([]rune(d.ErrorMessage)) > MaxErrorMessage || len(d.ID) != 20 {
+		t.Fatalf("NewErrorDetail = %+v, want an id of 20 characters (the interface's maxLength) and a message of at most %d", d, MaxErrorMessage)
+	}
+	ids := map[string]bool{}
+	for range 1000 {
+		id := NewErrorID()
+		if len(id) != 20 || strings.Trim(id, "0123456789abcdef") != "" || ids[id] {
+			t.Fatalf("NewErrorID() = %q: want 20 fresh hex digits", id)
+		}
+		ids[id] = true
 	}
 	if !IsErrorType(NoScanReceived) || IsErrorType("NOPE") {
 		t.Fatal("IsErrorType is wrong")
+	}
+}
+
+func TestDetails(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`{"detailMessage":{"message":"m","field":"f","n":1}}`, `{"message":"m","field":"f","n":1}`},
+		{`{"detailMessage":"a string from a partner"}`, `{"message":"a string from a partner"}`},
+		{`{"detailMessage":42}`, `{"message":42}`},
+		{`{"detailMessage":null}`, `null`},
+		{`{}`, `null`},
+	} {
+		var d ErrorDetail
+		if err := json.Unmarshal([]byte(tt.in), &d); err != nil {
+			t.Fatalf("decoding %s: %v", tt.in, err)
+		}
+		got, _ := json.Marshal(d.DetailMessage)
+		var a, b any
+		json.Unmarshal(got, &a)
+		json.Unmarshal([]byte(tt.want), &b)
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("detailMessage of %s = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+	out, _ := json.Marshal(NewErrorDetail(FormatError, "x", "", ""))
+	if strings.Contains(string(out), "detailMessage") {
+		t.Errorf("an ErrorDetail without details = %s, want no detailMessage", out)
+	}
+	f := FormatFailure(&FieldError{Field: "originator.terminalId", Reason: "must be 8 characters"}, "id-1")
+	if f.Status != 400 || f.Detail.DetailMessage["field"] != "originator.terminalId" || f.Detail.DetailMessage.Message() == "" {
+		t.Errorf("FormatFailure = %d %+v, want 400 with the field in detailMessage", f.Status, f.Detail)
 	}
 }

@@ -57,6 +57,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	if c.Control != nil {
 		c.Control.Version++
 	}
+	for _, r := range c.Records {
+		r.Version++
+	}
 	return nil
 }
 

@@ -21,6 +21,7 @@ type readStmts struct {
 	trace, paymentAdvices, lookup, orphans *sql.Stmt
 	queueCounts, queueNext, queueAttempts  *sql.Stmt
 	control, controls                      *sql.Stmt
+	record                                 *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -53,6 +54,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			GROUP BY attempts`},
 		{&r.control, `SELECT data FROM partner_controls WHERE partner_id = ?1`},
 		{&r.controls, `SELECT data FROM partner_controls ORDER BY partner_id`},
+		{&r.record, `SELECT data FROM rail_records WHERE key = ?1`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -65,7 +67,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() {
 	for _, st := range []*sql.Stmt{r.qr, r.payment, r.advice, r.trace, r.paymentAdvices, r.lookup, r.orphans,
-		r.queueCounts, r.queueNext, r.queueAttempts, r.control, r.controls} {
+		r.queueCounts, r.queueNext, r.queueAttempts, r.control, r.controls, r.record} {
 		if st != nil {
 			st.Close()
 		}

@@ -119,6 +119,30 @@ CREATE TABLE partner_controls (
 	data       TEXT NOT NULL
 );
 `,
+	// 3: rails' own records (partners.Record). key is owner/kind/rkey
+	// (owners and kinds hold no '/'); due_at is 0 when the record is due
+	// for nothing. rail_index holds each record's secondary keys, written
+	// again with every write of the record.
+	`
+CREATE TABLE rail_records (
+	key     TEXT PRIMARY KEY,
+	owner   TEXT NOT NULL,
+	kind    TEXT NOT NULL,
+	rkey    TEXT NOT NULL,
+	due_at  INTEGER NOT NULL,
+	version INTEGER NOT NULL,
+	data    TEXT NOT NULL
+);
+CREATE INDEX rail_records_list ON rail_records (owner, kind, rkey);
+CREATE INDEX rail_records_due  ON rail_records (owner, kind, due_at) WHERE due_at <> 0;
+CREATE TABLE rail_index (
+	owner TEXT NOT NULL,
+	kind  TEXT NOT NULL,
+	idx   TEXT NOT NULL,
+	rkey  TEXT NOT NULL,
+	PRIMARY KEY (owner, kind, idx, rkey)
+) WITHOUT ROWID;
+`,
 }
 
 // schemaVersion is the version this code writes.

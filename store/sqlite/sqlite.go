@@ -73,6 +73,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
+	"github.com/qrswitch/qrswitch/store"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -345,3 +346,13 @@ type config struct {
 
 // Interface guards
 var _ qrswitch.Store = (*Store)(nil)
+
+func init() {
+	store.Register("sqlite", func(ctx context.Context, url string, _ store.Options) (*store.Backend, error) {
+		s, err := Open(ctx, url, Options{})
+		if err != nil {
+			return nil, err
+		}
+		return &store.Backend{Store: s, SoleOwner: true}, nil
+	})
+}

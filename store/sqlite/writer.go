@@ -42,6 +42,7 @@ type change struct {
 	payment  *row
 	advices  []*row
 	control  *row
+	records  []*railRow
 	traceKey string
 	trace    []string
 }
@@ -76,6 +77,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	}
 	if c.Control != nil {
 		c.Control.Version++
+	}
+	for _, r := range c.Records {
+		r.Version++
 	}
 	return nil
 }
@@ -157,6 +161,18 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			return nil, err
 		}
 	}
+	for i, r := range c.Records {
+		for _, o := range c.Records[:i] {
+			if railKey(r) == railKey(o) {
+				return nil, fmt.Errorf("committing: record %s appears twice in one Change", railKey(r))
+			}
+		}
+		rr, err := encodeRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		ch.records = append(ch.records, rr)
+	}
 	if len(c.Trace) > 0 {
 		if ch.traceKey == "" {
 			if c.Payment == nil {
@@ -173,7 +189,7 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			ch.trace[i] = string(b)
 		}
 	}
-	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && ch.control == nil && len(ch.trace) == 0 {
+	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && ch.control == nil && len(ch.records) == 0 && len(ch.trace) == 0 {
 		return nil, nil
 	}
 	return ch, nil
@@ -341,6 +357,11 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 			return err
 		}
 	}
+	for _, r := range ch.records {
+		if err := add(&s.ws.records, &r.row); err != nil {
+			return err
+		}
+	}
 	// The unchecked create goes first: if it meets an existing key, nothing
 	// has been written.
 	slices.SortStableFunc(writes, func(a, b write) int {
@@ -348,6 +369,11 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 	})
 	for _, w := range writes {
 		if err := s.ws.write(ctx, s.w, w); err != nil {
+			return err
+		}
+	}
+	for _, r := range ch.records {
+		if err := s.ws.writeIndex(ctx, r); err != nil {
 			return err
 		}
 	}
@@ -666,9 +692,10 @@ func (c *cache) reset() { c.cur, c.old = make(map[string]known), nil }
 // writeStmts are the writer's prepared statements and caches, bound to its
 // connection and used only by the writer goroutine.
 type writeStmts struct {
-	begin, commit, rollback          *sql.Stmt
-	qrs, payments, advices, controls table
-	lease, due, dueAny               *sql.Stmt
+	begin, commit, rollback                   *sql.Stmt
+	qrs, payments, advices, controls, records table
+	lease, due, dueAny                        *sql.Stmt
+	dropIndex, addIndex                       *sql.Stmt
 	// trace collects the batch's trace rows (key, data, key, data, …) for
 	// appendTrace; appendTrace[n] inserts n rows.
 	trace       []any
@@ -683,7 +710,8 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols}
 	w.advices = table{name: "advices", record: "advice", key: "key", cols: adviceCols}
 	w.controls = table{name: "partner_controls", record: "control", key: "partner_id", cols: controlCols}
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	w.records = table{name: "rail_records", record: "record", key: "key", cols: recordCols}
+	for _, t := range w.tables() {
 		if err := t.prepare(ctx, conn); err != nil {
 			return fmt.Errorf("table %s: %w", t.name, err)
 		}
@@ -698,6 +726,8 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.lease, `UPDATE advices SET version = ?2, lease_until = ?3, data = ?4 WHERE key = ?1`},
 		{&w.due, dueSQL("advices_due", "a.partner_id = ?3 AND")},
 		{&w.dueAny, dueSQL("advices_due_any", "")},
+		{&w.dropIndex, `DELETE FROM rail_index WHERE owner = ?1 AND kind = ?2 AND rkey = ?3`},
+		{&w.addIndex, `INSERT INTO rail_index (owner, kind, idx, rkey) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING`},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -709,9 +739,13 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
+func (w *writeStmts) tables() []*table {
+	return []*table{&w.qrs, &w.payments, &w.advices, &w.controls, &w.records}
+}
+
 // reset forgets what the caches know, after a rollback.
 func (w *writeStmts) reset() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	for _, t := range w.tables() {
 		t.cache.reset()
 	}
 }
@@ -753,10 +787,10 @@ func dueSQL(index, partner string) string {
 }
 
 func (w *writeStmts) close() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	for _, t := range w.tables() {
 		t.close()
 	}
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny, w.dropIndex, w.addIndex} {
 		if st != nil {
 			st.Close()
 		}

@@ -56,8 +56,10 @@ const (
 	defaultStoreFile      = "qrswitch.db"
 	defaultRetention      = Duration(2160 * time.Hour)
 	defaultWaitTimeout    = Duration(200 * time.Millisecond)
-	defaultScanWait       = Duration(60 * time.Second)
+	defaultScanWait       = Duration(40 * time.Second)
+	defaultRetailerTimout = Duration(60 * time.Second)
 	defaultEarlyScanGrace = Duration(5 * time.Second)
+	defaultAdviceDeadline = Duration(168 * time.Hour)
 	defaultQRTTL          = Duration(5 * time.Minute)
 	defaultSAFInitial     = Duration(time.Second)
 	defaultSAFMax         = Duration(60 * time.Second)
@@ -95,12 +97,27 @@ type Config struct {
 	// Store selects the store backend. Default: the embedded SQLite file
 	// qrswitch.db under DataDir.
 	Store Store `yaml:"store"`
+	// RetailerTimeout is how long a POS waits for the answer to a request
+	// (the interface's client timeout: 60 s unless agreed otherwise). A
+	// payment request is always answered within it: the scan wait must
+	// leave at least 10 s of it for the partner, and a partner reached late
+	// in the scan wait gets what is left (less 2 s for the answer's way
+	// back) instead of its whole timeout. Default 60s.
+	RetailerTimeout Duration `yaml:"retailer_timeout"`
 	// ScanWait is how long a payment request waits for its scan before it
-	// fails. Default 60s.
+	// fails (400 NO_SCAN_RECEIVED); at most retailer_timeout − 10s.
+	// Default 40s.
 	ScanWait Duration `yaml:"scan_wait"`
 	// EarlyScanGrace is how long a scan that arrived before its payment
-	// request is held for it. Default 5s.
-	EarlyScanGrace Duration `yaml:"early_scan_grace"`
+	// request is held for it (the interface declines such a scan; the
+	// switch waits for a POS racing its own display). 0s declines them at
+	// once, as the interface does. Default 5s.
+	EarlyScanGrace OptDuration `yaml:"early_scan_grace"`
+	// AdviceDeadline is how long an approved payment waits for the
+	// retailer's confirmation or reversal; then it becomes UNSETTLED (a
+	// final state support staff search for and settle by hand), and the
+	// store's retention applies to it. Default 168h.
+	AdviceDeadline Duration `yaml:"advice_deadline"`
 	// QRTTL is the expiry of a QR code whose request gives none. Default 5m.
 	QRTTL Duration `yaml:"qr_ttl"`
 	// SAF tunes store-and-forward of confirmations and reversals.
@@ -195,10 +212,13 @@ type Retailer struct {
 	// by tls.client_ca_file, on top of its Basic-auth password: mutual TLS
 	// for this principal. Default empty: the password alone.
 	ClientCert string `yaml:"client_cert"`
+	// Offers lists the partners (ids) whose pull rails offer on this
+	// retailer's QR codes. Default: every partner with a pull rail.
+	Offers []string `yaml:"offers"`
 }
 
-// Partner is an upstream payment partner: the switch calls it through its
-// rail, and it calls the switch on /qr/v1/scans.
+// Partner is an upstream payment partner: the switch reaches it through its
+// rail, and it may call the switch (Electrum partners notify scans).
 type Partner struct {
 	// ID names the partner in store keys, traces and metric labels, and is
 	// the partner institution id expected in its scans: required, unique,
@@ -211,6 +231,8 @@ type Partner struct {
 	Rail string `yaml:"rail"`
 	// BaseURL is where the rail sends requests, e.g. the electrum rail calls
 	// {base_url}/qr/v1/payments. https:// (http:// in development only).
+	// Required by the rails that call an HTTP API there (electrum); in the
+	// development setup, a rail's simulator listens on its host.
 	BaseURL string `yaml:"base_url"`
 	// Username is the Basic-auth user the switch presents upstream.
 	Username string `yaml:"username"`
@@ -224,8 +246,10 @@ type Partner struct {
 	// Timeout bounds one upstream exchange; no answer in time is an unknown
 	// outcome. Greater than 0, at most 5m. Default 60s.
 	Timeout Duration `yaml:"timeout"`
-	// ScanUsername is the Basic-auth user the partner presents on
-	// /qr/v1/scans. Required; unique among every principal.
+	// ScanUsername is the Basic-auth user the partner presents when it
+	// calls the switch (electrum: on /qr/v1/scans). Required by the rails
+	// whose partner calls the switch with Basic auth; unique among every
+	// principal.
 	ScanUsername string `yaml:"scan_username"`
 	// ScanPasswordHash is the bcrypt hash of the partner's scan password;
 	// cost 10 or more in production.
@@ -238,6 +262,11 @@ type Partner struct {
 	// /qr/v1/scans, signed by tls.client_ca_file, on top of its scan
 	// password. Default empty: the password alone.
 	ClientCert string `yaml:"client_cert"`
+	// Options are the rail's own settings, decoded by the rail (an unknown
+	// key is refused at start): see each rail's section of the README.
+	// Environment overrides reach them too, one key per variable:
+	// QRSWITCH_PARTNERS_<i>_OPTIONS_<KEY>.
+	Options yaml.Node `yaml:"options"`
 }
 
 // SupportUser is a member of support staff using the support API, console
@@ -295,6 +324,38 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	*d = Duration(v)
 	return nil
 }
+
+// OptDuration is a Duration whose zero is a setting of its own: a key
+// absent from the file (Set false) takes its default, while "0s" is kept.
+type OptDuration struct {
+	Duration
+	Set bool
+}
+
+// UnmarshalYAML reads a duration and marks it set.
+func (d *OptDuration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.Duration.UnmarshalYAML(n); err != nil {
+		return err
+	}
+	d.Set = true
+	return nil
+}
+
+// UnmarshalText reads a duration and marks it set; environment overrides
+// use it.
+func (d *OptDuration) UnmarshalText(b []byte) error {
+	if err := d.Duration.UnmarshalText(b); err != nil {
+		return err
+	}
+	d.Set = true
+	return nil
+}
+
+// MarshalYAML writes the duration.
+func (d OptDuration) MarshalYAML() (any, error) { return d.Duration.MarshalYAML() }
+
+// MarshalText writes the duration.
+func (d OptDuration) MarshalText() ([]byte, error) { return d.Duration.MarshalText() }
 
 func kindName(k yaml.Kind) string {
 	switch k {
@@ -415,8 +476,12 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.Store.URL, "sqlite://"+strings.TrimRight(c.DataDir, "/")+"/"+defaultStoreFile)
 	setDefault(&c.Store.Retention, defaultRetention)
 	setDefault(&c.Store.WaitTimeout, defaultWaitTimeout)
+	setDefault(&c.RetailerTimeout, defaultRetailerTimout)
 	setDefault(&c.ScanWait, defaultScanWait)
-	setDefault(&c.EarlyScanGrace, defaultEarlyScanGrace)
+	setDefault(&c.AdviceDeadline, defaultAdviceDeadline)
+	if !c.EarlyScanGrace.Set {
+		c.EarlyScanGrace = OptDuration{Duration: defaultEarlyScanGrace, Set: true}
+	}
 	setDefault(&c.QRTTL, defaultQRTTL)
 	setDefault(&c.SAF.InitialInterval, defaultSAFInitial)
 	setDefault(&c.SAF.MaxInterval, defaultSAFMax)

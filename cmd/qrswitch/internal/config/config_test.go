@@ -58,10 +58,12 @@ func TestLoadFullSample(t *testing.T) {
 			KeyFile:      "/etc/qrswitch/tls/server.key",
 			ClientCAFile: "/etc/qrswitch/tls/clients-ca.pem",
 		},
-		Store:          Store{URL: "rediss://redis.internal:6380/0", Retention: sec(2160 * time.Hour), WaitReplicas: 1, WaitTimeout: sec(200 * time.Millisecond)},
-		ScanWait:       sec(60 * time.Second),
-		EarlyScanGrace: sec(5 * time.Second),
-		QRTTL:          sec(5 * time.Minute),
+		Store:           Store{URL: "rediss://redis.internal:6380/0", Retention: sec(2160 * time.Hour), WaitReplicas: 1, WaitTimeout: sec(200 * time.Millisecond)},
+		RetailerTimeout: sec(60 * time.Second),
+		ScanWait:        sec(40 * time.Second),
+		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
+		AdviceDeadline:  sec(168 * time.Hour),
+		QRTTL:           sec(5 * time.Minute),
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
 			MaxInterval:     sec(60 * time.Second),
@@ -69,7 +71,7 @@ func TestLoadFullSample(t *testing.T) {
 			Workers:         32,
 		},
 		Retailers: []Retailer{
-			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example"},
+			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example", Offers: []string{"wallet-a"}},
 		},
 		Partners: []Partner{{
 			ID: "wallet-a", Name: "Wallet A", Rail: "electrum",
@@ -89,6 +91,10 @@ func TestLoadFullSample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(../../../../deploy/qrswitch.yaml) error = %v, want nil", err)
 	}
+	if got.Partners[0].Options.Kind != yaml.MappingNode {
+		t.Fatalf("partners[0].options = %+v, want the (empty) mapping of the sample", got.Partners[0].Options)
+	}
+	got.Partners[0].Options = yaml.Node{}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Load(../../../../deploy/qrswitch.yaml) =\n%+v\nwant\n%+v", got, want)
 	}
@@ -107,6 +113,9 @@ func TestFullSampleHasEveryKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	commented := map[string]bool{"retailers.password": true, "partners.scan_password": true, "support.password": true}
+	if p, _ := doc["partners"].([]any); len(p) == 0 || p[0].(map[string]any)["options"] == nil {
+		t.Errorf("../../../../deploy/qrswitch.yaml lacks partners.options")
+	}
 	root := reflect.TypeFor[Config]()
 	for _, path := range leafPaths(root, nil) {
 		key := strings.ReplaceAll(keyOf(root, path), "[0]", "")
@@ -155,14 +164,19 @@ partners:
 		{"store.retention", minimal, func(c *Config) any { return c.Store.Retention }, sec(2160 * time.Hour)},
 		{"store.wait_replicas", minimal, func(c *Config) any { return c.Store.WaitReplicas }, 0},
 		{"store.wait_timeout", minimal, func(c *Config) any { return c.Store.WaitTimeout }, sec(200 * time.Millisecond)},
-		{"scan_wait", minimal, func(c *Config) any { return c.ScanWait }, sec(60 * time.Second)},
-		{"early_scan_grace", minimal, func(c *Config) any { return c.EarlyScanGrace }, sec(5 * time.Second)},
+		{"retailer_timeout", minimal, func(c *Config) any { return c.RetailerTimeout }, sec(60 * time.Second)},
+		{"scan_wait", minimal, func(c *Config) any { return c.ScanWait }, sec(40 * time.Second)},
+		{"early_scan_grace", minimal, func(c *Config) any { return c.EarlyScanGrace.Duration }, sec(5 * time.Second)},
+		{"early_scan_grace 0s turns it off", minimal + "early_scan_grace: 0s\n", func(c *Config) any { return c.EarlyScanGrace }, OptDuration{Set: true}},
+		{"early_scan_grace 0s from the environment", minimal, func(c *Config) any { return c.EarlyScanGrace }, OptDuration{Set: true}},
+		{"advice_deadline", minimal, func(c *Config) any { return c.AdviceDeadline }, sec(168 * time.Hour)},
 		{"qr_ttl", minimal, func(c *Config) any { return c.QRTTL }, sec(5 * time.Minute)},
 		{"saf.initial_interval", minimal, func(c *Config) any { return c.SAF.InitialInterval }, sec(time.Second)},
 		{"saf.max_interval", minimal, func(c *Config) any { return c.SAF.MaxInterval }, sec(60 * time.Second)},
 		{"saf.give_up_after", minimal, func(c *Config) any { return c.SAF.GiveUpAfter }, sec(72 * time.Hour)},
 		{"saf.workers", minimal, func(c *Config) any { return c.SAF.Workers }, 32},
-		{"zero means default", minimal + "saf: {workers: 0}\nscan_wait: 0\n", func(c *Config) any { return []any{c.SAF.Workers, c.ScanWait} }, []any{32, sec(60 * time.Second)}},
+		{"zero means default", minimal + "saf: {workers: 0}\nscan_wait: 0\n", func(c *Config) any { return []any{c.SAF.Workers, c.ScanWait} }, []any{32, sec(40 * time.Second)}},
+		{"base_url optional", strings.Replace(minimal, `base_url: "https://wallet-a.example", `, "", 1), func(c *Config) any { return c.Partners[0].BaseURL }, ""},
 		{"partners[0].rail", minimal, func(c *Config) any { return c.Partners[0].Rail }, "electrum"},
 		{"partners[0].timeout", minimal, func(c *Config) any { return c.Partners[0].Timeout }, sec(60 * time.Second)},
 		{"tls empty", minimal, func(c *Config) any { return c.TLS }, TLS{}},
@@ -172,7 +186,11 @@ partners:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(writeConfig(t, tt.yaml), nil)
+			var env []string
+			if strings.Contains(tt.name, "environment") {
+				env = []string{"QRSWITCH_EARLY_SCAN_GRACE=0s"}
+			}
+			c, err := Load(writeConfig(t, tt.yaml), env)
 			if err != nil {
 				t.Fatalf("Load(%s) error = %v, want nil", tt.name, err)
 			}
@@ -225,14 +243,16 @@ func TestLoadMissingFile(t *testing.T) {
 
 func TestDevelopmentSetup(t *testing.T) {
 	want := &Config{
-		Env:            EnvDevelopment,
-		Listen:         "127.0.0.1:8443",
-		AdminListen:    "127.0.0.1:9090",
-		DataDir:        "./var",
-		Store:          Store{URL: "sqlite://./var/qrswitch.db", Retention: sec(2160 * time.Hour), WaitTimeout: sec(200 * time.Millisecond)},
-		ScanWait:       sec(60 * time.Second),
-		EarlyScanGrace: sec(5 * time.Second),
-		QRTTL:          sec(5 * time.Minute),
+		Env:             EnvDevelopment,
+		Listen:          "127.0.0.1:8443",
+		AdminListen:     "127.0.0.1:9090",
+		DataDir:         "./var",
+		Store:           Store{URL: "sqlite://./var/qrswitch.db", Retention: sec(2160 * time.Hour), WaitTimeout: sec(200 * time.Millisecond)},
+		RetailerTimeout: sec(60 * time.Second),
+		ScanWait:        sec(40 * time.Second),
+		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
+		AdviceDeadline:  sec(168 * time.Hour),
+		QRTTL:           sec(5 * time.Minute),
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
 			MaxInterval:     sec(60 * time.Second),

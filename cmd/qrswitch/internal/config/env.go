@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // EnvPrefix starts the name of every environment variable that overrides a
@@ -43,10 +45,58 @@ func (e *EnvError) Error() string {
 func (e *EnvError) Unwrap() error { return e.Err }
 
 // An override is one QRSWITCH_ variable resolved to the key it sets. The
-// path holds, per level, a struct field index or a list index.
+// path holds, per level, a struct field index or a list index; for a
+// rail's option, the partner's index, with the option's key in key.
 type override struct {
 	name, value string
 	path        []int
+	key         string
+}
+
+// optionOverride recognises QRSWITCH_PARTNERS_<i>_OPTIONS_<KEY>: KEY,
+// lower-cased, is one key of the partner's options (which the rail
+// decodes; nested options cannot be reached this way).
+func optionOverride(name, value string) (override, bool) {
+	rest, ok := strings.CutPrefix(name, EnvPrefix+"PARTNERS_")
+	if !ok {
+		return override{}, false
+	}
+	idx, rest, _ := strings.Cut(rest, "_")
+	key, ok := strings.CutPrefix(rest, "OPTIONS_")
+	i, isIndex := parseIndex(idx)
+	if !ok || !isIndex || key == "" {
+		return override{}, false
+	}
+	return override{name: name, value: value, path: []int{i}, key: strings.ToLower(key)}, true
+}
+
+// setOption sets one key of a partner's options, appending the partner
+// when the index is one past the end.
+func (c *Config) setOption(o override) error {
+	i := o.path[0]
+	switch n := len(c.Partners); {
+	case i == n:
+		c.Partners = append(c.Partners, Partner{})
+	case i > n:
+		return fmt.Errorf("index %d is out of range: the list has %d element(s), and index %d would append one", i, n, n)
+	}
+	node := &c.Partners[i].Options
+	switch node.Kind {
+	case 0:
+		*node = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	case yaml.MappingNode:
+	default:
+		return errors.New("the partner's options are not a mapping")
+	}
+	for j := 0; j+1 < len(node.Content); j += 2 {
+		if node.Content[j].Value == o.key {
+			node.Content[j+1] = &yaml.Node{Kind: yaml.ScalarNode, Value: o.value}
+			return nil
+		}
+	}
+	node.Content = append(node.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.key},
+		&yaml.Node{Kind: yaml.ScalarNode, Value: o.value})
+	return nil
 }
 
 // applyEnv sets every key named by a QRSWITCH_ variable in environ. It walks
@@ -60,6 +110,7 @@ func (c *Config) applyEnv(environ []string) error {
 		todo []override
 		seen = make(map[string]bool)
 	)
+	var opts []override
 	for _, kv := range environ {
 		name, value, ok := strings.Cut(kv, "=")
 		// The first occurrence wins, as with os.Getenv.
@@ -67,6 +118,10 @@ func (c *Config) applyEnv(environ []string) error {
 			continue
 		}
 		seen[name] = true
+		if o, ok := optionOverride(name, value); ok {
+			opts = append(opts, o)
+			continue
+		}
 		paths := resolve(root, strings.TrimPrefix(name, EnvPrefix))
 		switch len(paths) {
 		case 0:
@@ -88,6 +143,14 @@ func (c *Config) applyEnv(environ []string) error {
 			errs = append(errs, &EnvError{Var: o.name, Path: keyOf(root, o.path), Err: err})
 		}
 	}
+	// Options after the keys, so that PARTNERS_1_RAIL may append the
+	// partner whose options follow.
+	slices.SortFunc(opts, func(a, b override) int { return strings.Compare(a.name, b.name) })
+	for _, o := range opts {
+		if err := c.setOption(o); err != nil {
+			errs = append(errs, &EnvError{Var: o.name, Path: fmt.Sprintf("partners[%d].options.%s", o.path[0], o.key), Err: err})
+		}
+	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
 }
@@ -97,6 +160,9 @@ func (c *Config) applyEnv(environ []string) error {
 // from text. Keys may contain "_" themselves (base_url), so every key that
 // prefixes name is tried.
 func resolve(t reflect.Type, name string) [][]int {
+	if t == yamlNodeType {
+		return nil // a rail's options: see optionOverride
+	}
 	if settable(t) {
 		if name == "" {
 			return [][]int{nil}
@@ -189,7 +255,10 @@ func keyOf(t reflect.Type, path []int) string {
 	return b.String()
 }
 
-var textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+var (
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	yamlNodeType        = reflect.TypeFor[yaml.Node]()
+)
 
 // settable reports whether a value of type t can be set from the text of an
 // environment variable.

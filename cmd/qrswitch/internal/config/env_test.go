@@ -1,6 +1,8 @@
 package config
 
 import (
+	"gopkg.in/yaml.v3"
+
 	"errors"
 	"fmt"
 	"reflect"
@@ -152,6 +154,9 @@ func TestEnvOverrideErrors(t *testing.T) {
 // leafPaths lists every key of t that the environment can set, taking
 // index 0 for lists.
 func leafPaths(t reflect.Type, prefix []int) [][]int {
+	if t == yamlNodeType {
+		return nil // a rail's options: the rail's keys, see TestOptionOverrides
+	}
 	if settable(t) {
 		return [][]int{slices.Clone(prefix)}
 	}
@@ -184,5 +189,46 @@ func TestEveryKeyHasOneVariable(t *testing.T) {
 		if len(got) != 1 || !slices.Equal(got[0], p) {
 			t.Errorf("resolve(%s%s) = %v, want exactly [%v] (%s)", EnvPrefix, name, got, p, key)
 		}
+	}
+}
+
+// TestOptionOverrides checks QRSWITCH_PARTNERS_<i>_OPTIONS_<KEY>: a rail's
+// option set, added, or given to a partner appended by the environment,
+// and the rail's options refused when they are not a mapping.
+func TestOptionOverrides(t *testing.T) {
+	const base = `
+retailers:
+  - {id: shop-1, username: shop-1, password: pw, institution_id: "1"}
+partners:
+  - id: chain
+    rail: cryptopay
+    options: {rpc_url: "http://127.0.0.1:8545", confirmations: 1}
+`
+	c, err := Load(writeConfig(t, base), []string{
+		"QRSWITCH_PARTNERS_0_OPTIONS_CONFIRMATIONS=12",
+		"QRSWITCH_PARTNERS_0_OPTIONS_WS_URL=ws://127.0.0.1:8546",
+		"QRSWITCH_PARTNERS_1_ID=wallet-b", "QRSWITCH_PARTNERS_1_OPTIONS_TOKEN=secret",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := func(n yaml.Node) map[string]string {
+		var m map[string]string
+		if err := n.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	if got, want := opts(c.Partners[0].Options), map[string]string{"rpc_url": "http://127.0.0.1:8545", "confirmations": "12", "ws_url": "ws://127.0.0.1:8546"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("partners[0].options = %v, want %v", got, want)
+	}
+	if got := opts(c.Partners[1].Options); got["token"] != "secret" || c.Partners[1].ID != "wallet-b" {
+		t.Errorf("appended partner = %+v, options %v", c.Partners[1], got)
+	}
+	if _, err := Load(writeConfig(t, strings.Replace(base, `options: {rpc_url: "http://127.0.0.1:8545", confirmations: 1}`, "options: [1, 2]", 1)), nil); !hasProblem(err, "partners[0].options", "must be a mapping") {
+		t.Errorf("options as a list: %v, want a problem", err)
+	}
+	if _, err := Load(writeConfig(t, base), []string{"QRSWITCH_PARTNERS_5_OPTIONS_X=1"}); err == nil || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("option of a partner far past the end: %v, want an out-of-range error", err)
 	}
 }

@@ -3,6 +3,8 @@ package config
 import (
 	"slices"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // masked stands in for a secret in the copy Redacted returns.
@@ -27,6 +29,7 @@ func (c *Config) Redacted() *Config {
 		mask(&x.Password)
 		mask(&x.ScanPasswordHash)
 		mask(&x.ScanPassword)
+		x.Options = redactOptions(&c.Partners[i].Options)
 	}
 	r.Support = slices.Clone(c.Support)
 	for i := range r.Support {
@@ -35,6 +38,44 @@ func (c *Config) Redacted() *Config {
 		mask(&x.Password)
 	}
 	return &r
+}
+
+// secretOption reports whether a rail's option key names a secret: its
+// value is masked in the logged configuration.
+func secretOption(key string) bool {
+	k := strings.ToLower(key)
+	for _, w := range []string{"password", "secret", "token", "key", "xprv", "seed"} {
+		if strings.Contains(k, w) && !strings.Contains(k, "public") && k != "token_address" && k != "token_decimals" {
+			return true
+		}
+	}
+	return false
+}
+
+// redactOptions copies a rail's options with every secret masked and URLs'
+// passwords masked; nested mappings are walked.
+func redactOptions(n *yaml.Node) yaml.Node {
+	if n.Kind == 0 {
+		return yaml.Node{}
+	}
+	out := *n
+	out.Content = make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		cp := redactOptions(c)
+		out.Content[i] = &cp
+	}
+	if n.Kind != yaml.MappingNode {
+		if n.Kind == yaml.ScalarNode {
+			out.Value = redactURL(n.Value)
+		}
+		return out
+	}
+	for i := 0; i+1 < len(out.Content); i += 2 {
+		if v := out.Content[i+1]; v.Kind == yaml.ScalarNode && v.Value != "" && secretOption(out.Content[i].Value) {
+			v.Value = masked
+		}
+	}
+	return out
 }
 
 func mask(s *string) {

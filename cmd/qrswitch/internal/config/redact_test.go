@@ -113,3 +113,29 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactedOptions(t *testing.T) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte("rpc_url: https://u:pw@node.example/\nxpub: xpub6Cpublic\npeer_token: s3cret\nnested: {client_secret: s3cret, confirmations: 12}\ntoken_address: '0xabc'\n"), &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := &Config{Partners: []Partner{{ID: "p", Options: *doc.Content[0]}}}
+	out, err := yaml.Marshal(&c.Redacted().Partners[0].Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(out)
+	for _, secret := range []string{"s3cret", "u:pw@"} {
+		if strings.Contains(text, secret) {
+			t.Errorf("Redacted options = %s, still holding %q", text, secret)
+		}
+	}
+	for _, kept := range []string{"xpub6Cpublic", "confirmations: 12", "0xabc", "node.example"} {
+		if !strings.Contains(text, kept) {
+			t.Errorf("Redacted options = %s, lost %q", text, kept)
+		}
+	}
+	if strings.Contains(func() string { b, _ := yaml.Marshal(&c.Partners[0].Options); return string(b) }(), masked) {
+		t.Error("Redacted changed the configuration it copied")
+	}
+}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"gopkg.in/yaml.v3"
+
 	"errors"
 	"fmt"
 	"net"
@@ -21,8 +23,11 @@ const (
 	minProductionCost = bcrypt.DefaultCost
 	maxWorkers        = 1024
 	maxPartnerTimeout = Duration(5 * time.Minute)
-	maxWaitReplicas   = 16
-	maxWaitTimeout    = Duration(10 * time.Second)
+	// minPartnerWindow is what the scan wait must leave of the retailer's
+	// timeout: the partner's answer to a scan in the wait's last moment.
+	minPartnerWindow = Duration(10 * time.Second)
+	maxWaitReplicas  = 16
+	maxWaitTimeout   = Duration(10 * time.Second)
 )
 
 // devPasswords are the well-known passwords of the development setup.
@@ -68,6 +73,7 @@ func (c *Config) Validate() error {
 	v.top(c)
 	v.retailers(c.Retailers)
 	v.partners(c.Partners)
+	v.offers(c)
 	v.clientCerts(c)
 	v.support(c.Support)
 	v.devCredentials()
@@ -117,8 +123,16 @@ func (v *validator) top(c *Config) {
 	}
 	v.tls(c.TLS)
 	v.store(c.Store)
+	v.positive("retailer_timeout", c.RetailerTimeout)
 	v.positive("scan_wait", c.ScanWait)
-	v.positive("early_scan_grace", c.EarlyScanGrace)
+	if c.ScanWait > 0 && c.RetailerTimeout > 0 && c.ScanWait > c.RetailerTimeout-minPartnerWindow {
+		v.add("scan_wait", "must leave at least %s of retailer_timeout (%s) for the partner's answer, got %s: a POS must always hear back in time",
+			minPartnerWindow, c.RetailerTimeout, c.ScanWait)
+	}
+	if c.EarlyScanGrace.Duration < 0 {
+		v.add("early_scan_grace", "must be 0s (off) or more, got %s", c.EarlyScanGrace.Duration)
+	}
+	v.positive("advice_deadline", c.AdviceDeadline)
 	v.positive("qr_ttl", c.QRTTL)
 	v.saf(c.SAF)
 }
@@ -239,7 +253,12 @@ func (v *validator) partners(ps []Partner) {
 		if p.Rail == "" {
 			v.add(base+".rail", "required, e.g. electrum")
 		}
-		v.baseURL(base+".base_url", p.BaseURL)
+		if p.BaseURL != "" {
+			v.baseURL(base+".base_url", p.BaseURL)
+		}
+		if p.Options.Kind != 0 && p.Options.Kind != yaml.MappingNode {
+			v.add(base+".options", "must be a mapping of the rail's option keys")
+		}
 		if v.prod && slices.Contains(devPasswords, p.Password) {
 			v.add(base+".password", "is a well-known development password: refused in production")
 		}
@@ -249,8 +268,28 @@ func (v *validator) partners(ps []Partner) {
 		case p.Timeout > maxPartnerTimeout:
 			v.add(base+".timeout", "must be at most %s, got %s", maxPartnerTimeout, p.Timeout)
 		}
-		v.username(base+".scan_username", p.ScanUsername)
-		v.credential(base, "scan_password_hash", p.ScanPasswordHash, "scan_password", p.ScanPassword)
+		// Inbound credentials are optional here: the rails whose partner
+		// calls the switch with Basic auth require them at start-up.
+		if p.ScanUsername != "" || p.ScanPasswordHash != "" || p.ScanPassword != "" {
+			v.username(base+".scan_username", p.ScanUsername)
+			v.credential(base, "scan_password_hash", p.ScanPasswordHash, "scan_password", p.ScanPassword)
+		}
+	}
+}
+
+// offers checks that retailers name configured partners as offering on
+// their codes.
+func (v *validator) offers(c *Config) {
+	known := make(map[string]bool, len(c.Partners))
+	for _, p := range c.Partners {
+		known[p.ID] = true
+	}
+	for i, r := range c.Retailers {
+		for j, id := range r.Offers {
+			if !known[id] {
+				v.add(fmt.Sprintf("retailers[%d].offers[%d]", i, j), "%q is not a configured partner", id)
+			}
+		}
 	}
 }
 

@@ -12,57 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-
-	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
-	redisstore "github.com/qrswitch/qrswitch/store/redis"
-	"github.com/qrswitch/qrswitch/store/sqlite"
-	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
-
-// backend is an open store and what the engine must know of it.
-type backend struct {
-	store qrswitch.Store
-	// soleOwner: no other process can use the store, so whatever an
-	// earlier process held is recovered at once.
-	soleOwner bool
-	// notifier carries wake-ups between processes sharing the store;
-	// recheck is how often a held request re-reads the store in case one
-	// was lost on the way.
-	notifier qrswitch.Notifier
-	recheck  time.Duration
-}
-
-// redisRecheck bounds how long a wake-up lost between replicas (Redis
-// pub/sub does not queue) can delay a held request: it re-reads the store
-// this often. One read per held request per second is cheap next to the
-// scan wait it shortens.
-const redisRecheck = time.Second
-
-// openStore opens the store cfg.URL names. Errors never echo the URL, which
-// may carry a password.
-func openStore(ctx context.Context, cfg config.Store) (backend, error) {
-	scheme, _, _ := strings.Cut(cfg.URL, "://")
-	switch scheme {
-	case "sqlite":
-		st, err := sqlite.Open(ctx, cfg.URL, sqlite.Options{})
-		if err != nil {
-			return backend{}, fmt.Errorf("opening the store: %w", err)
-		}
-		return backend{store: st, soleOwner: true}, nil
-	case "redis", "rediss", "redis+sentinel":
-		st, err := redisstore.Open(ctx, cfg.URL, redisstore.Options{
-			Retention:    cfg.Retention.D(),
-			WaitReplicas: cfg.WaitReplicas,
-			WaitTimeout:  cfg.WaitTimeout.D(),
-		})
-		if err != nil {
-			return backend{}, fmt.Errorf("opening the store: %w", err)
-		}
-		return backend{store: st, notifier: st.Notifier(), recheck: redisRecheck}, nil
-	default:
-		return backend{}, fmt.Errorf("store.url: this build has no backend for the scheme %q", scheme)
-	}
-}
 
 // adminHandler serves /healthz (the process answers), /readyz (it can do
 // its work: the store answers) and /metrics.

@@ -124,7 +124,7 @@ func testConfig(dir, simURL, simCA string) *config.Config {
 		DataDir:        dir,
 		Store:          config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
 		ScanWait:       config.Duration(2 * time.Second),
-		EarlyScanGrace: config.Duration(time.Second),
+		EarlyScanGrace: config.OptDuration{Duration: config.Duration(time.Second), Set: true},
 		QRTTL:          config.Duration(time.Minute),
 		SAF: config.SAF{
 			InitialInterval: config.Duration(50 * time.Millisecond),

@@ -117,14 +117,14 @@ func (m *metrics) Request(route, method string, status int, took time.Duration) 
 func (m *metrics) Panic(route string) { m.panics.WithLabelValues(route).Inc() }
 
 // Exchange implements qrswitch.Observer.
-func (m *metrics) Exchange(partnerID string, op outcome.Operation, o outcome.Outcome, latency time.Duration) {
-	m.outcomes.WithLabelValues(partnerID, op.String(), o.String()).Inc()
-	m.latency.WithLabelValues(partnerID, op.String()).Observe(latency.Seconds())
+func (m *metrics) Exchange(destination, op string, o outcome.Outcome, latency time.Duration) {
+	m.outcomes.WithLabelValues(destination, op, o.String()).Inc()
+	m.latency.WithLabelValues(destination, op).Observe(latency.Seconds())
 }
 
 // LateAnswer implements qrswitch.Observer.
-func (m *metrics) LateAnswer(partnerID string, op outcome.Operation) {
-	m.late.WithLabelValues(partnerID, op.String()).Inc()
+func (m *metrics) LateAnswer(destination, op string) {
+	m.late.WithLabelValues(destination, op).Inc()
 }
 
 // ScanLinked implements qrswitch.Observer.

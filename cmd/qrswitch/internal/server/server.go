@@ -1,20 +1,19 @@
 // Package server wires one switch process from its configuration: the
-// store, the partner rails, the engine, the HTTPS listener (retailers,
-// partners' scans, support) and the plain-HTTP admin listener (health,
-// readiness, metrics), and in the development setup the built-in simulated
-// partner. It owns start-up order and graceful shutdown. cmd/qrswitch is a
-// thin shell around it, and integration tests run whole switches with it.
+// store, the partner rails, the engine, the HTTPS listener (retailers, the
+// rails' surfaces, support) and the plain-HTTP admin listener (health,
+// readiness, metrics), and in the development setup every simulated rail's
+// partner simulator, described in var/dev.json. It owns start-up order and
+// graceful shutdown. cmd/qrswitch is a thin shell around it, and
+// integration tests run whole switches with it (see switchtest).
 package server
 
 import (
 	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"path/filepath"
 	"sync"
 	"time"
@@ -25,10 +24,10 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/httpapi"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	_ "github.com/qrswitch/qrswitch/partners/rails" // every rail registers itself
-	"github.com/qrswitch/qrswitch/partners/scanapi"
 	"github.com/qrswitch/qrswitch/retailers"
+	"github.com/qrswitch/qrswitch/store"
+	_ "github.com/qrswitch/qrswitch/store/backends" // every store backend registers itself
 	"github.com/qrswitch/qrswitch/support"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
@@ -73,11 +72,12 @@ type Server struct {
 	engine *qrswitch.Engine
 	tls    *tlsconfig.Server
 
+	host  host
+	rails []*rail
+	sims  []*simulator
+
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
-	sim            *electrumsim.Sim
-	simSrv         *http.Server
-	simLn          net.Listener
 	devCA          string
 	metrics        *metrics
 	ready          func(context.Context) error
@@ -97,25 +97,36 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err := s.setupTLS(); err != nil {
 		return nil, err
 	}
-	b, err := openStore(ctx, cfg.Store)
+	b, err := store.Open(ctx, cfg.Store.URL, store.Options{
+		Retention: cfg.Store.Retention.D(), WaitReplicas: cfg.Store.WaitReplicas, WaitTimeout: cfg.Store.WaitTimeout.D(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	s.store = b.store
+	s.store = b.Store
 	s.metrics = newMetrics()
-	ps, err := s.buildPartners()
-	if err != nil {
+	// The listener first: rails publish URLs of the switch.
+	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	if s.rails, err = s.buildRails(); err != nil {
 		return nil, err
+	}
+	ps := make([]*partners.Partner, len(s.rails))
+	for i, r := range s.rails {
+		ps[i] = r.partner
 	}
 	s.engine, err = qrswitch.New(qrswitch.Options{
-		Store:          s.store,
-		Partners:       ps,
-		Logger:         log,
-		Node:           opts.Node,
-		ScanWait:       cfg.ScanWait.D(),
-		EarlyScanGrace: cfg.EarlyScanGrace.D(),
-		QRTTL:          cfg.QRTTL.D(),
-		LateWindow:     opts.LateWindow,
+		Store:           s.store,
+		Partners:        ps,
+		Logger:          log,
+		Node:            opts.Node,
+		ScanWait:        cfg.ScanWait.D(),
+		RetailerTimeout: cfg.RetailerTimeout.D(),
+		EarlyScanGrace:  cfg.EarlyScanGrace.D(),
+		AdviceDeadline:  cfg.AdviceDeadline.D(),
+		QRTTL:           cfg.QRTTL.D(),
+		LateWindow:      opts.LateWindow,
 		SAF: qrswitch.SAFOptions{
 			InitialInterval: cfg.SAF.InitialInterval.D(),
 			MaxInterval:     cfg.SAF.MaxInterval.D(),
@@ -124,15 +135,16 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 			Poll:            opts.SAFPoll,
 			LeaseMargin:     opts.LeaseMargin,
 		},
-		Notifier:       b.notifier,
-		Recheck:        cmp.Or(opts.Recheck, b.recheck),
-		SoleOwner:      b.soleOwner,
+		Notifier:       b.Notifier,
+		Recheck:        cmp.Or(opts.Recheck, b.Recheck),
+		SoleOwner:      b.SoleOwner,
 		Observer:       s.metrics,
 		ControlRefresh: opts.ControlRefresh,
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.host.e.Store(s.engine)
 	auth, err := s.authenticator()
 	if err != nil {
 		return nil, err
@@ -143,8 +155,10 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	retailers.Mount(router, s.engine, auth)
-	scanapi.Mount(router, s.engine, auth)
 	support.Mount(router, s.engine, auth)
+	if err := s.mountRails(router, s.rails, auth); err != nil {
+		return nil, err
+	}
 
 	maxTimeout := time.Duration(0)
 	for _, p := range cfg.Partners {
@@ -166,9 +180,6 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		MaxHeaderBytes: 16 << 10,
 		ErrorLog:       stdLogger(log, "https"),
 	}
-	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
-	}
 	s.ready = s.store.Ping
 	s.admin = &http.Server{
 		Handler:           s.adminHandler(),
@@ -182,7 +193,10 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, fmt.Errorf("listening on %s (admin): %w", cfg.AdminListen, err)
 	}
 	if cfg.Development {
-		if err := s.setupSimulator(); err != nil {
+		if err := s.setupSimulators(); err != nil {
+			return nil, err
+		}
+		if err := s.writeDevFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -205,9 +219,6 @@ func (s *Server) Store() qrswitch.Store { return s.store }
 // the server has a configured certificate.
 func (s *Server) DevCAFile() string { return s.devCA }
 
-// Simulator is the built-in simulated partner of the development setup, or nil.
-func (s *Server) Simulator() *electrumsim.Sim { return s.sim }
-
 // ReloadTLS reloads the certificate files (SIGHUP).
 func (s *Server) ReloadTLS() error { return s.tls.Reload() }
 
@@ -219,12 +230,22 @@ func (s *Server) Run(ctx context.Context) error {
 	defer stopEngine()
 	var wg sync.WaitGroup
 	wg.Go(func() { s.engine.Run(engineCtx) })
+	railsCtx, stopRails := context.WithCancel(context.Background())
+	defer stopRails()
+	if err := s.startRails(railsCtx); err != nil {
+		stopRails()
+		s.closeRails()
+		stopEngine()
+		wg.Wait()
+		s.close()
+		return err
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if s.cfg.TLS.CertFile != "" {
 		wg.Go(func() { s.tls.Watch(watchCtx, tlsconfig.DefaultWatchInterval) })
 	}
-	errs := make(chan error, 3)
+	errs := make(chan error, 2+len(s.sims))
 	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
 		var err error
 		if tls {
@@ -238,8 +259,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go serve("https", s.api, s.apiLn, true)
 	go serve("admin", s.admin, s.adminLn, false)
-	if s.simSrv != nil {
-		go serve("simulator", s.simSrv, s.simLn, true)
+	for _, sim := range s.sims {
+		go serve("simulator "+sim.partner, sim.srv, sim.ln, true)
 	}
 	s.log.Info().Str("listen", s.Addr()).Str("admin", s.AdminAddr()).Str("store", s.cfg.Redacted().Store.URL).
 		Str("node", s.engine.Node()).Msg("qrswitch serving")
@@ -257,7 +278,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// closing the listener now would strand every one of them.
 	s.engine.Drain()
 	for s.engine.Held() > 0 && drainCtx.Err() == nil {
-		sleepCtx(drainCtx, 20*time.Millisecond)
+		sleep(drainCtx, 20*time.Millisecond)
 	}
 	shutCtx, cancelShut := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancelShut()
@@ -265,9 +286,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn().Err(err).Int("held", s.engine.Held()).
 			Msg("requests still in flight at the drain deadline; recovery finishes them at the next start")
 	}
-	if s.simSrv != nil {
-		s.simSrv.Shutdown(shutCtx)
-	}
+	s.stopSimulators(shutCtx)
+	stopRails()
+	s.closeRails()
 	stopEngine()
 	stopWatch()
 	wg.Wait()
@@ -280,13 +301,14 @@ func (s *Server) Run(ctx context.Context) error {
 // close releases what New opened. Safe to call more than once.
 func (s *Server) close() {
 	s.closeOnce.Do(func() {
-		for _, ln := range []net.Listener{s.apiLn, s.adminLn, s.simLn} {
+		for _, ln := range []net.Listener{s.apiLn, s.adminLn} {
 			if ln != nil {
 				ln.Close()
 			}
 		}
-		if s.sim != nil {
-			s.sim.Close()
+		for _, sim := range s.sims {
+			sim.ln.Close()
+			sim.sim.Close()
 		}
 		if s.store != nil {
 			if err := s.store.Close(); err != nil {
@@ -329,30 +351,6 @@ func (s *Server) setupTLS() error {
 	return nil
 }
 
-func (s *Server) buildPartners() ([]*partners.Partner, error) {
-	var ps []*partners.Partner
-	for _, pc := range s.cfg.Partners {
-		caFile := pc.CAFile
-		if caFile == "" && s.cfg.Development && s.devCA != "" {
-			caFile = s.devCA // the built-in simulator's certificate
-		}
-		tlsConf, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: caFile})
-		if err != nil {
-			return nil, fmt.Errorf("partner %s: %w", pc.ID, err)
-		}
-		rail, err := partners.New(pc.Rail, partners.Config{
-			PartnerID: pc.ID, Name: pc.Name, BaseURL: pc.BaseURL,
-			Username: pc.Username, Password: pc.Password,
-			TLS: tlsConf, Timeout: pc.Timeout.D(),
-		})
-		if err != nil {
-			return nil, err
-		}
-		ps = append(ps, &partners.Partner{ID: pc.ID, Name: pc.Name, Timeout: pc.Timeout.D(), Rail: rail})
-	}
-	return ps, nil
-}
-
 // authenticator builds the Basic-auth accounts of every principal. A
 // plaintext password (development only) is hashed here, once.
 func (s *Server) authenticator() (*httpapi.Authenticator, error) {
@@ -374,6 +372,9 @@ func (s *Server) authenticator() (*httpapi.Authenticator, error) {
 		}
 	}
 	for _, p := range s.cfg.Partners {
+		if p.ScanUsername == "" {
+			continue // a partner that never calls the switch
+		}
 		if err := add(p.ScanUsername, p.ScanPasswordHash, p.ScanPassword, httpapi.Principal{Kind: httpapi.KindPartner, ID: p.ID, ClientCert: p.ClientCert}); err != nil {
 			return nil, err
 		}
@@ -384,56 +385,6 @@ func (s *Server) authenticator() (*httpapi.Authenticator, error) {
 		}
 	}
 	return httpapi.NewAuthenticator(accounts, httpapi.AuthOptions{Logger: s.log})
-}
-
-// setupSimulator starts the built-in simulated partner of the development
-// setup where the development partner's base_url points.
-func (s *Server) setupSimulator() error {
-	var dev *config.Partner
-	for i := range s.cfg.Partners {
-		if s.cfg.Partners[i].ID == config.DevPartnerID {
-			dev = &s.cfg.Partners[i]
-		}
-	}
-	if dev == nil {
-		return nil
-	}
-	u, err := url.Parse(dev.BaseURL)
-	if err != nil {
-		return fmt.Errorf("development partner base_url: %w", err)
-	}
-	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: s.devCA})
-	if err != nil {
-		return err
-	}
-	s.sim = electrumsim.New(electrumsim.Config{
-		PartnerID: dev.ID, PartnerName: dev.Name,
-		Username: dev.Username, Password: dev.Password,
-		SwitchURL:    "https://" + dialable(s.Addr()),
-		ScanUsername: dev.ScanUsername, ScanPassword: dev.ScanPassword,
-		SwitchTLS: switchTLS,
-	})
-	certFile, keyFile, err := s.devCertFiles("partnersim")
-	if err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return err
-	}
-	simTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
-	tlsconfig.Harden(simTLS)
-	s.simSrv = &http.Server{
-		Handler: s.sim.Handler(), TLSConfig: simTLS,
-		ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
-		ErrorLog: stdLogger(s.log, "simulator"),
-	}
-	if s.simLn, err = net.Listen("tcp", u.Host); err != nil {
-		return fmt.Errorf("the built-in simulated partner cannot listen on %s (its base_url): %w; "+
-			"stop whatever uses that port (a separate `qrswitch partnersim` is not needed in the development setup)", u.Host, err)
-	}
-	return nil
 }
 
 func (s *Server) devCertFiles(name string) (string, string, error) {
@@ -456,7 +407,7 @@ func dialable(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) {
+func sleep(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -215,12 +215,13 @@ func (p *soakPOS) post(i int, path, user, pass string, msg any) (int, []byte) {
 }
 
 // deliver repeats an advice, with the same id, until the switch gives an
-// answer that ends it (anything but no answer or 503), as a POS's own
-// store-and-forward does.
+// answer that ends it — a final one in the interface's terms: anything but
+// no answer, 500 or 504 — as a POS's own store-and-forward does.
 func (p *soakPOS) deliver(rng *rand.Rand, path string, msg any) int {
 	for {
 		status, _ := p.post(rng.IntN(len(p.c.addrs)), path, shopUser, shopPass, msg)
-		if status != -1 && status != http.StatusServiceUnavailable || p.stop.Load() {
+		unknown := status == -1 || status == http.StatusInternalServerError || status == http.StatusGatewayTimeout
+		if !unknown || p.stop.Load() {
 			return status
 		}
 		time.Sleep(50*time.Millisecond + time.Duration(rng.IntN(100))*time.Millisecond)
@@ -680,7 +681,7 @@ func reconcile(flows []*soakFlow, stories map[string]*qrswitch.Story, ledger ele
 func adviceStates(st *qrswitch.Story) string {
 	var s []string
 	for _, a := range st.Advices {
-		s = append(s, fmt.Sprintf("%s %s %s (%d attempts, last %d %s)", a.Kind, a.ID, a.State, a.Attempts, a.LastStatus, a.LastError))
+		s = append(s, fmt.Sprintf("%s %s %s (%d attempts, last %s %s)", a.Kind, a.ID, a.State, a.Attempts, a.LastCode, a.LastError))
 	}
 	return strings.Join(s, "; ")
 }

@@ -240,12 +240,12 @@ func TestSupportTransactionDetail(t *testing.T) {
 		t.Fatalf("attempts = %+v, want 4", s.Attempts)
 	}
 	for i, a := range s.Attempts {
-		wantStatus, wantOutcome := 500, "unknown"
+		wantCode, wantOutcome := "HTTP 500", "unknown"
 		if i == 3 {
-			wantStatus, wantOutcome = 202, "successful"
+			wantCode, wantOutcome = "HTTP 202", "successful"
 		}
-		if a.N != i+1 || a.Status != wantStatus || a.Outcome != wantOutcome || a.AdviceKey != s.Payment.AdviceKey || a.At.IsZero() {
-			t.Errorf("attempt %d = %+v, want #%d %d %s", i, a, i+1, wantStatus, wantOutcome)
+		if a.N != i+1 || a.Code != wantCode || a.Outcome != wantOutcome || a.AdviceKey != s.Payment.AdviceKey || a.At.IsZero() {
+			t.Errorf("attempt %d = %+v, want #%d %s %s", i, a, i+1, wantCode, wantOutcome)
 		}
 	}
 }

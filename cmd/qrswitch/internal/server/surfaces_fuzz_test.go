@@ -2,45 +2,38 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
-	"github.com/rs/zerolog"
-	"golang.org/x/crypto/bcrypt"
+	dto "github.com/prometheus/client_model/go"
 
-	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qrswitch/qrswitch/internal/wire"
-	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/partners/electrum"
-	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
-	"github.com/qrswitch/qrswitch/partners/scanapi"
-	"github.com/qrswitch/qrswitch/retailers"
-	"github.com/qrswitch/qrswitch/store/sqlite"
-	"github.com/qrswitch/qrswitch/support"
-	qrswitch "github.com/qrswitch/qrswitch/switch"
-	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 
-// panicCounter is an httpapi.Observer that counts recovered panics and
-// server errors.
-type panicCounter struct{ panics, requests atomic.Int64 }
+// panics sums the switch's counter of recovered handler panics.
+func panics(m *metrics) float64 {
+	ch := make(chan prometheus.Metric, 64)
+	go func() { m.panics.Collect(ch); close(ch) }()
+	var sum float64
+	for x := range ch {
+		var pb dto.Metric
+		if x.Write(&pb) == nil && pb.Counter != nil {
+			sum += pb.Counter.GetValue()
+		}
+	}
+	return sum
+}
 
-func (c *panicCounter) Request(string, string, int, time.Duration) { c.requests.Add(1) }
-func (c *panicCounter) Panic(string)                               { c.panics.Add(1) }
-
-// surfaces is the switch's real HTTP surfaces (retailers, scans, support)
-// on the real engine and an embedded store, served in memory.
+// surfaces is the switch's real HTTP surfaces (retailers, the rails'
+// surfaces, support) of a whole switch, served in memory.
 type surfaces struct {
-	router *gin.Engine
-	obs    *panicCounter
+	router  http.Handler
+	metrics *metrics
 	// tranID is a QR code issued at start and requestID a payment approved
 	// at start: fuzzed bodies name them through the placeholders @TRAN@
 	// and @REQ@, so the fuzzer reaches past "unknown id".
@@ -49,64 +42,8 @@ type surfaces struct {
 
 func newSurfaces(tb testing.TB) *surfaces {
 	tb.Helper()
-	dir := tb.TempDir()
-	eph, err := tlsconfig.NewEphemeral("127.0.0.1")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sim := electrumsim.New(electrumsim.Config{PartnerID: "wallet-a", PartnerName: "Wallet A"})
-	ts := httptest.NewUnstartedServer(sim.Handler())
-	ts.TLS = eph.Server
-	ts.StartTLS()
-	tb.Cleanup(ts.Close)
-	tb.Cleanup(sim.Close)
-	rail, err := partners.New(electrum.Name, partners.Config{PartnerID: "wallet-a", BaseURL: ts.URL, TLS: eph.Client, Timeout: time.Second})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	st, err := sqlite.Open(context.Background(), "sqlite://"+filepath.Join(dir, "fuzz.db")+"?synchronous=normal", sqlite.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	engine, err := qrswitch.New(qrswitch.Options{
-		Store: st, Logger: zerolog.Nop(), SoleOwner: true,
-		Partners: []*partners.Partner{{ID: "wallet-a", Name: "Wallet A", Timeout: time.Second, Rail: rail}},
-		ScanWait: 20 * time.Millisecond, EarlyScanGrace: 10 * time.Millisecond,
-		SAF: qrswitch.SAFOptions{InitialInterval: 10 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Poll: 20 * time.Millisecond},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { engine.Run(ctx); close(done) }()
-	tb.Cleanup(func() { stop(); <-done; st.Close() })
-
-	hash := func(pw string) []byte {
-		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return h
-	}
-	auth, err := httpapi.NewAuthenticator([]httpapi.Account{
-		{Username: shopUser, Hash: hash(shopPass), Principal: httpapi.Principal{Kind: httpapi.KindRetailer, ID: "shop-1", InstitutionID: "1234"}},
-		{Username: scanUser, Hash: hash(scanPass), Principal: httpapi.Principal{Kind: httpapi.KindPartner, ID: "wallet-a"}},
-		{Username: supUser, Hash: hash(supPass), Principal: httpapi.Principal{Kind: httpapi.KindSupport, ID: supUser, Role: httpapi.RoleOperator}},
-	}, httpapi.AuthOptions{MaxFailures: 1 << 30})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s := &surfaces{obs: &panicCounter{}}
-	router, err := httpapi.NewRouter(httpapi.Options{Logger: zerolog.Nop(), Observer: s.obs})
-	if err != nil {
-		panic(err)
-	}
-	s.router = router
-	retailers.Mount(s.router, engine, auth)
-	scanapi.Mount(s.router, engine, auth)
-	support.Mount(s.router, engine, auth)
-
+	h := newHarness(tb)
+	s := &surfaces{metrics: h.srv.metrics, router: h.srv.api.Handler}
 	// A QR code to name, and a payment approved on another one.
 	s.tranID = s.issue(tb)
 	paid := s.issue(tb)
@@ -197,9 +134,9 @@ func FuzzSurfaces(f *testing.F) {
 		o := surfaceOps[int(op)%len(surfaceOps)]
 		body = bytes.ReplaceAll(body, []byte("@TRAN@"), []byte(s.tranID))
 		body = bytes.ReplaceAll(body, []byte("@REQ@"), []byte(s.requestID))
-		panics := s.obs.panics.Load()
+		before := panics(s.metrics)
 		w := s.serve(o.path, o.user, o.pass, body)
-		if s.obs.panics.Load() != panics {
+		if panics(s.metrics) != before {
 			t.Fatalf("POST %s %q: a handler panicked (answered %d)", o.path, body, w.Code)
 		}
 		switch {
@@ -212,7 +149,7 @@ func FuzzSurfaces(f *testing.F) {
 		if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil || !strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
 			t.Fatalf("POST %s %q = %d %q: not an ErrorDetail (%v)", o.path, body, w.Code, w.Body, err)
 		}
-		if !wire.IsUUID(d.ID) || !wire.IsErrorType(d.ErrorType) || d.ErrorMessage == "" || len([]rune(d.ErrorMessage)) > wire.MaxErrorMessage {
+		if d.ID == "" || len(d.ID) > 20 || !wire.IsErrorType(d.ErrorType) || d.ErrorMessage == "" || len([]rune(d.ErrorMessage)) > wire.MaxErrorMessage {
 			t.Fatalf("POST %s %q = %d: ErrorDetail %+v breaks the interface", o.path, body, w.Code, d)
 		}
 		if w.Code == http.StatusServiceUnavailable && d.ErrorType != wire.UpstreamUnavailable {

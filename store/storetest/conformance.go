@@ -1,4 +1,4 @@
-// Package store holds what every qrswitch.Store backend is held to: the
+// Package storetest holds what every qrswitch.Store backend is held to: the
 // conformance suite that pins down each promise of the Store contract, and
 // the benchmarks that measure backends the same way. Backends live in its
 // sub-packages (store/sqlite, store/redis) and call Conformance and
@@ -18,7 +18,7 @@
 //   - A zero HoldUntil, NextAt or LeaseUntil is a time before every other.
 //   - QueueStats counts PENDING, HELD and DEAD advices by their PartnerID;
 //     its times are checked on whole seconds.
-package store
+package storetest
 
 import (
 	"context"
@@ -205,7 +205,7 @@ var kinds = []struct {
 			},
 			edit: func(n int) {
 				a.Attempts++
-				a.LastStatus = 504
+				a.LastCode = "HTTP 504"
 				a.LastError = fmt.Sprintf("attempt %d timed out", n)
 				a.NextAt = a.NextAt.Add(time.Duration(n) * time.Second)
 			},
