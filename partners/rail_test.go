@@ -16,7 +16,7 @@ func (nopRail) Reverse(context.Context, *Advice) *Answer { return &Answer{} }
 
 func TestRegistry(t *testing.T) {
 	var got Config
-	Register("test-nop", func(c Config) (Rail, error) { got = c; return nopRail{}, nil })
+	RegisterForTest(t, "test-nop", func(c Config) (Rail, error) { got = c; return nopRail{}, nil })
 	if _, err := New("test-nop", Config{PartnerID: "p"}); err != nil {
 		t.Fatal(err)
 	}

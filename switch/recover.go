@@ -32,7 +32,7 @@ func (e *Engine) recoveryLoop(ctx context.Context) {
 			}
 			if time.Since(lastUnsettled) >= unsettledInterval {
 				lastUnsettled = time.Now()
-				if err := e.settleAbandoned(ctx); err != nil && ctx.Err() == nil {
+				if err := e.SettleAbandoned(ctx); err != nil && ctx.Err() == nil {
 					e.log.Error().Err(err).Msg("ending approved payments past their advice deadline")
 				}
 			}
@@ -40,13 +40,15 @@ func (e *Engine) recoveryLoop(ctx context.Context) {
 	}
 }
 
-// settleAbandoned ends the approved payments whose retailer sent neither a
+// SettleAbandoned ends the approved payments whose retailer sent neither a
 // confirmation nor a reversal within AdviceDeadline: they become
 // UNSETTLED, a final state that support staff search for and settle with
 // the partner by other means, and that the store's retention then applies
 // to. Nothing is sent upstream: after so long, only a person can know
 // whether the customer left with the goods.
-func (e *Engine) settleAbandoned(ctx context.Context) error {
+// The engine runs it every minute; it is exported for tests with a clock of
+// their own.
+func (e *Engine) SettleAbandoned(ctx context.Context) error {
 	for {
 		now := e.now()
 		ps, err := e.store.Search(ctx, Query{State: outcome.Approved, To: now.Add(-e.opts.AdviceDeadline), Limit: 100})
@@ -81,10 +83,13 @@ func (e *Engine) settleAbandoned(ctx context.Context) error {
 // waiting for its scan failed with NO_SCAN (nothing was sent upstream); a
 // payment forwarded without a recorded answer has an unknown outcome and is
 // reversed, exactly as if the partner had timed out. With all set, every
-// held payment counts as orphaned (the caller knows no other process holds
-// any: a restart of the only switch).
+// payment an earlier process held counts as orphaned (the caller knows no
+// other process holds any: a restart of the only switch) — but not those
+// this process took since it started, nor a checkout still open (nobody
+// holds it: it waits for its own expiry).
 func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
-	before := e.now()
+	now := e.now()
+	before := now
 	if all {
 		before = before.Add(100 * 365 * 24 * time.Hour)
 	}
@@ -93,12 +98,17 @@ func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
 		if err != nil {
 			return err
 		}
+		recovered := 0
 		for _, p := range ps {
+			if all && (p.Owner == e.node || p.Owner == "" && p.HoldUntil.After(now)) {
+				continue
+			}
 			if err := e.recoverOne(ctx, p, all); err != nil {
 				return err
 			}
+			recovered++
 		}
-		if len(ps) < 100 {
+		if len(ps) < 100 || recovered == 0 {
 			return nil
 		}
 	}

@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/railtest"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 
@@ -284,4 +286,90 @@ func TestDecline(t *testing.T) {
 			t.Errorf("Decline(%d) detail %+v: %v; want a valid ErrorDetail (id ≤ 20, message ≤ 40) naming the request", tt.status, f.Detail, err)
 		}
 	}
+}
+
+// railPartner is the partner side of the Electrum interface for the rail
+// conformance suite: a real TLS server answering as it is told.
+type railPartner struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	behave   map[string]railtest.Behaviour
+	received map[string]int
+}
+
+func opOf(path string) string {
+	switch path {
+	case PayPath:
+		return railtest.OpPay
+	case ConfirmPath:
+		return railtest.OpConfirm
+	default:
+		return railtest.OpReverse
+	}
+}
+
+func (p *railPartner) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	op := opOf(r.URL.Path)
+	p.mu.Lock()
+	p.received[op]++
+	b := p.behave[op]
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch b {
+	case railtest.Decline:
+		w.WriteHeader(400)
+		io.WriteString(w, `{"id":"e1","errorType":"DO_NOT_HONOR","errorMessage":"Refused by the wallet"}`)
+	case railtest.Unknown:
+		w.WriteHeader(504)
+	case railtest.Hang:
+		<-r.Context().Done()
+	case railtest.Malformed:
+		w.WriteHeader(201)
+		io.WriteString(w, `{"id":`)
+	default:
+		if op != railtest.OpPay {
+			w.WriteHeader(202)
+			w.Write(body)
+			return
+		}
+		var req wire.PaymentRequest
+		json.Unmarshal(body, &req)
+		w.WriteHeader(201)
+		json.NewEncoder(w).Encode(&wire.PaymentResponse{Transaction: req.Transaction, Partner: req.Partner, Amounts: req.Amounts, TranID: req.TranID})
+	}
+}
+
+func (p *railPartner) Behave(op string, b railtest.Behaviour) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.behave[op] = b
+}
+
+func (p *railPartner) Received(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received[op]
+}
+
+func (p *railPartner) Stop() { p.srv.Close() }
+
+func TestRailConformance(t *testing.T) {
+	railtest.RunPush(t, railtest.Push{
+		New: func(t *testing.T) (partners.Rail, railtest.Partner) {
+			p := &railPartner{behave: map[string]railtest.Behaviour{}, received: map[string]int{}}
+			srv, r := partner(t, p.serve)
+			p.srv = srv
+			return r, p
+		},
+		Payment: payment,
+		Confirmation: func() *partners.Advice {
+			id := wire.NewID()
+			return &partners.Advice{Kind: partners.KindConfirmation, ID: id, Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: id, RequestID: wire.NewID(), Time: "2026-11-21T10:00:00Z"}}}
+		},
+		Reversal: func() *partners.Advice {
+			id := wire.NewID()
+			return &partners.Advice{Kind: partners.KindReversal, ID: id, Reversal: &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: id, RequestID: wire.NewID(), Time: "2026-11-21T10:00:00Z"}, ReversalReason: wire.ReasonCancelled}}
+		},
+	})
 }

@@ -64,6 +64,7 @@ func ConformanceWith(t *testing.T, o Opener) {
 	}{
 		{"Ping", testPing},
 		{"Records", testRecords},
+		{"RailRecords", testRailRecords},
 		{"QRRequestPair", testQRRequestPair},
 		{"Atomicity", testAtomicity},
 		{"Concurrency", testConcurrency},
