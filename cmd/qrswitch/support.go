@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,14 +53,14 @@ func supportFlags(fs *flag.FlagSet, environ []string, stdout io.Writer) func() (
 		}
 		return ""
 	}
-	base := fs.String("switch", cmpOr(env(envSwitch), "https://127.0.0.1:8443"), "the switch's HTTPS `URL` ($"+envSwitch+")")
+	base := fs.String("switch", cmp.Or(env(envSwitch), "https://127.0.0.1:8443"), "the switch's HTTPS `URL` ($"+envSwitch+")")
 	ca := fs.String("ca", env(envCA), "PEM `file` of the CA to trust for the switch's certificate ($"+envCA+"; default: the development CA in ./var/tls/ca.pem if present, else the system roots)")
 	user := fs.String("user", env(envUser), "support `username` ($"+envUser+")")
 	pass := fs.String("password", "", "support password: visible to other users in the process list; prefer $"+envPassword+" or --password-file")
 	passFile := fs.String("password-file", "", "read the support password from the first line of `file`")
 	asJSON := fs.Bool("json", false, "print the support API's JSON answer instead of text")
 	return func() (*supportClient, error) {
-		password := cmpOr(*pass, env(envPassword))
+		password := cmp.Or(*pass, env(envPassword))
 		if *passFile != "" {
 			b, err := os.ReadFile(*passFile)
 			if err != nil {
@@ -85,13 +86,6 @@ func supportFlags(fs *flag.FlagSet, environ []string, stdout io.Writer) func() (
 			http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}},
 		}, nil
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // call sends one support API request and decodes a 2xx answer into out;

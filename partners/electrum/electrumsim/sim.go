@@ -145,9 +145,6 @@ func New(c Config) *Sim {
 	return s
 }
 
-// Identity returns the institution the sim answers and scans as.
-func (s *Sim) Identity() wire.Institution { return s.identity }
-
 // Handler returns the sim's HTTP surface: the partner endpoints under
 // /qr/v1/ and the controls under /sim/v1/ (see the package comment). The
 // controls are not authenticated; bind the listener to a trusted address.

@@ -1,23 +1,13 @@
 package load
 
 import (
-	"context"
-	"crypto/tls"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
-	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 
 func TestHistogramPercentiles(t *testing.T) {
@@ -39,7 +29,7 @@ func TestHistogramPercentiles(t *testing.T) {
 }
 
 // stack is a switch and its partner simulator on loopback, as scripts/bench
-// starts them, but in one process.
+// starts them, but in one process: the switch's test harness.
 type stack struct {
 	opts Options
 	sim  *electrumsim.Sim
@@ -47,66 +37,19 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	dir := t.TempDir()
-	eph, err := tlsconfig.NewEphemeral("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "sim-ca.pem")
-	if err := os.WriteFile(caFile, eph.CAPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var handler atomic.Pointer[http.Handler]
-	notYet := http.NotFoundHandler()
-	handler.Store(&notYet)
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
-	ts.TLS = eph.Server
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-
-	cfg := &config.Config{
-		Env: config.EnvDevelopment, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: dir,
-		Store: config.Store{URL: "sqlite://" + filepath.Join(dir, "q.db")},
-		Retailers: []config.Retailer{{ID: "r1", Username: "r1", Password: "r1-pw", InstitutionID: "1001"},
-			{ID: "r2", Username: "r2", Password: "r2-pw", InstitutionID: "1002"}},
-		Partners: []config.Partner{{ID: "sim-wallet", Name: "Sim Wallet", Rail: "electrum", BaseURL: ts.URL, Username: "switch", Password: "sw-pw",
-			CAFile: caFile, ScanUsername: "wallet", ScanPassword: "wallet-pw"}},
-		SAF: config.SAF{InitialInterval: config.Duration(20 * time.Millisecond), MaxInterval: config.Duration(100 * time.Millisecond)},
-	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, zerolog.Nop(), server.Options{SAFPoll: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: srv.DevCAFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sim := electrumsim.New(electrumsim.Config{
-		PartnerID: "sim-wallet", Username: "switch", Password: "sw-pw",
-		SwitchURL: "https://" + srv.Addr(), ScanUsername: "wallet", ScanPassword: "wallet-pw", SwitchTLS: switchTLS,
+	h := server.NewHarness(t, func(c *config.Config, o *server.Options) {
+		c.SAF.InitialInterval, c.SAF.MaxInterval = config.Duration(20*time.Millisecond), config.Duration(100*time.Millisecond)
+		c.ScanWait, c.QRTTL = config.Duration(20*time.Second), config.Duration(5*time.Minute)
+		for i := range c.Partners {
+			c.Partners[i].Timeout = config.Duration(10 * time.Second)
+		}
+		o.SAFPoll = 20 * time.Millisecond
 	})
-	t.Cleanup(sim.Close)
-	h := sim.Handler()
-	handler.Store(&h)
-
-	// The tool must trust both certificates: the switch's dev CA and the
-	// simulator's ephemeral CA.
-	pool := switchTLS.RootCAs.Clone()
-	pool.AppendCertsFromPEM(eph.CAPEM)
-	trust := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &stack{sim: sim, opts: Options{
-		SwitchURL: "https://" + srv.Addr(), SimURL: ts.URL, AdminURL: "http://" + srv.AdminAddr(), TLS: trust,
-		Retailers:       []Retailer{{Username: "r1", Password: "r1-pw", InstitutionID: "1001"}, {Username: "r2", Password: "r2-pw", InstitutionID: "1002"}},
-		PartnerUsername: "switch", PartnerPassword: "sw-pw",
+	return &stack{sim: h.Sim, opts: Options{
+		SwitchURL: h.Base, SimURL: h.SimURL, AdminURL: "http://" + h.Srv.AdminAddr(), TLS: h.Trust(),
+		Retailers: []Retailer{{Username: server.ShopUser, Password: server.ShopPass, InstitutionID: "1234"},
+			{Username: server.Shop2User, Password: server.Shop2Pass, InstitutionID: "5678"}},
+		PartnerUsername: "switch", PartnerPassword: "switch-secret",
 		Concurrency: 4, Connections: 2, Duration: 1500 * time.Millisecond, Warmup: 200 * time.Millisecond,
 	}}
 }

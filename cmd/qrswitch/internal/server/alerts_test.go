@@ -63,8 +63,8 @@ func definedSeries(t *testing.T, m *metrics) map[string]bool {
 // defines, so a renamed metric cannot silently blind an alert or a panel.
 func TestAlertsAndDashboardUseRealSeries(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	defined := definedSeries(t, h.srv.metrics)
+	h := NewHarness(t)
+	defined := definedSeries(t, h.Srv.metrics)
 	if !defined["qrswitch_partner_outcomes_total"] || !defined["qrswitch_saf_dead_letters"] {
 		t.Fatalf("the registry describes too little: %v", defined)
 	}

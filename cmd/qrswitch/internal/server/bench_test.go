@@ -13,7 +13,7 @@ import (
 // approval, the confirmation. 16 goroutines per GOMAXPROCS run flows one
 // after another.
 func BenchmarkFlow(b *testing.B) {
-	h := newHarness(b, func(c *config.Config, o *Options) { o.AccessLog = false })
+	h := NewHarness(b, func(c *config.Config, o *Options) { o.AccessLog = false })
 	b.ReportAllocs()
 	b.SetParallelism(16)
 	b.ResetTimer()
@@ -30,7 +30,7 @@ func BenchmarkFlow(b *testing.B) {
 				b.Errorf("pay = %d %s", r.status, r.body)
 				return
 			}
-			if r := h.post(b, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID)); r.status != http.StatusAccepted {
+			if r := h.Post(b, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != http.StatusAccepted {
 				b.Errorf("confirm = %d %s", r.status, r.body)
 				return
 			}

@@ -60,10 +60,10 @@ func screenshotDir(t *testing.T) string {
 func TestConsoleWalkthrough(t *testing.T) {
 	bin := chromium(t)
 	shots := screenshotDir(t)
-	h := newHarness(t, deadLetters)
+	h := NewHarness(t, deadLetters)
 
 	approved := h.approvedPayment(t, 12999)
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(approved.ID)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(approved.ID)); r.status != 202 {
 		t.Fatalf("confirmation = %d", r.status)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", approved.ID), "CONFIRMED")
@@ -71,11 +71,11 @@ func TestConsoleWalkthrough(t *testing.T) {
 	h.payAs(t, shop1, 2564, nil)  // unknown: reversed
 	h.payAs(t, shop2, 31000, nil) // another retailer
 	dead, deadConf, deadKey := h.deadAdvice(t, 8020)
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-b/pause", reason("wallet-b maintenance window, ticket OPS-118")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-b/pause", reason("wallet-b maintenance window, ticket OPS-118")); r.status != 200 {
 		t.Fatalf("pause = %d", r.status)
 	}
 
-	r := h.do(t, http.MethodGet, "/console/", "", "", nil)
+	r := h.Do(t, http.MethodGet, "/console/", "", "", nil)
 	if csp := r.header.Get("Content-Security-Policy"); r.status != 200 || !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "script-src 'self'") {
 		t.Fatalf("GET /console/ = %d with CSP %q", r.status, csp)
 	}
@@ -179,9 +179,9 @@ func TestConsoleWalkthrough(t *testing.T) {
 	}
 
 	do("log in with a mistyped password",
-		chromedp.Navigate(h.base+"/console/"),
+		chromedp.Navigate(h.Base+"/console/"),
 		chromedp.WaitVisible(css("#login")),
-		chromedp.SendKeys(css("#username"), supUser),
+		chromedp.SendKeys(css("#username"), SupUser),
 		chromedp.SendKeys(css("#password"), "not-the-password"),
 		chromedp.Click(css("#login-button")),
 		chromedp.WaitVisible(css("#login-error")),
@@ -191,11 +191,11 @@ func TestConsoleWalkthrough(t *testing.T) {
 	}
 	do("log in",
 		chromedp.Clear(css("#password")),
-		chromedp.SendKeys(css("#password"), supPass),
+		chromedp.SendKeys(css("#password"), SupPass),
 		chromedp.Click(css("#login-button")),
 		chromedp.WaitVisible(css("#search-view")),
 	)
-	if who := text("#whoami"); who != supUser+" (operator)" {
+	if who := text("#whoami"); who != SupUser+" (operator)" {
 		t.Errorf("whoami = %q", who)
 	}
 
@@ -257,7 +257,7 @@ func TestConsoleWalkthrough(t *testing.T) {
 		t.Errorf("toast after replay = %q", toast)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", dead.ID), "CONFIRMED")
-	if _, ok := auditEntry(h.story(t, dead.ID).Trace, supUser, qrswitch.ActionReplay); !ok {
+	if _, ok := auditEntry(h.story(t, dead.ID).Trace, SupUser, qrswitch.ActionReplay); !ok {
 		t.Errorf("the console's replay of %s is not audited", deadConf.ID)
 	}
 	if errs := eval(`window.__qrsErrors.join("; ")`); errs != "" {
@@ -268,8 +268,8 @@ func TestConsoleWalkthrough(t *testing.T) {
 	do("log out", chromedp.Click(css("#logout")), chromedp.WaitVisible(css("#login")))
 	eval(`document.querySelector("#username").value = ""`)
 	do("log in as a viewer",
-		chromedp.SendKeys(css("#username"), viewUser),
-		chromedp.SendKeys(css("#password"), viewPass),
+		chromedp.SendKeys(css("#username"), ViewUser),
+		chromedp.SendKeys(css("#password"), ViewPass),
 		chromedp.Click(css("#login-button")),
 		chromedp.WaitVisible(css("#search-view")),
 		chromedp.Click(css("#nav-saf")),

@@ -142,9 +142,9 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{cfg: cfg, base: "https://" + c.addr,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}}
-	h.sim = makeSim(h.base, clientTLS)
+	h := &Harness{Cfg: cfg, Base: "https://" + c.addr,
+		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}}
+	h.Sim = makeSim(h.Base, clientTLS)
 
 	// Approve payments, then queue advices the partner refuses with 500.
 	const n = 24
@@ -157,21 +157,21 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 			confirmed = append(confirmed, req.ID)
 		}
 	}
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 		t.Fatal(err)
 	}
 	adviceOf := map[string]string{}
 	for _, id := range confirmed {
 		c := confirmation(id)
 		adviceOf[id] = c.ID
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, c); r.status != 202 {
 			t.Fatalf("confirm = %d %s", r.status, r.body)
 		}
 	}
 	for _, id := range reversed {
 		r := reversal(id, wire.ReasonCancelled)
 		adviceOf[id] = r.ID
-		if resp := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, r); resp.status != 202 {
+		if resp := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, r); resp.status != 202 {
 			t.Fatalf("reverse = %d %s", resp.status, resp.body)
 		}
 	}
@@ -188,8 +188,8 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 	eventually(t, "the slow payment reaching the partner", func() bool { _, ok := h.ledgerPayment(slow.ID); return ok })
 	// Now the partner stops answering: sends hang, each under a lease the
 	// killed process will never release.
-	h.sim.ClearFaults()
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.FaultHang}); err != nil {
+	h.Sim.ClearFaults()
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.FaultHang}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(400 * time.Millisecond)
@@ -201,14 +201,14 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 	<-waitAnswer
 
 	// The partner comes back; the switch restarts on the same store.
-	h.sim.ClearFaults()
+	h.Sim.ClearFaults()
 	c = startChild(t, cfgFile, logs)
-	h.base = "https://" + c.addr
+	h.Base = "https://" + c.addr
 
 	final := map[string]string{}
 	eventually(t, "every payment final after restart", func() bool {
 		for _, id := range append(append(append([]string{}, confirmed...), reversed...), slow.ID, waiting.ID) {
-			r := h.do(t, http.MethodGet, "/support/v1/transactions/"+id, supUser, supPass, nil)
+			r := h.Do(t, http.MethodGet, "/support/v1/transactions/"+id, SupUser, SupPass, nil)
 			var out struct{ Results []qrswitch.Story }
 			if r.status != 200 || json.Unmarshal(r.body, &out) != nil || len(out.Results) != 1 {
 				return false
@@ -222,7 +222,7 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 		}
 		return true
 	})
-	ledger := h.sim.Ledger()
+	ledger := h.Sim.Ledger()
 	effects := map[string][]electrumsim.State{}
 	deliveries := 0
 	for _, a := range ledger.Advices {

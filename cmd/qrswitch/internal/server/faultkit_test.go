@@ -335,7 +335,7 @@ func newLaneProxy(t testing.TB, srv *toxiproxy.ApiServer, name, upstream string)
 // partner in front of the simulator; wallet-a is reached directly, and
 // every lane through its own fault proxy.
 type faultHarness struct {
-	*harness
+	*Harness
 	partner *scriptedPartner
 	lanes   chan *lane
 	// untrusted is a TLS server with a certificate the switch does not
@@ -372,7 +372,7 @@ func (p *scriptedPartner) attach(t testing.TB, switchURL string, switchTLS *tls.
 		PartnerID: "wallet-a", PartnerName: "Wallet A",
 		Username: "switch", Password: "switch-secret",
 		LateAfter: 1500 * time.Millisecond, SlowAfter: 300 * time.Millisecond,
-		SwitchURL: switchURL, ScanUsername: scanUser, ScanPassword: scanPass,
+		SwitchURL: switchURL, ScanUsername: ScanUser, ScanPassword: ScanPass,
 		SwitchTLS: switchTLS,
 	})
 	t.Cleanup(sim.Close)
@@ -416,10 +416,10 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test configuration invalid: %v", err)
 	}
-	h := &harness{t: t, cfg: cfg, simURL: partnerURL, logs: newSyncBuffer()}
+	h := &Harness{T: t, Cfg: cfg, SimURL: partnerURL, Logs: newSyncBuffer()}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("switch log:\n%s", h.logs)
+			t.Logf("switch log:\n%s", h.Logs)
 		}
 	})
 	o := Options{LateWindow: 2 * time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
@@ -427,8 +427,8 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 		f(&o)
 	}
 	h.start(o)
-	h.sim = partner.attach(t, h.base, h.client.Transport.(*http.Transport).TLSClientConfig)
-	fh.harness = h
+	h.Sim = partner.attach(t, h.Base, h.Client.Transport.(*http.Transport).TLSClientConfig)
+	fh.Harness = h
 	return fh
 }
 
@@ -444,18 +444,18 @@ func (fh *faultHarness) lane(t *testing.T) *lane {
 }
 
 // laneScan notifies the switch of a scan as the lane's partner.
-func (fh *faultHarness) laneScan(t testing.TB, l *lane, tranID string) response {
+func (fh *faultHarness) laneScan(t testing.TB, l *lane, tranID string) Response {
 	t.Helper()
 	n := &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: l.id, Name: "Lane"},
 		TranID: tranID, PartnerPaymentToken: "tok-secret-123456"}
-	return fh.post(t, "/qr/v1/scans", l.scanUser, l.scanPass, n)
+	return fh.Post(t, "/qr/v1/scans", l.scanUser, l.scanPass, n)
 }
 
 // startPay creates a QR code, sends its payment request, waits until the
 // switch holds it, calls before (when not nil), and has the partner scan
 // it: through the lane when one is given, else as wallet-a through the
 // simulator. It returns the request and the retailer's answer to come.
-func (fh *faultHarness) startPay(t *testing.T, l *lane, amount int64, before func(*wire.PaymentRequest)) (*wire.PaymentRequest, <-chan response) {
+func (fh *faultHarness) startPay(t *testing.T, l *lane, amount int64, before func(*wire.PaymentRequest)) (*wire.PaymentRequest, <-chan Response) {
 	t.Helper()
 	tranID, payload := fh.createQR(t)
 	req := payRequest("1234", tranID, amount)

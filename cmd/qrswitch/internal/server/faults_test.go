@@ -200,7 +200,7 @@ func testPayFault(t *testing.T, fh *faultHarness, tt payRow) {
 	}
 	// Store and forward: an unknown outcome, and only that, leads
 	// to one timeout reversal, sent until final.
-	advices, err := fh.srv.Store().PaymentAdvices(t.Context(), key)
+	advices, err := fh.Srv.Store().PaymentAdvices(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,14 +346,14 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 
 	// The retailer is told 202 as soon as the advice is stored, whatever
 	// the partner does later, and the same answer for every repeat.
-	first := fh.post(t, path, shopUser, shopPass, msg)
+	first := fh.Post(t, path, ShopUser, ShopPass, msg)
 	if first.status != http.StatusAccepted {
 		t.Fatalf("advice = %d %s, want 202", first.status, first.body)
 	}
 	akey := qrswitch.AdviceKey("shop-1", adviceID)
 	t.Cleanup(func() {
 		if t.Failed() {
-			a, err := fh.srv.Store().Advice(t.Context(), akey)
+			a, err := fh.Srv.Store().Advice(t.Context(), akey)
 			b, _ := json.MarshalIndent(struct {
 				Advice *qrswitch.Advice
 				Err    error
@@ -364,10 +364,10 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 	})
 	if l != nil {
 		eventually(t, "two attempts through the fault", func() bool {
-			a, err := fh.srv.Store().Advice(t.Context(), akey)
+			a, err := fh.Srv.Store().Advice(t.Context(), akey)
 			return err == nil && a.Attempts >= 2
 		})
-		if a, _ := fh.srv.Store().Advice(t.Context(), akey); a.State != qrswitch.AdvicePending || a.LastError == "" {
+		if a, _ := fh.Srv.Store().Advice(t.Context(), akey); a.State != qrswitch.AdvicePending || a.LastError == "" {
 			t.Errorf("advice during the fault = %s (last error %q), want PENDING with the error recorded", a.State, a.LastError)
 		}
 		l.heal(t)
@@ -377,7 +377,7 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 		want = failState
 	}
 	fh.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), want)
-	a, err := fh.srv.Store().Advice(t.Context(), akey)
+	a, err := fh.Srv.Store().Advice(t.Context(), akey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +441,7 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 		t.Errorf("partner ledger = %+v, want no effect", le)
 	}
 
-	again := fh.post(t, path, shopUser, shopPass, msg)
+	again := fh.Post(t, path, ShopUser, ShopPass, msg)
 	if again.status != first.status || string(again.body) != string(first.body) {
 		t.Errorf("repeated advice = %d %s, want the first answer %d %s again", again.status, again.body, first.status, first.body)
 	}

@@ -20,7 +20,7 @@ import (
 // interface through a whole switch over TLS, against the partner simulator.
 
 func TestHappyPathConfirmed(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	tranID, payload := h.createQR(t)
 	req := payRequest("1234", tranID, 10000)
 	answer := h.payAsync(req)
@@ -58,7 +58,7 @@ func TestHappyPathConfirmed(t *testing.T) {
 	}
 
 	conf := confirmation(req.ID)
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf); r.status != http.StatusAccepted {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf); r.status != http.StatusAccepted {
 		t.Fatalf("confirm = %d %s, want 202", r.status, r.body)
 	}
 	h.waitState(t, key, "CONFIRMED")
@@ -101,7 +101,7 @@ func TestHappyPathConfirmed(t *testing.T) {
 // checks the retailer's answer, the payment's state, and whether a timeout
 // reversal was sent.
 func TestPartnerAnswers(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	tests := []struct {
 		name      string
 		amount    int64
@@ -145,7 +145,7 @@ func TestPartnerAnswers(t *testing.T) {
 			}
 			p := h.waitState(t, key, tt.state)
 			var reversals []electrumsim.AdviceEntry
-			for _, a := range h.sim.Ledger().Advices {
+			for _, a := range h.Sim.Ledger().Advices {
 				if a.RequestID == req.ID && a.Kind == electrumsim.KindReversal {
 					reversals = append(reversals, a)
 				}
@@ -165,7 +165,7 @@ func TestPartnerAnswers(t *testing.T) {
 	// The late answer (behaviour 70) arrives after the partner's 1 s
 	// timeout, within the late window: the trace says it was ignored.
 	var late *qrswitch.Payment
-	for _, pe := range h.sim.Ledger().Payments {
+	for _, pe := range h.Sim.Ledger().Payments {
 		if pe.Amount == 1070 {
 			late = h.waitState(t, qrswitch.PaymentKey("shop-1", pe.ID), "REVERSED")
 		}
@@ -184,7 +184,7 @@ func TestPartnerAnswers(t *testing.T) {
 }
 
 func TestNoScanAndLateScan(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	tranID, payload := h.createQR(t)
 	req := payRequest("1234", tranID, 2000)
 	r := <-h.payAsync(req)
@@ -208,42 +208,42 @@ func TestNoScanAndLateScan(t *testing.T) {
 		t.Fatalf("late scan errorType = %s, want UNABLE_TO_LOCATE_RECORD", d.ErrorType)
 	}
 	// A reversal of the failed payment completes locally.
-	if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != 202 {
 		t.Fatalf("reversal of NO_SCAN payment = %d %s, want 202", r.status, r.body)
 	}
-	if n := len(h.sim.Ledger().Advices); n != 0 {
+	if n := len(h.Sim.Ledger().Advices); n != 0 {
 		t.Fatalf("partner received %d advices, want none", n)
 	}
 }
 
 func TestScanDeclines(t *testing.T) {
-	h := newHarness(t)
-	post := func(user, pass string, n *wire.ScanNotification) response {
-		return h.post(t, "/qr/v1/scans", user, pass, n)
+	h := NewHarness(t)
+	post := func(user, pass string, n *wire.ScanNotification) Response {
+		return h.Post(t, "/qr/v1/scans", user, pass, n)
 	}
 	scanMsg := func(tranID, partner string) *wire.ScanNotification {
 		return &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: partner, Name: "W"}, TranID: tranID}
 	}
 	t.Run("unknown tranId", func(t *testing.T) {
-		r := post(scanUser, scanPass, scanMsg("00000000000000000000000000000000", "wallet-a"))
+		r := post(ScanUser, ScanPass, scanMsg("00000000000000000000000000000000", "wallet-a"))
 		if r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
 			t.Fatalf("scan of unknown QR = %d %s, want 400 INVALID_TRAN_ID", r.status, r.body)
 		}
 	})
 	t.Run("partner id of another partner", func(t *testing.T) {
 		tranID, _ := h.createQR(t)
-		r := post(scanUser, scanPass, scanMsg(tranID, "wallet-b"))
+		r := post(ScanUser, ScanPass, scanMsg(tranID, "wallet-b"))
 		if r.status != 400 || r.detail(t).ErrorType != wire.FormatError || !strings.Contains(string(r.body), "partner.id") {
 			t.Fatalf("scan as another partner = %d %s, want 400 FORMAT_ERROR naming partner.id", r.status, r.body)
 		}
 	})
 	t.Run("bad credentials", func(t *testing.T) {
 		tranID, _ := h.createQR(t)
-		r := post(scanUser, "wrong", scanMsg(tranID, "wallet-a"))
+		r := post(ScanUser, "wrong", scanMsg(tranID, "wallet-a"))
 		if r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Basic") {
 			t.Fatalf("scan with a wrong password = %d (WWW-Authenticate %q), want 401 with a Basic challenge", r.status, r.header.Get("WWW-Authenticate"))
 		}
-		r = post(shopUser, shopPass, scanMsg(tranID, "wallet-a"))
+		r = post(ShopUser, ShopPass, scanMsg(tranID, "wallet-a"))
 		if r.status != 401 {
 			t.Fatalf("scan with retailer credentials = %d, want 401", r.status)
 		}
@@ -256,7 +256,7 @@ func TestScanDeclines(t *testing.T) {
 		if res := h.scan(t, payload); res.Status != 202 {
 			t.Fatalf("first scan = %d %s", res.Status, res.Body)
 		}
-		r := post(scan2User, scan2Pass, scanMsg(tranID, "wallet-b"))
+		r := post(Scan2User, Scan2Pass, scanMsg(tranID, "wallet-b"))
 		if r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
 			t.Fatalf("second partner's scan = %d %s, want 400 INVALID_TRAN_ID", r.status, r.body)
 		}
@@ -271,7 +271,7 @@ func TestScanDeclines(t *testing.T) {
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "AWAITING_SCAN")
 		n := scanMsg(tranID, "wallet-a")
 		for i := 0; i < 2; i++ {
-			if r := post(scanUser, scanPass, n); r.status != 202 {
+			if r := post(ScanUser, ScanPass, n); r.status != 202 {
 				t.Fatalf("scan delivery %d = %d %s, want 202", i+1, r.status, r.body)
 			}
 		}
@@ -279,7 +279,7 @@ func TestScanDeclines(t *testing.T) {
 	})
 	t.Run("malformed", func(t *testing.T) {
 		for _, body := range []string{`{`, `[]`, `{"id":"x"}`, ``} {
-			r := h.post(t, "/qr/v1/scans", scanUser, scanPass, body)
+			r := h.Post(t, "/qr/v1/scans", ScanUser, ScanPass, body)
 			if r.status != 400 || r.detail(t).ErrorType != wire.FormatError {
 				t.Errorf("scan %q = %d %s, want 400 FORMAT_ERROR", body, r.status, r.body)
 			}
@@ -288,12 +288,12 @@ func TestScanDeclines(t *testing.T) {
 }
 
 func TestEarlyScan(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	t.Run("linked when the request follows in time", func(t *testing.T) {
 		tranID, payload := h.createQR(t)
 		scanned := h.scanAsync(payload)
 		eventually(t, "scan held", func() bool {
-			q, err := h.srv.Store().QR(t.Context(), tranID)
+			q, err := h.Srv.Store().QR(t.Context(), tranID)
 			return err == nil && q.HeldScan != nil
 		})
 		req := payRequest("1234", tranID, 4000)
@@ -318,11 +318,11 @@ func TestEarlyScan(t *testing.T) {
 }
 
 func TestVoidAndTimeoutReversal(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	t.Run("void after approval", func(t *testing.T) {
 		req := h.approvedPayment(t, 5000)
 		rev := reversal(req.ID, wire.ReasonCancelled)
-		if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, rev); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, rev); r.status != 202 {
 			t.Fatalf("reverse = %d %s", r.status, r.body)
 		}
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "REVERSED")
@@ -330,7 +330,7 @@ func TestVoidAndTimeoutReversal(t *testing.T) {
 			t.Fatalf("partner ledger = %+v, want released", a)
 		}
 		// Now a confirmation is refused, and traced.
-		r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID))
+		r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID))
 		if r.status != 400 || !strings.Contains(r.detail(t).ErrorMessage, "reversed") {
 			t.Fatalf("confirm after reversal = %d %s, want 400 saying reversed", r.status, r.body)
 		}
@@ -344,7 +344,7 @@ func TestVoidAndTimeoutReversal(t *testing.T) {
 		h.scanAsync(payload)
 		h.waitState(t, key, "FORWARDED")
 		rev := reversal(req.ID, wire.ReasonTimeout)
-		if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, rev); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, rev); r.status != 202 {
 			t.Fatalf("reverse while forwarded = %d %s", r.status, r.body)
 		}
 		<-answer
@@ -365,13 +365,13 @@ func TestVoidAndTimeoutReversal(t *testing.T) {
 			t.Fatalf("pay = %d, want 504", r.status)
 		}
 		// The POS, told 504, reverses too.
-		if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonTimeout)); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonTimeout)); r.status != 202 {
 			t.Fatalf("retailer reversal = %d %s", r.status, r.body)
 		}
 		h.waitState(t, key, "REVERSED")
 		time.Sleep(200 * time.Millisecond)
 		n := 0
-		for _, a := range h.sim.Ledger().Advices {
+		for _, a := range h.Sim.Ledger().Advices {
 			if a.RequestID == req.ID {
 				n++
 			}
@@ -386,7 +386,7 @@ func TestVoidAndTimeoutReversal(t *testing.T) {
 		answer := h.payAsync(req)
 		key := qrswitch.PaymentKey("shop-1", req.ID)
 		h.waitState(t, key, "AWAITING_SCAN")
-		if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != 202 {
 			t.Fatalf("reverse = %d %s", r.status, r.body)
 		}
 		if r := <-answer; r.status != 400 {
@@ -400,21 +400,21 @@ func TestVoidAndTimeoutReversal(t *testing.T) {
 }
 
 func TestIdsAndAdviceRules(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	t.Run("duplicate payment id", func(t *testing.T) {
 		req := h.approvedPayment(t, 6000)
 		tranID, _ := h.createQR(t)
 		again := *req
 		again.TranID = tranID
-		r := h.post(t, "/qr/v1/payments", shopUser, shopPass, &again)
+		r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, &again)
 		if r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
 			t.Fatalf("pay with a used id = %d %s, want 400 DUPLICATE_RECORD", r.status, r.body)
 		}
 	})
 	t.Run("duplicate QR request id", func(t *testing.T) {
 		q := qrRequest("1234")
-		h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, q)
-		r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, q)
+		h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, q)
+		r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, q)
 		if r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
 			t.Fatalf("createQrCode with a used id = %d %s, want 400 DUPLICATE_RECORD", r.status, r.body)
 		}
@@ -422,8 +422,8 @@ func TestIdsAndAdviceRules(t *testing.T) {
 	t.Run("repeated advice gets the same answer", func(t *testing.T) {
 		req := h.approvedPayment(t, 6100)
 		conf := confirmation(req.ID)
-		first := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
-		second := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
+		first := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
+		second := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
 		if first.status != 202 || second.status != 202 || string(first.body) != string(second.body) {
 			t.Fatalf("repeat = %d %s then %d %s, want the same 202", first.status, first.body, second.status, second.body)
 		}
@@ -433,14 +433,14 @@ func TestIdsAndAdviceRules(t *testing.T) {
 		}
 		// A second confirmation with another id is accepted, not resent.
 		other := confirmation(req.ID)
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, other); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, other); r.status != 202 {
 			t.Fatalf("second confirmation = %d %s", r.status, r.body)
 		}
 		if _, sent := h.ledgerAdvice(other.ID); sent {
 			t.Fatal("a second confirmation of one payment reached the partner")
 		}
 		// Reversal after confirmation is refused.
-		r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonCancelled))
+		r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonCancelled))
 		if r.status != 400 || !strings.Contains(r.detail(t).ErrorMessage, "confirmed") {
 			t.Fatalf("reversal after confirmation = %d %s, want 400 saying confirmed", r.status, r.body)
 		}
@@ -448,13 +448,13 @@ func TestIdsAndAdviceRules(t *testing.T) {
 		req2 := h.approvedPayment(t, 6101)
 		reuse := confirmation(req2.ID)
 		reuse.ID = conf.ID
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, reuse); r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, reuse); r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
 			t.Fatalf("advice id reused = %d %s, want 400 DUPLICATE_RECORD", r.status, r.body)
 		}
 	})
 	t.Run("reversal of an unknown request", func(t *testing.T) {
 		id := wire.NewID()
-		r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(id, wire.ReasonTimeout))
+		r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(id, wire.ReasonTimeout))
 		if r.status != 404 || r.detail(t).ErrorType != wire.UnableToLocateRecord {
 			t.Fatalf("reversal of unknown id = %d %s, want 404 UNABLE_TO_LOCATE_RECORD", r.status, r.body)
 		}
@@ -462,23 +462,23 @@ func TestIdsAndAdviceRules(t *testing.T) {
 		tranID, _ := h.createQR(t)
 		late := payRequest("1234", tranID, 6200)
 		late.ID = id
-		if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, late); r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
+		if r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, late); r.status != 400 || r.detail(t).ErrorType != wire.DuplicateRecord {
 			t.Fatalf("request after its reversal = %d %s, want 400 DUPLICATE_RECORD", r.status, r.body)
 		}
 	})
 	t.Run("confirmation of an unknown request", func(t *testing.T) {
-		r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(wire.NewID()))
+		r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(wire.NewID()))
 		if r.status != 404 || r.detail(t).ErrorType != wire.UnableToLocateRecord {
 			t.Fatalf("confirm unknown = %d %s, want 404", r.status, r.body)
 		}
 	})
 	t.Run("another retailer's payment", func(t *testing.T) {
 		req := h.approvedPayment(t, 6300)
-		r := h.post(t, "/qr/v1/payments/confirmations", shop2User, shop2Pass, confirmation(req.ID))
+		r := h.Post(t, "/qr/v1/payments/confirmations", Shop2User, Shop2Pass, confirmation(req.ID))
 		if r.status != 404 {
 			t.Fatalf("shop-2 confirming shop-1's payment = %d %s, want 404", r.status, r.body)
 		}
-		r = h.post(t, "/qr/v1/payments/reversals", shop2User, shop2Pass, reversal(req.ID, wire.ReasonCancelled))
+		r = h.Post(t, "/qr/v1/payments/reversals", Shop2User, Shop2Pass, reversal(req.ID, wire.ReasonCancelled))
 		if r.status != 404 {
 			t.Fatalf("shop-2 reversing shop-1's payment = %d %s, want 404 (nothing of shop-2's to reverse)", r.status, r.body)
 		}
@@ -486,7 +486,7 @@ func TestIdsAndAdviceRules(t *testing.T) {
 			t.Fatalf("shop-1's payment is %s", st.State)
 		}
 		tranID, _ := h.createQR(t)
-		r = h.post(t, "/qr/v1/payments", shop2User, shop2Pass, payRequest("5678", tranID, 100))
+		r = h.Post(t, "/qr/v1/payments", Shop2User, Shop2Pass, payRequest("5678", tranID, 100))
 		if r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
 			t.Fatalf("shop-2 paying shop-1's QR = %d %s, want 400 INVALID_TRAN_ID", r.status, r.body)
 		}
@@ -494,7 +494,7 @@ func TestIdsAndAdviceRules(t *testing.T) {
 }
 
 func TestRequestValidation(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	tranID, _ := h.createQR(t)
 	mut := func(f func(*wire.PaymentRequest)) *wire.PaymentRequest {
 		r := payRequest("1234", tranID, 100)
@@ -520,7 +520,7 @@ func TestRequestValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := h.post(t, "/qr/v1/payments", shopUser, shopPass, tt.body)
+			r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, tt.body)
 			if r.status != 400 {
 				t.Fatalf("status = %d %s, want 400", r.status, r.body)
 			}
@@ -534,14 +534,14 @@ func TestRequestValidation(t *testing.T) {
 		})
 	}
 	// Nothing was left behind: the QR code is still free.
-	q, err := h.srv.Store().QR(t.Context(), tranID)
+	q, err := h.Srv.Store().QR(t.Context(), tranID)
 	if err != nil || q.PaymentKey != "" {
 		t.Fatalf("QR code after rejected requests: %+v, %v; want no payment", q, err)
 	}
-	if r := h.post(t, "/qr/v1/payments", "", "", payRequest("1234", tranID, 100)); r.status != 401 {
+	if r := h.Post(t, "/qr/v1/payments", "", "", payRequest("1234", tranID, 100)); r.status != 401 {
 		t.Fatalf("pay without credentials = %d, want 401", r.status)
 	}
-	if r := h.do(t, http.MethodGet, "/qr/v1/nothing", shopUser, shopPass, nil); r.status != 404 || r.detail(t).ErrorType != wire.FunctionNotSupported {
+	if r := h.Do(t, http.MethodGet, "/qr/v1/nothing", ShopUser, ShopPass, nil); r.status != 404 || r.detail(t).ErrorType != wire.FunctionNotSupported {
 		t.Fatalf("unknown route = %d %s, want 404 ErrorDetail", r.status, r.body)
 	}
 }
@@ -549,11 +549,11 @@ func TestRequestValidation(t *testing.T) {
 func toString(d wire.Details) string { return d.Message() }
 
 func TestStoreAndForwardUntilFinal(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	t.Run("partner answers 500 three times, then takes it", func(t *testing.T) {
 		req := h.approvedPayment(t, 7050) // sim: first 3 advice deliveries answer 500
 		conf := confirmation(req.ID)
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf); r.status != 202 {
 			t.Fatalf("confirm = %d", r.status)
 		}
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
@@ -561,24 +561,24 @@ func TestStoreAndForwardUntilFinal(t *testing.T) {
 		if a.Deliveries != 4 || a.Effect != electrumsim.StateCaptured {
 			t.Fatalf("partner ledger = %+v, want 4 deliveries and one capture", a)
 		}
-		adv, err := h.srv.Store().Advice(t.Context(), qrswitch.AdviceKey("shop-1", conf.ID))
+		adv, err := h.Srv.Store().Advice(t.Context(), qrswitch.AdviceKey("shop-1", conf.ID))
 		if err != nil || adv.Attempts != 4 || adv.State != qrswitch.AdviceDone {
 			t.Fatalf("advice = %+v, %v; want DONE after 4 attempts", adv, err)
 		}
 	})
 	t.Run("partner down, then up", func(t *testing.T) {
 		req := h.approvedPayment(t, 7001)
-		if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+		if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 			t.Fatal(err)
 		}
 		conf := confirmation(req.ID)
-		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
+		h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
 		key := qrswitch.AdviceKey("shop-1", conf.ID)
 		eventually(t, "several failed attempts", func() bool {
-			a, err := h.srv.Store().Advice(t.Context(), key)
+			a, err := h.Srv.Store().Advice(t.Context(), key)
 			return err == nil && a.Attempts >= 3
 		})
-		h.sim.ClearFaults()
+		h.Sim.ClearFaults()
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 		if a, _ := h.ledgerAdvice(conf.ID); !a.EffectApplied || a.Effect != electrumsim.StateCaptured {
 			t.Fatalf("partner ledger = %+v, want captured", a)
@@ -587,9 +587,9 @@ func TestStoreAndForwardUntilFinal(t *testing.T) {
 	t.Run("final failure ends the advice", func(t *testing.T) {
 		req := h.approvedPayment(t, 7074) // sim: every advice of this payment answers 503
 		conf := confirmation(req.ID)
-		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
+		h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRM_FAILED")
-		a, _ := h.srv.Store().Advice(t.Context(), qrswitch.AdviceKey("shop-1", conf.ID))
+		a, _ := h.Srv.Store().Advice(t.Context(), qrswitch.AdviceKey("shop-1", conf.ID))
 		if a.State != qrswitch.AdviceDone || a.Outcome.String() != "failed" || a.Attempts != 1 {
 			t.Fatalf("advice = %+v, want DONE failed after one attempt", a)
 		}
@@ -597,17 +597,17 @@ func TestStoreAndForwardUntilFinal(t *testing.T) {
 }
 
 func TestDeadLetter(t *testing.T) {
-	h := newHarness(t, func(c *config.Config, _ *Options) { c.SAF.GiveUpAfter = config.Duration(600 * time.Millisecond) })
+	h := NewHarness(t, func(c *config.Config, _ *Options) { c.SAF.GiveUpAfter = config.Duration(600 * time.Millisecond) })
 	req := h.approvedPayment(t, 8001)
-	h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
+	h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
 	conf := confirmation(req.ID)
-	h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
+	h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
 	key := qrswitch.AdviceKey("shop-1", conf.ID)
 	eventually(t, "dead letter", func() bool {
-		a, err := h.srv.Store().Advice(t.Context(), key)
+		a, err := h.Srv.Store().Advice(t.Context(), key)
 		return err == nil && a.State == qrswitch.AdviceDead
 	})
-	dead, err := h.srv.Store().ListAdvices(t.Context(), qrswitch.AdviceQuery{State: qrswitch.AdviceDead})
+	dead, err := h.Srv.Store().ListAdvices(t.Context(), qrswitch.AdviceQuery{State: qrswitch.AdviceDead})
 	if err != nil || len(dead) != 1 || dead[0].ID != conf.ID {
 		t.Fatalf("dead letters = %+v, %v; want the confirmation", dead, err)
 	}
@@ -622,12 +622,12 @@ func TestDeadLetter(t *testing.T) {
 }
 
 func TestQRCodes(t *testing.T) {
-	h := newHarness(t)
-	issue := func(t *testing.T, mutate func(*wire.CreateQrCodeRequest)) (response, wire.CreateQrCodeResponse) {
+	h := NewHarness(t)
+	issue := func(t *testing.T, mutate func(*wire.CreateQrCodeRequest)) (Response, wire.CreateQrCodeResponse) {
 		t.Helper()
 		req := qrRequest("1234")
 		mutate(req)
-		r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, req)
+		r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, req)
 		var resp wire.CreateQrCodeResponse
 		if r.status == 201 {
 			if err := json.Unmarshal(r.body, &resp); err != nil {
@@ -659,7 +659,7 @@ func TestQRCodes(t *testing.T) {
 		}
 		// A payment must match the code's value.
 		pay := payRequest("1234", resp.TranID, 12000)
-		if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, pay); r.status != 400 || r.detail(t).ErrorType != wire.InvalidAmount {
+		if r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, pay); r.status != 400 || r.detail(t).ErrorType != wire.InvalidAmount {
 			t.Fatalf("pay of another amount = %d %s, want 400 INVALID_AMOUNT", r.status, r.body)
 		}
 	})
@@ -699,7 +699,7 @@ func TestQRCodes(t *testing.T) {
 	})
 	t.Run("image", func(t *testing.T) {
 		tranID, payload := h.createQR(t)
-		r := h.do(t, http.MethodGet, "/qr/v1/qrCodes/"+tranID+"/image.png?size=300", shopUser, shopPass, nil)
+		r := h.Do(t, http.MethodGet, "/qr/v1/qrCodes/"+tranID+"/image.png?size=300", ShopUser, ShopPass, nil)
 		if r.status != 200 || r.header.Get("Content-Type") != "image/png" {
 			t.Fatalf("image = %d %s", r.status, r.header.Get("Content-Type"))
 		}
@@ -715,12 +715,12 @@ func TestQRCodes(t *testing.T) {
 			path, user, pass string
 			status           int
 		}{
-			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=10", shopUser, shopPass, 400},
-			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=big", shopUser, shopPass, 400},
-			{"/qr/v1/qrCodes/" + tranID + "/image.png", shop2User, shop2Pass, 404},
-			{"/qr/v1/qrCodes/nope/image.png", shopUser, shopPass, 404},
+			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=10", ShopUser, ShopPass, 400},
+			{"/qr/v1/qrCodes/" + tranID + "/image.png?size=big", ShopUser, ShopPass, 400},
+			{"/qr/v1/qrCodes/" + tranID + "/image.png", Shop2User, Shop2Pass, 404},
+			{"/qr/v1/qrCodes/nope/image.png", ShopUser, ShopPass, 404},
 		} {
-			if r := h.do(t, http.MethodGet, tt.path, tt.user, tt.pass, nil); r.status != tt.status {
+			if r := h.Do(t, http.MethodGet, tt.path, tt.user, tt.pass, nil); r.status != tt.status {
 				t.Errorf("GET %s as %s = %d %s, want %d", tt.path, tt.user, r.status, r.body, tt.status)
 			} else {
 				r.detail(t)
@@ -735,20 +735,20 @@ func TestQRCodes(t *testing.T) {
 			t.Fatalf("createQrCode = %d %s", r.status, r.body)
 		}
 		time.Sleep(400 * time.Millisecond)
-		if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, payRequest("1234", resp.TranID, 100)); r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
+		if r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, payRequest("1234", resp.TranID, 100)); r.status != 400 || r.detail(t).ErrorType != wire.InvalidTranID {
 			t.Fatalf("pay of an expired code = %d %s, want 400 INVALID_TRAN_ID", r.status, r.body)
 		}
 		if res := h.scan(t, resp.QrCode); res.Status != 400 {
 			t.Fatalf("scan of an expired code = %d %s, want 400", res.Status, res.Body)
 		}
-		if r := h.do(t, http.MethodGet, "/qr/v1/qrCodes/"+resp.TranID+"/image.png", shopUser, shopPass, nil); r.status != 404 {
+		if r := h.Do(t, http.MethodGet, "/qr/v1/qrCodes/"+resp.TranID+"/image.png", ShopUser, ShopPass, nil); r.status != 404 {
 			t.Fatalf("image of an expired code = %d, want 404", r.status)
 		}
 	})
 }
 
 func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
-	h := newHarness(t)
+	h := NewHarness(t)
 	tranID, payload := h.createQR(t)
 	req := payRequest("1234", tranID, 1200)
 	answer := h.payAsync(req)
@@ -756,7 +756,7 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 	h.cancel() // SIGTERM
 	stopped := h.done
 	h.cancel = nil
-	admin := "http://" + h.srv.AdminAddr()
+	admin := "http://" + h.Srv.AdminAddr()
 	eventually(t, "readyz reports the drain", func() bool {
 		resp, err := http.Get(admin + "/readyz")
 		if err != nil {
@@ -765,7 +765,7 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == 503
 	})
-	if r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")); r.status != 503 || r.detail(t).ErrorType != wire.UpstreamUnavailable {
+	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 503 || r.detail(t).ErrorType != wire.UpstreamUnavailable {
 		t.Fatalf("createQrCode while draining = %d %s, want 503", r.status, r.body)
 	}
 	// The held request still gets its scan, and its answer.
@@ -792,7 +792,7 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 // partner was down are all sent as soon as one gets a final answer, instead
 // of each waiting out its own backoff.
 func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
-	h := newHarness(t, func(c *config.Config, _ *Options) {
+	h := NewHarness(t, func(c *config.Config, _ *Options) {
 		c.SAF.InitialInterval = config.Duration(300 * time.Millisecond)
 		c.SAF.MaxInterval = config.Duration(5 * time.Second)
 	})
@@ -800,29 +800,29 @@ func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
 	for i := range 8 {
 		reqs = append(reqs, h.approvedPayment(t, int64(8100+i)))
 	}
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
 	for _, req := range reqs {
 		c := confirmation(req.ID)
 		keys = append(keys, qrswitch.AdviceKey("shop-1", c.ID))
-		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c)
+		h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, c)
 	}
 	eventually(t, "every advice backing off", func() bool {
 		for _, k := range keys {
-			if a, err := h.srv.Store().Advice(t.Context(), k); err != nil || a.Attempts < 3 {
+			if a, err := h.Srv.Store().Advice(t.Context(), k); err != nil || a.Attempts < 3 {
 				return false
 			}
 		}
 		return true
 	})
-	h.sim.ClearFaults()
+	h.Sim.ClearFaults()
 	var first, last time.Time
 	eventually(t, "every advice final", func() bool {
 		done := 0
 		for _, k := range keys {
-			if a, err := h.srv.Store().Advice(t.Context(), k); err == nil && a.State == qrswitch.AdviceDone {
+			if a, err := h.Srv.Store().Advice(t.Context(), k); err == nil && a.State == qrswitch.AdviceDone {
 				done++
 				if first.IsZero() || a.DoneAt.Before(first) {
 					first = a.DoneAt
@@ -846,7 +846,7 @@ func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
 // makes the queue claim its whole backlog at once — and goes as soon as
 // that call ends, not when the whole late window is over.
 func TestDeferredReversalWaitsForTheCallOnly(t *testing.T) {
-	h := newHarness(t, func(c *config.Config, o *Options) {
+	h := NewHarness(t, func(c *config.Config, o *Options) {
 		c.SAF.InitialInterval = config.Duration(200 * time.Millisecond)
 		c.SAF.MaxInterval = config.Duration(2 * time.Second)
 		o.LateWindow = 3 * time.Second
@@ -855,17 +855,17 @@ func TestDeferredReversalWaitsForTheCallOnly(t *testing.T) {
 	for i := range 3 {
 		confs = append(confs, h.approvedPayment(t, int64(8200+i)).ID)
 	}
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 		t.Fatal(err)
 	}
 	var keys []string
 	for _, id := range confs {
 		c := confirmation(id)
 		keys = append(keys, qrswitch.AdviceKey("shop-1", c.ID))
-		h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c)
+		h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, c)
 	}
 	eventually(t, "confirmations failing", func() bool {
-		a, err := h.srv.Store().Advice(t.Context(), keys[0])
+		a, err := h.Srv.Store().Advice(t.Context(), keys[0])
 		return err == nil && a.Attempts >= 2
 	})
 	// A payment whose answer comes after the partner's timeout: its
@@ -879,14 +879,14 @@ func TestDeferredReversalWaitsForTheCallOnly(t *testing.T) {
 		t.Fatalf("pay = %d, want 504", r.status)
 	}
 	p := h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "REVERSING")
-	rev, err := h.srv.Store().Advice(t.Context(), p.AdviceKey)
+	rev, err := h.Srv.Store().Advice(t.Context(), p.AdviceKey)
 	if err != nil || rev.Attempts != 0 || !rev.NextAt.After(time.Now()) {
 		t.Fatalf("timeout reversal = %+v, %v; want it deferred", rev, err)
 	}
-	h.sim.ClearFaults() // the partner is back: the backlog drains at once
+	h.Sim.ClearFaults() // the partner is back: the backlog drains at once
 	eventually(t, "confirmations final", func() bool {
 		for _, k := range keys {
-			if a, err := h.srv.Store().Advice(t.Context(), k); err != nil || a.State != qrswitch.AdviceDone {
+			if a, err := h.Srv.Store().Advice(t.Context(), k); err != nil || a.State != qrswitch.AdviceDone {
 				return false
 			}
 		}
@@ -902,7 +902,7 @@ func TestDeferredReversalWaitsForTheCallOnly(t *testing.T) {
 	// before, and the end of the call released it before its deferral
 	// ran out (issue 15: funds are not held longer than needed).
 	var answered time.Time
-	for _, pe := range h.sim.Ledger().Payments {
+	for _, pe := range h.Sim.Ledger().Payments {
 		if pe.ID == req.ID {
 			answered = pe.AnsweredAt
 		}

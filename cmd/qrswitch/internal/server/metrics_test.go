@@ -53,10 +53,10 @@ func series(f *dto.MetricFamily, want map[string]string) (bool, []string) {
 // exactly its labels, and that no label carries an id of a payment.
 func TestMetricsNamesAndLabels(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	var ids []string
 	approved := h.approvedPayment(t, 1001)
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(approved.ID)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(approved.ID)); r.status != 202 {
 		t.Fatalf("confirmation = %d", r.status)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", approved.ID), "CONFIRMED")
@@ -70,11 +70,11 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	tranID, payload := h.createQR(t)
 	scanned := h.scanAsync(payload)
 	eventually(t, "early scan held", func() bool {
-		q, err := h.srv.Store().QR(t.Context(), tranID)
+		q, err := h.Srv.Store().QR(t.Context(), tranID)
 		return err == nil && q.HeldScan != nil
 	})
 	early := payRequest("1234", tranID, 1002)
-	if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, early); r.status != 201 {
+	if r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, early); r.status != 201 {
 		t.Fatalf("payment after an early scan = %d %s", r.status, r.body)
 	}
 	<-scanned
@@ -82,11 +82,11 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 	other, _ := h.createQR(t)
 	dup := payRequest("1234", other, 1003)
 	dup.ID = early.ID
-	if r := h.post(t, "/qr/v1/payments", shopUser, shopPass, dup); r.status != 400 {
+	if r := h.Post(t, "/qr/v1/payments", ShopUser, ShopPass, dup); r.status != 400 {
 		t.Fatalf("duplicate request id = %d, want 400", r.status)
 	}
 	ids = append(ids, tranID, early.ID, other)
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-b/pause", reason("drill")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-b/pause", reason("drill")); r.status != 200 {
 		t.Fatalf("pause = %d", r.status)
 	}
 	eventually(t, "late answer recorded", func() bool {
@@ -175,9 +175,9 @@ func TestMetricsNamesAndLabels(t *testing.T) {
 // backlog and its age, and drop back once it is sent.
 func TestSAFMetricsFollowTheQueue(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1110)
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/pause", reason("drill")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/pause", reason("drill")); r.status != 200 {
 		t.Fatalf("pause = %d", r.status)
 	}
 	h.confirmAdvice(t, req)
@@ -195,7 +195,7 @@ func TestSAFMetricsFollowTheQueue(t *testing.T) {
 	if p, age := gauge(body, "qrswitch_saf_pending"), gauge(body, "qrswitch_saf_oldest_age_seconds"); p != 1 || age < 1 {
 		t.Errorf("while paused: pending %v, oldest age %v s; want 1 and at least 1 s", p, age)
 	}
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/resume", reason("drill over")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/resume", reason("drill over")); r.status != 200 {
 		t.Fatalf("resume = %d", r.status)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")

@@ -32,17 +32,17 @@ import (
 // a Sentinel failover.
 
 // onRedis runs a harness's switch on the Redis store at url.
-func onRedis(url string) harnessOption {
+func onRedis(url string) HarnessOption {
 	return func(c *config.Config, _ *Options) { c.Store.URL = url }
 }
 
 // newReplicas starts n switches on the Redis at url, sharing one partner
 // simulator whose customer app scans through the first (scanVia scans
 // through any). Nodes are named replica-a, replica-b, …
-func newReplicas(t *testing.T, url string, n int, opts ...harnessOption) []*harness {
+func newReplicas(t *testing.T, url string, n int, opts ...HarnessOption) []*Harness {
 	t.Helper()
 	simURL, simCA, makeSim := startSim(t, t.TempDir(), 1500*time.Millisecond)
-	hs := make([]*harness, n)
+	hs := make([]*Harness, n)
 	for i := range hs {
 		cfg := testConfig(t.TempDir(), simURL, simCA)
 		cfg.Store.URL = url
@@ -53,22 +53,22 @@ func newReplicas(t *testing.T, url string, n int, opts ...harnessOption) []*harn
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("test configuration invalid: %v", err)
 		}
-		hs[i] = &harness{t: t, cfg: cfg, simURL: simURL, logs: newSyncBuffer()}
+		hs[i] = &Harness{T: t, Cfg: cfg, SimURL: simURL, Logs: newSyncBuffer()}
 		hs[i].start(o)
 	}
-	sim := makeSim(hs[0].base, clientTLS(hs[0]))
+	sim := makeSim(hs[0].Base, clientTLS(hs[0]))
 	for _, h := range hs {
-		h.sim = sim
+		h.Sim = sim
 	}
 	return hs
 }
 
-func clientTLS(h *harness) *tls.Config { return h.client.Transport.(*http.Transport).TLSClientConfig }
+func clientTLS(h *Harness) *tls.Config { return h.Client.Transport.(*http.Transport).TLSClientConfig }
 
 // scanVia has a customer app of wallet-a scan payload through the switch h.
-func scanVia(h *harness, payload string) (*electrumsim.ScanResult, error) {
+func scanVia(h *Harness, payload string) (*electrumsim.ScanResult, error) {
 	app := electrumsim.New(electrumsim.Config{PartnerID: "wallet-a", PartnerName: "Wallet A",
-		SwitchURL: h.base, ScanUsername: scanUser, ScanPassword: scanPass, SwitchTLS: clientTLS(h)})
+		SwitchURL: h.Base, ScanUsername: ScanUser, ScanPassword: ScanPass, SwitchTLS: clientTLS(h)})
 	defer app.Close()
 	res, err := app.Scan(context.Background(), electrumsim.ScanRequest{QrCode: payload, PartnerPaymentToken: "tok-secret-123456"})
 	if err == nil {
@@ -123,7 +123,7 @@ func TestReplicasActAsOneSwitch(t *testing.T) {
 			scanned <- res
 		}()
 		eventually(t, "the early scan held on the QR code", func() bool {
-			q, err := a.srv.Store().QR(t.Context(), tranID)
+			q, err := a.Srv.Store().QR(t.Context(), tranID)
 			return err == nil && q.HeldScan != nil
 		})
 		start := time.Now()
@@ -179,7 +179,7 @@ func TestReplicasRefuseDuplicates(t *testing.T) {
 	srv := redistest.Start(t)
 	hs := newReplicas(t, srv.URL(), 2)
 	a, b := hs[0], hs[1]
-	wantDuplicate := func(t *testing.T, what string, r response) {
+	wantDuplicate := func(t *testing.T, what string, r Response) {
 		t.Helper()
 		if r.status != 400 {
 			t.Fatalf("%s = %d %s, want 400 DUPLICATE_RECORD", what, r.status, r.body)
@@ -190,10 +190,10 @@ func TestReplicasRefuseDuplicates(t *testing.T) {
 	}
 
 	qrReq := qrRequest("1234")
-	if r := a.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrReq); r.status != 201 {
+	if r := a.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrReq); r.status != 201 {
 		t.Fatalf("createQrCode on a = %d %s", r.status, r.body)
 	}
-	wantDuplicate(t, "the same createQrCode on b", b.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrReq))
+	wantDuplicate(t, "the same createQrCode on b", b.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrReq))
 
 	req := a.approvedPayment(t, 1000)
 	tranID, _ := b.createQR(t)
@@ -205,7 +205,7 @@ func TestReplicasRefuseDuplicates(t *testing.T) {
 	// other refuses it at once.
 	tranID, payload := a.createQR(t)
 	twice := payRequest("1234", tranID, 1000)
-	answers := []<-chan response{a.payAsync(twice), b.payAsync(twice)}
+	answers := []<-chan Response{a.payAsync(twice), b.payAsync(twice)}
 	key := qrswitch.PaymentKey("shop-1", twice.ID)
 	a.waitState(t, key, "AWAITING_SCAN")
 	if res, err := scanVia(b, payload); err != nil || res.Status != 202 {
@@ -226,16 +226,16 @@ func TestReplicasRefuseDuplicates(t *testing.T) {
 	// An advice repeated on the other replica, and one sent to both at
 	// once, get the same answer and reach the partner once.
 	conf := confirmation(req.ID)
-	first := a.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
-	repeat := b.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf)
+	first := a.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
+	repeat := b.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf)
 	if first.status != 202 || repeat.status != first.status || string(repeat.body) != string(first.body) {
 		t.Errorf("confirmation on a = %d %s, repeated on b = %d %s; want the same 202", first.status, first.body, repeat.status, repeat.body)
 	}
 	rev := reversal(twice.ID, wire.ReasonCancelled)
 	var wg sync.WaitGroup
-	got := make([]response, 2)
+	got := make([]Response, 2)
 	for i, h := range hs {
-		wg.Go(func() { got[i] = h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, rev) })
+		wg.Go(func() { got[i] = h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, rev) })
 	}
 	wg.Wait()
 	if got[0].status != 202 || got[1].status != 202 || string(got[0].body) != string(got[1].body) {
@@ -283,32 +283,32 @@ func TestReplicaKilledHoldingLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &harness{t: t, cfg: cfgA, base: "https://" + child.addr,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsA}}}
-	a.sim = makeSim(a.base, tlsA)
+	a := &Harness{T: t, Cfg: cfgA, Base: "https://" + child.addr,
+		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsA}}}
+	a.Sim = makeSim(a.Base, tlsA)
 
 	cfgB := testConfig(filepath.Join(dir, "b"), simURL, simCA)
 	cfgB.Store.URL = srv.URL()
-	b := &harness{t: t, cfg: cfgB, simURL: simURL, logs: newSyncBuffer(), sim: a.sim}
+	b := &Harness{T: t, Cfg: cfgB, SimURL: simURL, Logs: newSyncBuffer(), Sim: a.Sim}
 	b.start(Options{Node: "replica-b", LateWindow: time.Second, SAFPoll: 50 * time.Millisecond, LeaseMargin: time.Second, DrainTimeout: 5 * time.Second})
-	st := b.srv.Store()
+	st := b.Srv.Store()
 
 	const n = 9
 	var reqs []*wire.PaymentRequest
 	for i := range n {
 		reqs = append(reqs, a.approvedPayment(t, int64(4000+i)))
 	}
-	if err := a.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.FaultHang}); err != nil {
+	if err := a.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.FaultHang}); err != nil {
 		t.Fatal(err)
 	}
 	wantState := map[string]string{}
 	for i, req := range reqs {
-		h := []*harness{a, b}[i%2]
+		h := []*Harness{a, b}[i%2]
 		path, body, state := "/qr/v1/payments/confirmations", any(confirmation(req.ID)), "CONFIRMED"
 		if i%3 == 0 {
 			path, body, state = "/qr/v1/payments/reversals", reversal(req.ID, wire.ReasonCancelled), "REVERSED"
 		}
-		if r := h.post(t, path, shopUser, shopPass, body); r.status != 202 {
+		if r := h.Post(t, path, ShopUser, ShopPass, body); r.status != 202 {
 			t.Fatalf("advice %d = %d %s, want 202", i, r.status, r.body)
 		}
 		wantState[req.ID] = state
@@ -329,7 +329,7 @@ func TestReplicaKilledHoldingLeases(t *testing.T) {
 		return len(heldByA) >= 2
 	})
 	child.kill(t)
-	a.sim.ClearFaults()
+	a.Sim.ClearFaults()
 	t.Logf("replica a killed holding the leases of %d advices", len(heldByA))
 
 	for _, req := range reqs {
@@ -342,7 +342,7 @@ func TestReplicaKilledHoldingLeases(t *testing.T) {
 		}
 	}
 	effects := map[string][]electrumsim.State{}
-	for _, e := range a.sim.Ledger().Advices {
+	for _, e := range a.Sim.Ledger().Advices {
 		if e.EffectApplied {
 			effects[e.RequestID] = append(effects[e.RequestID], e.Effect)
 		}
@@ -365,7 +365,7 @@ func TestReplicaKilledHoldingLeases(t *testing.T) {
 // is there, and the advices queued before it are delivered.
 func TestRedisDownAndBack(t *testing.T) {
 	srv := redistest.StartWith(t, redistest.Options{AppendFsync: "always"})
-	h := newHarness(t, onRedis(srv.URL()), func(_ *config.Config, o *Options) {
+	h := NewHarness(t, onRedis(srv.URL()), func(_ *config.Config, o *Options) {
 		// A send in flight when Redis went away cannot record its outcome:
 		// it goes again when its lease ends.
 		o.LeaseMargin = time.Second
@@ -374,14 +374,14 @@ func TestRedisDownAndBack(t *testing.T) {
 	for i := range 3 {
 		reqs = append(reqs, h.approvedPayment(t, int64(5000+i)))
 	}
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 		t.Fatal(err)
 	}
 	var confs []string
 	for _, req := range reqs {
 		c := confirmation(req.ID)
 		confs = append(confs, c.ID)
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, c); r.status != 202 {
 			t.Fatalf("confirm = %d %s", r.status, r.body)
 		}
 	}
@@ -399,7 +399,7 @@ func TestRedisDownAndBack(t *testing.T) {
 				return
 			default:
 			}
-			r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234"))
+			r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234"))
 			mu.Lock()
 			switch {
 			case r.status == 201:
@@ -417,7 +417,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	})
 
 	readyz := func() int {
-		resp, err := http.Get("http://" + h.srv.AdminAddr() + "/readyz")
+		resp, err := http.Get("http://" + h.Srv.AdminAddr() + "/readyz")
 		if err != nil {
 			return -1
 		}
@@ -426,11 +426,11 @@ func TestRedisDownAndBack(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	srv.Kill()
-	r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234"))
+	r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234"))
 	if r.status != 503 || r.detail(t).ErrorType != wire.UpstreamUnavailable {
 		t.Errorf("createQrCode with Redis down = %d %s, want 503 UPSTREAM_UNAVAILABLE", r.status, r.body)
 	}
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(reqs[0].ID)); r.status != 500 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(reqs[0].ID)); r.status != 500 {
 		t.Errorf("confirmation with Redis down = %d %s, want 500 (unknown: the POS repeats it)", r.status, r.body)
 	}
 	if code := readyz(); code != 503 {
@@ -444,7 +444,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return other["503 UPSTREAM_UNAVAILABLE"] > 0 && len(issued) > 0 &&
-			slices.Contains(issued, issued[len(issued)-1]) && h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")).status == 201
+			slices.Contains(issued, issued[len(issued)-1]) && h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
 	})
 	close(stop)
 	traffic.Wait()
@@ -454,13 +454,13 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 	}
 	for _, tranID := range issued {
-		if _, err := h.srv.Store().QR(t.Context(), tranID); err != nil {
+		if _, err := h.Srv.Store().QR(t.Context(), tranID); err != nil {
 			t.Errorf("QR code %s was answered 201 but is not stored after the outage: %v", tranID, err)
 		}
 	}
 	t.Logf("during the outage: %d QR codes issued, %d answered 503", len(issued), other["503 UPSTREAM_UNAVAILABLE"])
 
-	h.sim.ClearFaults()
+	h.Sim.ClearFaults()
 	for i, req := range reqs {
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 		if e, ok := h.ledgerAdvice(confs[i]); !ok || !e.EffectApplied || e.Effect != electrumsim.StateCaptured {
@@ -476,7 +476,7 @@ func TestRedisDownAndBack(t *testing.T) {
 // works again and delivers every advice.
 func TestSentinelFailover(t *testing.T) {
 	topo := redistest.StartSentinel(t)
-	h := newHarness(t, func(c *config.Config, o *Options) {
+	h := NewHarness(t, func(c *config.Config, o *Options) {
 		c.Store.URL = topo.URL()
 		c.Store.WaitReplicas = 1
 		c.Store.WaitTimeout = config.Duration(500 * time.Millisecond)
@@ -488,11 +488,11 @@ func TestSentinelFailover(t *testing.T) {
 	for i := range 4 {
 		reqs = append(reqs, h.approvedPayment(t, int64(6000+i)))
 	}
-	if err := h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
 		t.Fatal(err)
 	}
 	for _, req := range reqs {
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID)); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
 			t.Fatalf("confirm = %d %s", r.status, r.body)
 		}
 	}
@@ -500,25 +500,25 @@ func TestSentinelFailover(t *testing.T) {
 	old := topo.Master
 	old.Kill()
 	promoted := topo.WaitFailover(old.Addr())
-	if r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")); r.status != 503 {
+	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 503 {
 		t.Errorf("createQrCode while the new master has no replica = %d %s, want 503", r.status, r.body)
 	}
 	old.RestartAsReplicaOf(promoted)
 	topo.WaitReplicaOf(old, promoted)
 	eventually(t, "QR codes issued after the failover", func() bool {
-		return h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")).status == 201
+		return h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
 	})
 
-	h.sim.ClearFaults()
+	h.Sim.ClearFaults()
 	for _, req := range reqs {
 		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 	}
 	req := h.approvedPayment(t, 6100)
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
 		t.Fatalf("confirm after the failover = %d %s", r.status, r.body)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
-	for _, e := range h.sim.Ledger().Advices {
+	for _, e := range h.Sim.Ledger().Advices {
 		if e.Deliveries > 0 && e.EffectApplied && e.Effect != electrumsim.StateCaptured {
 			t.Errorf("advice %s effect %s, want captured", e.ID, e.Effect)
 		}
@@ -530,10 +530,10 @@ func TestSentinelFailover(t *testing.T) {
 // scans, the janitor — left out) and logs them (go test -v).
 func TestRoundTripsPerFlowStep(t *testing.T) {
 	srv := redistest.Start(t)
-	h := newHarness(t, onRedis(srv.URL()), func(_ *config.Config, o *Options) {
+	h := NewHarness(t, onRedis(srv.URL()), func(_ *config.Config, o *Options) {
 		o.Recheck, o.SAFPoll = time.Hour, time.Hour // only wake-ups: no polling in the figures
 	})
-	st := h.srv.Store().(*redisstore.Store)
+	st := h.Srv.Store().(*redisstore.Store)
 	obs, err := redisstore.Open(t.Context(), srv.URL(), redisstore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -570,7 +570,7 @@ func TestRoundTripsPerFlowStep(t *testing.T) {
 	step("createQrCode → 201", 1, func() { tranID, payload = h.createQR(t) })
 	req := payRequest("1234", tranID, 1000)
 	key := qrswitch.PaymentKey("shop-1", req.ID)
-	var answer <-chan response
+	var answer <-chan Response
 	step("pay: stored and held (AWAITING_SCAN)", 2, func() {
 		answer = h.payAsync(req)
 		waitState(key, "AWAITING_SCAN")
@@ -586,7 +586,7 @@ func TestRoundTripsPerFlowStep(t *testing.T) {
 	// The SAF worker is woken by the confirmation's commit and may send it
 	// before the 202 is read: one step.
 	step("confirmPayment → 202; SAF sends it; CONFIRMED", 7, func() {
-		if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID)); r.status != 202 {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
 			t.Fatalf("confirm = %d %s", r.status, r.body)
 		}
 		waitState(key, "CONFIRMED")

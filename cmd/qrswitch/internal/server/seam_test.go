@@ -27,7 +27,7 @@ import (
 func TestPullRailThroughTheSeam(t *testing.T) {
 	fake := &railtest.Fake{Pull: true}
 	partners.RegisterForTest(t, "test-pull", fake.New)
-	h := newHarness(t, func(c *config.Config, o *Options) {
+	h := NewHarness(t, func(c *config.Config, o *Options) {
 		c.Partners = append(c.Partners, config.Partner{ID: "fake-pull", Name: "Fake Pull", Rail: "test-pull", Timeout: config.Duration(time.Second)})
 	})
 	tranID, payload := h.createQR(t)
@@ -48,7 +48,7 @@ func TestPullRailThroughTheSeam(t *testing.T) {
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "AWAITING_SCAN")
 
 	// The customer pays on the rail's own protocol, at the rail's own route.
-	r := h.post(t, fmt.Sprintf("/fake/fake-pull/pay/%s?amount=4321&currency=710", tranID), "", "", nil)
+	r := h.Post(t, fmt.Sprintf("/fake/fake-pull/pay/%s?amount=4321&currency=710", tranID), "", "", nil)
 	if r.status != http.StatusNoContent {
 		t.Fatalf("paying on the rail = %d %s, want 204", r.status, r.body)
 	}
@@ -60,7 +60,7 @@ func TestPullRailThroughTheSeam(t *testing.T) {
 	if n := len(fake.Calls("pay")); n != 0 {
 		t.Fatalf("the pull rail was sent %d payments, want none: the money came to it", n)
 	}
-	if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != http.StatusAccepted {
+	if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != http.StatusAccepted {
 		t.Fatalf("reversal = %d %s", r.status, r.body)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "REVERSED")
@@ -81,7 +81,7 @@ func TestDevelopmentSetupDescribesItself(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, cfg: cfg, logs: newSyncBuffer()}
+	h := &Harness{T: t, Cfg: cfg, Logs: newSyncBuffer()}
 	h.start(Options{DrainTimeout: 5 * time.Second})
 	b, err := os.ReadFile(filepath.Join(dir, DevFileName))
 	if err != nil {
@@ -91,8 +91,8 @@ func TestDevelopmentSetupDescribesItself(t *testing.T) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatalf("var/dev.json: %v\n%s", err, b)
 	}
-	if d.Switch != h.base || d.CAFile == "" || len(d.Retailers) == 0 || d.Retailers[0].Password == "" || len(d.Support) == 0 {
-		t.Fatalf("dev.json = %s, want the switch %s, its CA, retailer and support credentials", b, h.base)
+	if d.Switch != h.Base || d.CAFile == "" || len(d.Retailers) == 0 || d.Retailers[0].Password == "" || len(d.Support) == 0 {
+		t.Fatalf("dev.json = %s, want the switch %s, its CA, retailer and support credentials", b, h.Base)
 	}
 	var sim map[string]any
 	for _, p := range d.Partners {
@@ -104,7 +104,7 @@ func TestDevelopmentSetupDescribesItself(t *testing.T) {
 		t.Fatalf("dev.json partners = %+v, want the Electrum simulator described", d.Partners)
 	}
 	// The simulator answers where dev.json says.
-	resp, err := h.client.Get(sim["ledger"].(string))
+	resp, err := h.Client.Get(sim["ledger"].(string))
 	if err != nil {
 		t.Fatalf("GET the simulator's ledger at %s: %v", sim["ledger"], err)
 	}

@@ -25,9 +25,9 @@ func TestSecretsStayOut(t *testing.T) {
 		wrongPass  = "wr0ng-S3cret-guess"
 	)
 	secrets := map[string]string{
-		"retailer password":              shopPass,
-		"partner scan password":          scanPass,
-		"support password":               supPass,
+		"retailer password":              ShopPass,
+		"partner scan password":          ScanPass,
+		"support password":               SupPass,
 		"the switch's password upstream": "switch-secret",
 		"a wrong password":               wrongPass,
 		"partner payment token":          token,
@@ -42,12 +42,12 @@ func TestSecretsStayOut(t *testing.T) {
 		out, _ := json.Marshal(resp)
 		return out
 	}
-	scanWithToken := func(t *testing.T, tranID string) response {
+	scanWithToken := func(t *testing.T, tranID string) Response {
 		n := &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: "wallet-a", Name: "Wallet A"},
 			TranID: tranID, PartnerPaymentToken: token}
-		return fh.post(t, "/qr/v1/scans", scanUser, scanPass, n)
+		return fh.Post(t, "/qr/v1/scans", ScanUser, ScanPass, n)
 	}
-	pay := func(t *testing.T, amount int64, s *script) (*wire.PaymentRequest, response) {
+	pay := func(t *testing.T, amount int64, s *script) (*wire.PaymentRequest, Response) {
 		tranID, _ := fh.createQR(t)
 		req := payRequest("1234", tranID, amount)
 		if s != nil {
@@ -75,7 +75,7 @@ func TestSecretsStayOut(t *testing.T) {
 	if pe, _ := fh.ledgerPayment(req.ID); !strings.HasSuffix(pe.PartnerPaymentToken, token[len(token)-4:]) {
 		t.Errorf("the partner did not get the scan's token (ledger %q)", pe.PartnerPaymentToken)
 	}
-	fh.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID))
+	fh.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID))
 	fh.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 	requests = append(requests, req.ID)
 	// Declined with the partner's ErrorDetail.
@@ -89,7 +89,7 @@ func TestSecretsStayOut(t *testing.T) {
 	if r.status != 504 {
 		t.Fatalf("unknown pay = %d", r.status)
 	}
-	fh.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, reversal(req.ID, wire.ReasonTimeout))
+	fh.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonTimeout))
 	fh.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "REVERSED")
 	requests = append(requests, req.ID)
 	// A scan with its token that no payment request takes (held, then
@@ -99,21 +99,21 @@ func TestSecretsStayOut(t *testing.T) {
 		t.Fatalf("lonely scan = %d", r.status)
 	}
 	// Failed logins, as each kind of principal.
-	for _, u := range []string{shopUser, scanUser, supUser, "nobody"} {
-		fh.post(t, "/qr/v1/qrCodes", u, wrongPass, qrRequest("1234"))
-		fh.do(t, "GET", "/support/v1/transactions/"+lonely, u, wrongPass, nil)
+	for _, u := range []string{ShopUser, ScanUser, SupUser, "nobody"} {
+		fh.Post(t, "/qr/v1/qrCodes", u, wrongPass, qrRequest("1234"))
+		fh.Do(t, "GET", "/support/v1/transactions/"+lonely, u, wrongPass, nil)
 	}
 	time.Sleep(100 * time.Millisecond) // let the last log lines land
 
-	places := map[string]string{"switch log": fh.logs.String()}
+	places := map[string]string{"switch log": fh.Logs.String()}
 	for _, id := range append(requests, lonely) {
-		sr := fh.do(t, "GET", "/support/v1/transactions/"+id, supUser, supPass, nil)
+		sr := fh.Do(t, "GET", "/support/v1/transactions/"+id, SupUser, SupPass, nil)
 		if sr.status != 200 {
 			t.Fatalf("support lookup %s = %d", id, sr.status)
 		}
 		places["support API story of "+id] = string(sr.body)
 	}
-	st := fh.srv.Store()
+	st := fh.Srv.Store()
 	for _, id := range requests {
 		key := qrswitch.PaymentKey("shop-1", id)
 		p, err := st.Payment(t.Context(), key)

@@ -34,35 +34,35 @@ import (
 // startTuned starts a server on h's configuration like harness.start, but
 // calls tune on it before it serves, and has the harness's client trust
 // caFile (the development CA when empty).
-func (h *harness) startTuned(o Options, caFile string, tune func(*Server)) {
-	h.t.Helper()
-	log := zerolog.New(h.logs).With().Timestamp().Logger()
-	srv, err := New(context.Background(), h.cfg, log, o)
+func (h *Harness) startTuned(o Options, caFile string, tune func(*Server)) {
+	h.T.Helper()
+	log := zerolog.New(h.Logs).With().Timestamp().Logger()
+	srv, err := New(context.Background(), h.Cfg, log, o)
 	if err != nil {
-		h.t.Fatalf("server.New: %v", err)
+		h.T.Fatalf("server.New: %v", err)
 	}
 	if tune != nil {
 		tune(srv)
 	}
-	h.srv = srv
-	h.base = "https://" + srv.Addr()
+	h.Srv = srv
+	h.Base = "https://" + srv.Addr()
 	if caFile == "" {
 		caFile = srv.DevCAFile()
 	}
 	clientTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: caFile})
 	if err != nil {
-		h.t.Fatal(err)
+		h.T.Fatal(err)
 	}
-	h.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}}
+	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
 	go func() { h.done <- srv.Run(ctx) }()
-	h.t.Cleanup(h.stop)
+	h.T.Cleanup(h.stop)
 }
 
 // newTunedHarness is newHarness with a configuration hook and startTuned.
-func newTunedHarness(t *testing.T, configure func(dir string, c *config.Config), caFile func(dir string) string, tune func(*Server)) *harness {
+func newTunedHarness(t *testing.T, configure func(dir string, c *config.Config), caFile func(dir string) string, tune func(*Server)) *Harness {
 	t.Helper()
 	dir := t.TempDir()
 	simURL, simCA, makeSim := startSim(t, dir, 1500*time.Millisecond)
@@ -73,19 +73,19 @@ func newTunedHarness(t *testing.T, configure func(dir string, c *config.Config),
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test configuration invalid: %v", err)
 	}
-	h := &harness{t: t, cfg: cfg, simURL: simURL, logs: newSyncBuffer()}
+	h := &Harness{T: t, Cfg: cfg, SimURL: simURL, Logs: newSyncBuffer()}
 	ca := ""
 	if caFile != nil {
 		ca = caFile(dir)
 	}
 	h.startTuned(Options{LateWindow: 2 * time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}, ca, tune)
-	h.sim = makeSim(h.base, h.client.Transport.(*http.Transport).TLSClientConfig)
+	h.Sim = makeSim(h.Base, h.Client.Transport.(*http.Transport).TLSClientConfig)
 	return h
 }
 
 func TestPrincipalsStayInTheirLane(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	tranID, _ := h.createQR(t)
 	scanMsg := &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: "wallet-a", Name: "W"}, TranID: tranID}
 	ops := []struct {
@@ -93,17 +93,17 @@ func TestPrincipalsStayInTheirLane(t *testing.T) {
 		body               any
 		allowed            []string // usernames admitted
 	}{
-		{"createQrCode", "POST", "/qr/v1/qrCodes", qrRequest("1234"), []string{shopUser}},
-		{"QR image", "GET", "/qr/v1/qrCodes/" + tranID + "/image.png", nil, []string{shopUser}},
-		{"confirm", "POST", "/qr/v1/payments/confirmations", confirmation(wire.NewID()), []string{shopUser}},
-		{"notifyScan", "POST", "/qr/v1/scans", scanMsg, []string{scanUser}},
-		{"support lookup", "GET", "/support/v1/transactions/" + tranID, nil, []string{supUser, viewUser}},
+		{"createQrCode", "POST", "/qr/v1/qrCodes", qrRequest("1234"), []string{ShopUser}},
+		{"QR image", "GET", "/qr/v1/qrCodes/" + tranID + "/image.png", nil, []string{ShopUser}},
+		{"confirm", "POST", "/qr/v1/payments/confirmations", confirmation(wire.NewID()), []string{ShopUser}},
+		{"notifyScan", "POST", "/qr/v1/scans", scanMsg, []string{ScanUser}},
+		{"support lookup", "GET", "/support/v1/transactions/" + tranID, nil, []string{SupUser, ViewUser}},
 	}
-	creds := [][2]string{{shopUser, shopPass}, {scanUser, scanPass}, {supUser, supPass}, {viewUser, viewPass}}
+	creds := [][2]string{{ShopUser, ShopPass}, {ScanUser, ScanPass}, {SupUser, SupPass}, {ViewUser, ViewPass}}
 	for _, op := range ops {
 		for _, c := range creds {
 			t.Run(op.name+" as "+c[0], func(t *testing.T) {
-				r := h.do(t, op.method, op.path, c[0], c[1], op.body)
+				r := h.Do(t, op.method, op.path, c[0], c[1], op.body)
 				allowed := false
 				for _, u := range op.allowed {
 					allowed = allowed || u == c[0]
@@ -120,7 +120,7 @@ func TestPrincipalsStayInTheirLane(t *testing.T) {
 			})
 		}
 		t.Run(op.name+" anonymously", func(t *testing.T) {
-			if r := h.do(t, op.method, op.path, "", "", op.body); r.status != http.StatusUnauthorized {
+			if r := h.Do(t, op.method, op.path, "", "", op.body); r.status != http.StatusUnauthorized {
 				t.Fatalf("%s %s without credentials = %d, want 401", op.method, op.path, r.status)
 			}
 		})
@@ -132,7 +132,7 @@ func TestPrincipalsStayInTheirLane(t *testing.T) {
 // as ids never issued — and nothing it tries changes them.
 func TestRetailersAreIsolated(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1101) // shop-1's
 	key := qrswitch.PaymentKey("shop-1", req.ID)
 	tranID, _ := h.createQR(t)
@@ -154,7 +154,7 @@ func TestRetailersAreIsolated(t *testing.T) {
 		{"support lookup", "GET", "/support/v1/transactions/" + req.ID, nil, 401, wire.GeneralError},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r := h.do(t, tt.method, tt.path, shop2User, shop2Pass, tt.body)
+			r := h.Do(t, tt.method, tt.path, Shop2User, Shop2Pass, tt.body)
 			if r.status != tt.status {
 				t.Fatalf("shop-2: %s = %d %s, want %d", tt.name, r.status, r.body, tt.status)
 			}
@@ -168,38 +168,38 @@ func TestRetailersAreIsolated(t *testing.T) {
 	if p := h.payment(t, key); p.State != "APPROVED" {
 		t.Fatalf("shop-1's payment is %s after shop-2's attempts, want APPROVED", p.State)
 	}
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, conf); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, conf); r.status != 202 {
 		t.Fatalf("shop-1's confirmation = %d %s", r.status, r.body)
 	}
 	h.waitState(t, key, "CONFIRMED")
-	for _, a := range h.sim.Ledger().Advices {
+	for _, a := range h.Sim.Ledger().Advices {
 		if a.RequestID == req.ID && a.Kind == "reversal" {
 			t.Fatalf("a reversal of shop-1's payment reached the partner: %+v", a)
 		}
 	}
 	// A tombstone shop-2 left for the id does not bar shop-1 either.
-	if _, err := h.srv.Store().Payment(t.Context(), qrswitch.PaymentKey("shop-2", req.ID)); err != nil {
+	if _, err := h.Srv.Store().Payment(t.Context(), qrswitch.PaymentKey("shop-2", req.ID)); err != nil {
 		t.Fatalf("shop-2's reversal left no record of its own: %v", err)
 	}
 }
 
 func TestFailedLoginsAreThrottled(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	const wrong = "wrong-Pa55word-never-logged"
 	t.Run("per user", func(t *testing.T) {
 		for i := range 10 {
-			if r := h.post(t, "/qr/v1/qrCodes", shopUser, wrong, qrRequest("1234")); r.status != 401 {
+			if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, wrong, qrRequest("1234")); r.status != 401 {
 				t.Fatalf("failure %d = %d, want 401", i+1, r.status)
 			}
 		}
-		r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234"))
+		r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234"))
 		if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
 			t.Fatalf("the right password after 10 failures = %d (Retry-After %q), want 429 with Retry-After", r.status, r.header.Get("Retry-After"))
 		}
 		r.detail(t)
 		// Another user is not locked out by shop-1's failures.
-		if r := h.post(t, "/qr/v1/qrCodes", shop2User, shop2Pass, qrRequest("5678")); r.status != 201 {
+		if r := h.Post(t, "/qr/v1/qrCodes", Shop2User, Shop2Pass, qrRequest("5678")); r.status != 201 {
 			t.Fatalf("shop-2 = %d %s, want 201", r.status, r.body)
 		}
 	})
@@ -208,20 +208,20 @@ func TestFailedLoginsAreThrottled(t *testing.T) {
 		// limit (4 × 10) stops them, and every user behind it.
 		status := 0
 		for i := range 45 {
-			status = h.post(t, "/qr/v1/qrCodes", fmt.Sprintf("guess-%d", i), wrong, qrRequest("1234")).status
+			status = h.Post(t, "/qr/v1/qrCodes", fmt.Sprintf("guess-%d", i), wrong, qrRequest("1234")).status
 		}
 		if status != http.StatusTooManyRequests {
 			t.Fatalf("the 45th failure from one address = %d, want 429", status)
 		}
-		if r := h.post(t, "/qr/v1/qrCodes", shop2User, shop2Pass, qrRequest("5678")); r.status != http.StatusTooManyRequests {
+		if r := h.Post(t, "/qr/v1/qrCodes", Shop2User, Shop2Pass, qrRequest("5678")); r.status != http.StatusTooManyRequests {
 			t.Fatalf("a good login from the throttled address = %d, want 429", r.status)
 		}
 	})
-	logs := h.logs.String()
+	logs := h.Logs.String()
 	if !strings.Contains(logs, `"message":"authentication failed"`) || !strings.Contains(logs, `"username":"shop-1"`) || !strings.Contains(logs, `"remote":"127.0.0.1"`) {
 		t.Error("failed logins are not logged with the username and address")
 	}
-	if strings.Contains(logs, wrong) || strings.Contains(logs, shopPass) {
+	if strings.Contains(logs, wrong) || strings.Contains(logs, ShopPass) {
 		t.Error("a password reached the log")
 	}
 }
@@ -231,18 +231,18 @@ func TestFailedLoginsAreThrottled(t *testing.T) {
 // letters) come with issue 7 and their tests with them.
 func TestSupportRoles(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1102)
-	for _, u := range [][2]string{{supUser, supPass}, {viewUser, viewPass}} {
-		if r := h.do(t, "GET", "/support/v1/transactions/"+req.ID, u[0], u[1], nil); r.status != 200 {
+	for _, u := range [][2]string{{SupUser, SupPass}, {ViewUser, ViewPass}} {
+		if r := h.Do(t, "GET", "/support/v1/transactions/"+req.ID, u[0], u[1], nil); r.status != 200 {
 			t.Errorf("support lookup as %s = %d, want 200", u[0], r.status)
 		}
-		if r := h.post(t, "/qr/v1/payments/reversals", u[0], u[1], reversal(req.ID, wire.ReasonCancelled)); r.status != 401 {
+		if r := h.Post(t, "/qr/v1/payments/reversals", u[0], u[1], reversal(req.ID, wire.ReasonCancelled)); r.status != 401 {
 			t.Errorf("reversal as support user %s = %d, want 401", u[0], r.status)
 		}
 	}
 	for _, m := range []string{"POST", "PUT", "DELETE"} {
-		if r := h.do(t, m, "/support/v1/transactions/"+req.ID, viewUser, viewPass, nil); r.status != http.StatusMethodNotAllowed {
+		if r := h.Do(t, m, "/support/v1/transactions/"+req.ID, ViewUser, ViewPass, nil); r.status != http.StatusMethodNotAllowed {
 			t.Errorf("%s on a transaction as viewer = %d, want 405", m, r.status)
 		}
 	}
@@ -291,15 +291,15 @@ func TestMutualTLS(t *testing.T) {
 		bad = newClientCA(t, filepath.Join(dir, "strangers"))
 		c.TLS.ClientCAFile = good.ca.CertFile()
 	}, nil, nil)
-	base := h.client.Transport.(*http.Transport).TLSClientConfig
+	base := h.Client.Transport.(*http.Transport).TLSClientConfig
 	get := func(cert *tls.Certificate) (*http.Response, error) {
 		c := base.Clone()
 		if cert != nil {
 			c.Certificates = []tls.Certificate{*cert}
 		}
 		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: c}}
-		req, _ := http.NewRequest("GET", h.base+"/support/v1/transactions/none", nil)
-		req.SetBasicAuth(viewUser, viewPass)
+		req, _ := http.NewRequest("GET", h.Base+"/support/v1/transactions/none", nil)
+		req.SetBasicAuth(ViewUser, ViewPass)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
@@ -320,7 +320,7 @@ func TestMutualTLS(t *testing.T) {
 	// The handshake itself says why.
 	c := base.Clone()
 	c.Certificates = []tls.Certificate{stranger}
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(h.base, "https://"), c)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(h.Base, "https://"), c)
 	if err == nil {
 		_, err = conn.Read(make([]byte, 1)) // TLS 1.3: the server's verdict arrives after the client's Finished
 		conn.Close()
@@ -335,9 +335,9 @@ func TestMutualTLS(t *testing.T) {
 // ECDHE AEAD suite is accepted, and TLS 1.3 is what a modern client gets.
 func TestTLSPolicy(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	addr := strings.TrimPrefix(h.base, "https://")
-	roots := h.client.Transport.(*http.Transport).TLSClientConfig.RootCAs
+	h := NewHarness(t)
+	addr := strings.TrimPrefix(h.Base, "https://")
+	roots := h.Client.Transport.(*http.Transport).TLSClientConfig.RootCAs
 	dial := func(min, max uint16, suites ...uint16) (tls.ConnectionState, error) {
 		c := &tls.Config{RootCAs: roots, MinVersion: min, MaxVersion: max, CipherSuites: suites}
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, c)
@@ -426,7 +426,7 @@ func serialOf(t *testing.T, certFile string) string {
 }
 
 // newReloadHarness runs a switch on certificate files a test rotates.
-func newReloadHarness(t *testing.T) (*harness, *certFiles) {
+func newReloadHarness(t *testing.T) (*Harness, *certFiles) {
 	var cf *certFiles
 	h := newTunedHarness(t, func(dir string, c *config.Config) {
 		ca, err := tlsconfig.OpenDevCA(filepath.Join(dir, "server-ca"))
@@ -443,12 +443,12 @@ func newReloadHarness(t *testing.T) (*harness, *certFiles) {
 
 // servedSerial makes a request with client and returns the serial of the
 // certificate the connection carries and whether the connection was reused.
-func servedSerial(t *testing.T, h *harness, client *http.Client) (serial string, reused bool) {
+func servedSerial(t *testing.T, h *Harness, client *http.Client) (serial string, reused bool) {
 	t.Helper()
 	var info httptrace.GotConnInfo
 	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { info = i }})
-	req, _ := http.NewRequestWithContext(ctx, "GET", h.base+"/support/v1/transactions/none", nil)
-	req.SetBasicAuth(viewUser, viewPass)
+	req, _ := http.NewRequestWithContext(ctx, "GET", h.Base+"/support/v1/transactions/none", nil)
+	req.SetBasicAuth(ViewUser, ViewPass)
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("request: %v", err)
@@ -467,12 +467,12 @@ func TestCertificateReload(t *testing.T) {
 	t.Parallel()
 	h, cf := newReloadHarness(t)
 	first := serialOf(t, cf.certFile)
-	kept := h.client
+	kept := h.Client
 	if s, _ := servedSerial(t, h, kept); s != first {
 		t.Fatalf("served serial %s, want %s", s, first)
 	}
 	second := cf.rotate(t)
-	if err := h.srv.ReloadTLS(); err != nil {
+	if err := h.Srv.ReloadTLS(); err != nil {
 		t.Fatalf("ReloadTLS: %v", err)
 	}
 	if s, reused := servedSerial(t, h, kept); !reused || s != first {
@@ -486,7 +486,7 @@ func TestCertificateReload(t *testing.T) {
 	if err := os.WriteFile(cf.certFile, []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.srv.ReloadTLS(); err == nil {
+	if err := h.Srv.ReloadTLS(); err == nil {
 		t.Fatal("ReloadTLS of a broken file succeeded")
 	}
 	fresh.CloseIdleConnections()
@@ -508,11 +508,11 @@ func TestCertificateFileChangeReload(t *testing.T) {
 	if os.Getenv("QRSWITCH_TLS_WATCH") != "real" {
 		ctx, stop := context.WithCancel(context.Background())
 		t.Cleanup(stop)
-		go h.srv.tls.Watch(ctx, 100*time.Millisecond)
+		go h.Srv.tls.Watch(ctx, 100*time.Millisecond)
 		wait = 5 * time.Second
 	}
 	first := serialOf(t, cf.certFile)
-	kept := h.client
+	kept := h.Client
 	servedSerial(t, h, kept)
 	second := cf.rotate(t)
 	deadline := time.Now().Add(wait)
@@ -541,12 +541,12 @@ func TestCertificateFileChangeReload(t *testing.T) {
 // cost anything, with an ErrorDetail where HTTP allows one.
 func TestHostileRequests(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	t.Run("huge header", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", h.base+"/qr/v1/qrCodes", strings.NewReader("{}"))
-		req.SetBasicAuth(shopUser, shopPass)
+		req, _ := http.NewRequest("POST", h.Base+"/qr/v1/qrCodes", strings.NewReader("{}"))
+		req.SetBasicAuth(ShopUser, ShopPass)
 		req.Header.Set("X-Padding", strings.Repeat("a", 64<<10))
-		resp, err := h.client.Do(req)
+		resp, err := h.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -558,23 +558,23 @@ func TestHostileRequests(t *testing.T) {
 	t.Run("huge chunked body", func(t *testing.T) {
 		// No Content-Length: the limit holds while the body streams in.
 		body := io.MultiReader(strings.NewReader(`{"id":"`), strings.NewReader(strings.Repeat("x", 1<<20)), strings.NewReader(`"}`))
-		req, _ := http.NewRequest("POST", h.base+"/qr/v1/payments", io.NopCloser(body))
-		req.SetBasicAuth(shopUser, shopPass)
-		resp, err := h.client.Do(req)
+		req, _ := http.NewRequest("POST", h.Base+"/qr/v1/payments", io.NopCloser(body))
+		req.SetBasicAuth(ShopUser, ShopPass)
+		resp, err := h.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		r := response{status: resp.StatusCode, header: resp.Header, body: b}
+		r := Response{status: resp.StatusCode, header: resp.Header, body: b}
 		if r.status != 400 || r.detail(t).ErrorType != wire.FormatError {
 			t.Fatalf("1 MiB chunked body = %d %s, want 400 FORMAT_ERROR", r.status, b)
 		}
 	})
 	t.Run("huge request id", func(t *testing.T) {
-		req, _ := http.NewRequest("GET", h.base+"/support/v1/transactions/x", nil)
+		req, _ := http.NewRequest("GET", h.Base+"/support/v1/transactions/x", nil)
 		req.Header.Set("X-Request-Id", strings.Repeat("r", 1000))
-		resp, err := h.client.Do(req)
+		resp, err := h.Client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,8 +590,8 @@ func TestHostileRequests(t *testing.T) {
 // bytes it may send, and how long an idle connection stays.
 func TestServerTimeouts(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	api := h.srv.api
+	h := NewHarness(t)
+	api := h.Srv.api
 	if api.ReadHeaderTimeout <= 0 || api.ReadHeaderTimeout > 10*time.Second ||
 		api.ReadTimeout <= 0 || api.ReadTimeout > time.Minute ||
 		api.WriteTimeout <= 0 || api.IdleTimeout <= 0 ||
@@ -611,8 +611,8 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 	h := newTunedHarness(t, nil, nil, func(s *Server) {
 		s.api.ReadHeaderTimeout, s.api.ReadTimeout = headerTimeout, readTimeout
 	})
-	addr := strings.TrimPrefix(h.base, "https://")
-	tlsConf := h.client.Transport.(*http.Transport).TLSClientConfig.Clone()
+	addr := strings.TrimPrefix(h.Base, "https://")
+	tlsConf := h.Client.Transport.(*http.Transport).TLSClientConfig.Clone()
 	tlsConf.NextProtos = []string{"http/1.1"}
 	// cutOff runs a client that writes chunk every tick for 8 s and reports
 	// how long the server let it.
@@ -667,7 +667,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		auth := "Basic " + basic(shopUser, shopPass)
+		auth := "Basic " + basic(ShopUser, ShopPass)
 		start := "POST /qr/v1/payments HTTP/1.1\r\nHost: switch\r\nAuthorization: " + auth +
 			"\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"
 		took := cutOff(t, conn, []byte(start), []byte(" "))
@@ -676,7 +676,7 @@ func TestSlowClientsAreCutOff(t *testing.T) {
 		}
 	})
 	// The switch still serves everyone else.
-	if r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")); r.status != 201 {
+	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 201 {
 		t.Fatalf("createQrCode after the slow clients = %d", r.status)
 	}
 }
@@ -694,9 +694,9 @@ func basic(user, pass string) string {
 // cause the ErrorDetail does not show.
 func TestStoreFailureAnswers503(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1103)
-	if err := h.srv.Store().Close(); err != nil {
+	if err := h.Srv.Store().Close(); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -709,12 +709,12 @@ func TestStoreFailureAnswers503(t *testing.T) {
 		{"/qr/v1/payments/confirmations", confirmation(req.ID), http.StatusInternalServerError, wire.GeneralError},
 		{"/qr/v1/payments/reversals", reversal(wire.NewID(), wire.ReasonTimeout), http.StatusInternalServerError, wire.GeneralError},
 	} {
-		r := h.post(t, tt.path, shopUser, shopPass, tt.body)
+		r := h.Post(t, tt.path, ShopUser, ShopPass, tt.body)
 		if r.status != tt.status || r.detail(t).ErrorType != tt.errorType {
 			t.Errorf("POST %s with the store down = %d %s, want %d %s", tt.path, r.status, r.body, tt.status, tt.errorType)
 		}
 	}
-	res, err := http.Get("http://" + h.srv.AdminAddr() + "/readyz")
+	res, err := http.Get("http://" + h.Srv.AdminAddr() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -723,7 +723,7 @@ func TestStoreFailureAnswers503(t *testing.T) {
 		t.Errorf("readyz with the store down = %d, want 503", res.StatusCode)
 	}
 	n := 0
-	sc := bufio.NewScanner(strings.NewReader(h.logs.String()))
+	sc := bufio.NewScanner(strings.NewReader(h.Logs.String()))
 	for sc.Scan() {
 		var line struct {
 			Message, Error string
@@ -746,17 +746,17 @@ func TestPanicsAreContained(t *testing.T) {
 	h := newTunedHarness(t, nil, nil, func(s *Server) {
 		s.api.Handler.(*gin.Engine).GET("/test/panic", func(*gin.Context) { panic("boom") })
 	})
-	r := h.do(t, "GET", "/test/panic", "", "", nil)
+	r := h.Do(t, "GET", "/test/panic", "", "", nil)
 	if r.status != http.StatusInternalServerError || r.detail(t).ErrorType != wire.GeneralError {
 		t.Fatalf("panicking handler = %d %s, want 500 GENERAL_ERROR", r.status, r.body)
 	}
 	if strings.Contains(string(r.body), "boom") {
 		t.Fatalf("the panic value reached the client: %s", r.body)
 	}
-	if !strings.Contains(h.logs.String(), `"message":"handler panicked"`) {
+	if !strings.Contains(h.Logs.String(), `"message":"handler panicked"`) {
 		t.Error("the panic was not logged")
 	}
-	res, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	res, err := http.Get("http://" + h.Srv.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -765,7 +765,7 @@ func TestPanicsAreContained(t *testing.T) {
 	if !strings.Contains(string(metrics), `qrswitch_http_panics_total{route="/test/panic"} 1`) {
 		t.Errorf("the panic is not counted in /metrics")
 	}
-	if r := h.post(t, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234")); r.status != 201 {
+	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 201 {
 		t.Fatalf("createQrCode after the panic = %d", r.status)
 	}
 }

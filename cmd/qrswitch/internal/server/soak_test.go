@@ -219,7 +219,7 @@ func (p *soakPOS) post(i int, path, user, pass string, msg any) (int, []byte) {
 // no answer, 500 or 504 — as a POS's own store-and-forward does.
 func (p *soakPOS) deliver(rng *rand.Rand, path string, msg any) int {
 	for {
-		status, _ := p.post(rng.IntN(len(p.c.addrs)), path, shopUser, shopPass, msg)
+		status, _ := p.post(rng.IntN(len(p.c.addrs)), path, ShopUser, ShopPass, msg)
 		unknown := status == -1 || status == http.StatusInternalServerError || status == http.StatusGatewayTimeout
 		if !unknown || p.stop.Load() {
 			return status
@@ -231,7 +231,7 @@ func (p *soakPOS) deliver(rng *rand.Rand, path string, msg any) int {
 // flow runs one payment from QR code to the POS's last advice.
 func (p *soakPOS) flow(rng *rand.Rand) (*soakFlow, bool) {
 	replica := rng.IntN(len(p.c.addrs))
-	status, body := p.post(replica, "/qr/v1/qrCodes", shopUser, shopPass, qrRequest("1234"))
+	status, body := p.post(replica, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234"))
 	if status != http.StatusCreated {
 		if status != -1 && status != http.StatusServiceUnavailable {
 			p.t.Errorf("createQrCode = %d %s", status, body)
@@ -246,7 +246,7 @@ func (p *soakPOS) flow(rng *rand.Rand) (*soakFlow, bool) {
 	f.requestID = req.ID
 	answer := make(chan [2]any, 1)
 	go func() {
-		s, b := p.post(replica, "/qr/v1/payments", shopUser, shopPass, req)
+		s, b := p.post(replica, "/qr/v1/payments", ShopUser, ShopPass, req)
 		answer <- [2]any{s, b}
 	}()
 	if f.scanned {
@@ -505,7 +505,7 @@ func (p *soakPOS) story(requestID string) (*qrswitch.Story, bool) {
 	for range 50 {
 		for i := range p.c.addrs {
 			req, _ := http.NewRequest(http.MethodGet, "https://"+p.c.addrs[i]+"/support/v1/transactions/"+requestID, nil)
-			req.SetBasicAuth(supUser, supPass)
+			req.SetBasicAuth(SupUser, SupPass)
 			resp, err := p.client.Do(req)
 			if err != nil {
 				continue

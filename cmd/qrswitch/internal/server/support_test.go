@@ -22,16 +22,16 @@ import (
 type shop struct{ user, pass, institution string }
 
 var (
-	shop1 = shop{shopUser, shopPass, "1234"}
-	shop2 = shop{shop2User, shop2Pass, "5678"}
+	shop1 = shop{ShopUser, ShopPass, "1234"}
+	shop2 = shop{Shop2User, Shop2Pass, "5678"}
 )
 
 // payAs runs a payment of s through QR code, request and scan to the
 // retailer's answer, and returns the request and the answer's status.
 // tweak, when set, changes the request before it is sent.
-func (h *harness) payAs(t testing.TB, s shop, amount int64, tweak func(*wire.PaymentRequest)) (*wire.PaymentRequest, int) {
+func (h *Harness) payAs(t testing.TB, s shop, amount int64, tweak func(*wire.PaymentRequest)) (*wire.PaymentRequest, int) {
 	t.Helper()
-	r := h.post(t, "/qr/v1/qrCodes", s.user, s.pass, qrRequest(s.institution))
+	r := h.Post(t, "/qr/v1/qrCodes", s.user, s.pass, qrRequest(s.institution))
 	if r.status != 201 {
 		t.Fatalf("createQrCode as %s = %d %s", s.user, r.status, r.body)
 	}
@@ -43,8 +43,8 @@ func (h *harness) payAs(t testing.TB, s shop, amount int64, tweak func(*wire.Pay
 	if tweak != nil {
 		tweak(req)
 	}
-	answer := make(chan response, 1)
-	go func() { answer <- h.post(t, "/qr/v1/payments", s.user, s.pass, req) }()
+	answer := make(chan Response, 1)
+	go func() { answer <- h.Post(t, "/qr/v1/payments", s.user, s.pass, req) }()
 	h.waitState(t, qrswitch.PaymentKey(s.user, req.ID), "AWAITING_SCAN")
 	if res := h.scan(t, code.QrCode); res.Status != 202 {
 		t.Fatalf("scan = %d %s", res.Status, res.Body)
@@ -54,9 +54,9 @@ func (h *harness) payAs(t testing.TB, s shop, amount int64, tweak func(*wire.Pay
 
 // supportGet reads a support API path as user and decodes a 200 answer
 // into out.
-func (h *harness) supportGet(t testing.TB, user, pass, path string, out any) {
+func (h *Harness) supportGet(t testing.TB, user, pass, path string, out any) {
 	t.Helper()
-	r := h.do(t, http.MethodGet, path, user, pass, nil)
+	r := h.Do(t, http.MethodGet, path, user, pass, nil)
 	if r.status != http.StatusOK {
 		t.Fatalf("GET %s = %d %s", path, r.status, r.body)
 	}
@@ -70,10 +70,10 @@ type searchAnswer struct {
 	Next    string                    `json:"next"`
 }
 
-func (h *harness) search(t testing.TB, params url.Values) searchAnswer {
+func (h *Harness) search(t testing.TB, params url.Values) searchAnswer {
 	t.Helper()
 	var out searchAnswer
-	h.supportGet(t, viewUser, viewPass, "/support/v1/transactions?"+params.Encode(), &out)
+	h.supportGet(t, ViewUser, ViewPass, "/support/v1/transactions?"+params.Encode(), &out)
 	return out
 }
 
@@ -82,14 +82,14 @@ func (h *harness) search(t testing.TB, params url.Values) searchAnswer {
 // first; then pages through them with the cursor.
 func TestSupportSearch(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	start := time.Now().UTC()
 	// Created one after the other, so newest first is the reverse.
 	approved, st := h.payAs(t, shop1, 1001, nil)
 	if st != 201 {
 		t.Fatalf("approved payment = %d", st)
 	}
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(approved.ID)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(approved.ID)); r.status != 202 {
 		t.Fatalf("confirmation = %d %s", r.status, r.body)
 	}
 	conf := h.waitState(t, qrswitch.PaymentKey("shop-1", approved.ID), "CONFIRMED")
@@ -193,7 +193,7 @@ func TestSupportSearch(t *testing.T) {
 	t.Run("bad parameters", func(t *testing.T) {
 		for _, q := range []string{"state=PAID", "outcome=maybe", "minAmount=-1", "maxAmount=x", "from=yesterday",
 			"to=2026-13-01", "limit=0", "limit=501", "cursor=%21%21"} {
-			r := h.do(t, http.MethodGet, "/support/v1/transactions?"+q, viewUser, viewPass, nil)
+			r := h.Do(t, http.MethodGet, "/support/v1/transactions?"+q, ViewUser, ViewPass, nil)
 			if r.status != 400 {
 				t.Errorf("search ?%s = %d, want 400", q, r.status)
 				continue
@@ -210,12 +210,12 @@ func TestSupportSearch(t *testing.T) {
 // of its advice.
 func TestSupportTransactionDetail(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req, st := h.payAs(t, shop1, 1050, nil) // advices: three 500s, then accepted
 	if st != 201 {
 		t.Fatalf("payment = %d", st)
 	}
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, confirmation(req.ID)); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
 		t.Fatalf("confirmation = %d", r.status)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
@@ -251,9 +251,9 @@ func TestSupportTransactionDetail(t *testing.T) {
 }
 
 // actionAs posts an operator action as user.
-func (h *harness) actionAs(t testing.TB, user, pass, path string, body any) response {
+func (h *Harness) actionAs(t testing.TB, user, pass, path string, body any) Response {
 	t.Helper()
-	return h.post(t, path, user, pass, body)
+	return h.Post(t, path, user, pass, body)
 }
 
 func reason(why string) map[string]string { return map[string]string{"reason": why} }
@@ -263,7 +263,7 @@ func reason(why string) map[string]string { return map[string]string{"reason": w
 // else gets past authentication.
 func TestSupportRoleEnforcement(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1103)
 	reads := []string{
 		"/support/v1/me", "/support/v1/transactions?retailer=shop-1", "/support/v1/transactions/" + req.ID,
@@ -274,8 +274,8 @@ func TestSupportRoleEnforcement(t *testing.T) {
 		"/support/v1/advices/shop-1/none/retry", "/support/v1/advices/shop-1/none/replay", "/support/v1/advices/shop-1/none/final",
 	}
 	for _, path := range reads {
-		for _, u := range [][2]string{{supUser, supPass}, {viewUser, viewPass}} {
-			if r := h.do(t, http.MethodGet, path, u[0], u[1], nil); r.status != 200 {
+		for _, u := range [][2]string{{SupUser, SupPass}, {ViewUser, ViewPass}} {
+			if r := h.Do(t, http.MethodGet, path, u[0], u[1], nil); r.status != 200 {
 				t.Errorf("GET %s as %s = %d %s, want 200", path, u[0], r.status, r.body)
 			}
 		}
@@ -287,14 +287,14 @@ func TestSupportRoleEnforcement(t *testing.T) {
 		if slices.Contains(actions, path) {
 			method = http.MethodPost
 		}
-		for _, u := range [][2]string{{"", ""}, {shopUser, shopPass}, {scanUser, scanPass}, {fmt.Sprintf("nobody-%d", i), "wrong-password"}} {
-			if r := h.do(t, method, path, u[0], u[1], reason("x")); r.status != 401 {
+		for _, u := range [][2]string{{"", ""}, {ShopUser, ShopPass}, {ScanUser, ScanPass}, {fmt.Sprintf("nobody-%d", i), "wrong-password"}} {
+			if r := h.Do(t, method, path, u[0], u[1], reason("x")); r.status != 401 {
 				t.Errorf("%s %s as %q = %d, want 401", method, path, u[0], r.status)
 			}
 		}
 	}
 	for _, path := range actions {
-		r := h.actionAs(t, viewUser, viewPass, path, map[string]string{"reason": "trying", "outcome": "successful"})
+		r := h.actionAs(t, ViewUser, ViewPass, path, map[string]string{"reason": "trying", "outcome": "successful"})
 		if r.status != http.StatusForbidden {
 			t.Errorf("POST %s as viewer = %d %s, want 403", path, r.status, r.body)
 			continue
@@ -302,15 +302,15 @@ func TestSupportRoleEnforcement(t *testing.T) {
 		r.detail(t)
 		// As an operator the same request passes the role check (and
 		// meets the records: 200, or a refusal that is not 401/403).
-		if r := h.actionAs(t, supUser, supPass, path, map[string]string{"reason": "trying", "outcome": "successful"}); r.status == 401 || r.status == 403 {
+		if r := h.actionAs(t, SupUser, SupPass, path, map[string]string{"reason": "trying", "outcome": "successful"}); r.status == 401 || r.status == 403 {
 			t.Errorf("POST %s as operator = %d, want past the role check", path, r.status)
 		}
 	}
 	// The viewer's attempts changed nothing.
 	var audit struct{ Audit []qrswitch.TraceEntry }
-	h.supportGet(t, supUser, supPass, "/support/v1/saf/wallet-b/audit", &audit)
+	h.supportGet(t, SupUser, SupPass, "/support/v1/saf/wallet-b/audit", &audit)
 	for _, e := range audit.Audit {
-		if strings.Contains(e.Peer, viewUser) {
+		if strings.Contains(e.Peer, ViewUser) {
 			t.Errorf("a viewer's refused action is in the audit trail: %+v", e)
 		}
 	}
@@ -326,31 +326,31 @@ func auditEntry(trace []qrswitch.TraceEntry, operator, action string) (qrswitch.
 	return qrswitch.TraceEntry{}, false
 }
 
-func checkAudit(t *testing.T, h *harness, trace []qrswitch.TraceEntry, action, why string) {
+func checkAudit(t *testing.T, h *Harness, trace []qrswitch.TraceEntry, action, why string) {
 	t.Helper()
-	e, ok := auditEntry(trace, supUser, action)
+	e, ok := auditEntry(trace, SupUser, action)
 	if !ok {
-		t.Fatalf("no audit entry of %s by %s in %+v", action, supUser, trace)
+		t.Fatalf("no audit entry of %s by %s in %+v", action, SupUser, trace)
 	}
 	if !strings.Contains(e.Note, why) || e.At.IsZero() {
 		t.Errorf("audit entry of %s = %+v, want the reason %q and a time", action, e, why)
 	}
-	logs := h.logs.String()
-	if !strings.Contains(logs, `"action":"`+action+`"`) || !strings.Contains(logs, `"operator":"`+supUser+`"`) || !strings.Contains(logs, why) {
-		t.Errorf("no log line of %s by %s with its reason", action, supUser)
+	logs := h.Logs.String()
+	if !strings.Contains(logs, `"action":"`+action+`"`) || !strings.Contains(logs, `"operator":"`+SupUser+`"`) || !strings.Contains(logs, why) {
+		t.Errorf("no log line of %s by %s with its reason", action, SupUser)
 	}
 }
 
-func (h *harness) advice(t testing.TB, key string) *qrswitch.Advice {
+func (h *Harness) advice(t testing.TB, key string) *qrswitch.Advice {
 	t.Helper()
-	a, err := h.srv.Store().Advice(t.Context(), key)
+	a, err := h.Srv.Store().Advice(t.Context(), key)
 	if err != nil {
 		t.Fatalf("Advice(%s): %v", key, err)
 	}
 	return a
 }
 
-func adviceSends(h *harness, id string) int {
+func adviceSends(h *Harness, id string) int {
 	a, ok := h.ledgerAdvice(id)
 	if !ok {
 		return 0
@@ -360,10 +360,10 @@ func adviceSends(h *harness, id string) int {
 
 // confirmed confirms an approved payment of shop-1 and returns the advice
 // key.
-func (h *harness) confirmAdvice(t *testing.T, req *wire.PaymentRequest) (*wire.PaymentConfirmation, string) {
+func (h *Harness) confirmAdvice(t *testing.T, req *wire.PaymentRequest) (*wire.PaymentConfirmation, string) {
 	t.Helper()
 	c := confirmation(req.ID)
-	if r := h.post(t, "/qr/v1/payments/confirmations", shopUser, shopPass, c); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, c); r.status != 202 {
 		t.Fatalf("confirmation = %d %s", r.status, r.body)
 	}
 	return c, qrswitch.AdviceKey("shop-1", c.ID)
@@ -375,19 +375,19 @@ func (h *harness) confirmAdvice(t *testing.T, req *wire.PaymentRequest) (*wire.P
 // reason.
 func TestOperatorPauseResume(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	req := h.approvedPayment(t, 1104)
 	pause := "/support/v1/saf/wallet-a/pause"
-	if r := h.actionAs(t, supUser, supPass, pause, reason("  ")); r.status != 400 || r.detail(t).ErrorType != wire.FormatError {
+	if r := h.actionAs(t, SupUser, SupPass, pause, reason("  ")); r.status != 400 || r.detail(t).ErrorType != wire.FormatError {
 		t.Fatalf("pause without a reason = %d %s, want 400 FORMAT_ERROR", r.status, r.body)
 	}
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-z/pause", reason("no such partner")); r.status != 404 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-z/pause", reason("no such partner")); r.status != 404 {
 		t.Fatalf("pause of an unknown partner = %d, want 404", r.status)
 	}
-	if r := h.actionAs(t, supUser, supPass, pause, reason("wallet-a maintenance until 14:00")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, pause, reason("wallet-a maintenance until 14:00")); r.status != 200 {
 		t.Fatalf("pause = %d %s", r.status, r.body)
 	}
-	if r := h.actionAs(t, supUser, supPass, pause, reason("again")); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, pause, reason("again")); r.status != 409 {
 		t.Fatalf("second pause = %d, want 409", r.status)
 	}
 	conf, key := h.confirmAdvice(t, req)
@@ -399,22 +399,22 @@ func TestOperatorPauseResume(t *testing.T) {
 		t.Fatalf("advice while paused = %s with %d attempts, want PENDING untried", a.State, a.Attempts)
 	}
 	var queues struct{ Partners []qrswitch.PartnerQueue }
-	h.supportGet(t, viewUser, viewPass, "/support/v1/saf", &queues)
-	if q := queues.Partners[0]; q.Destination != "wallet-a" || !q.Paused || q.Pending != 1 || q.Control.By != supUser {
+	h.supportGet(t, ViewUser, ViewPass, "/support/v1/saf", &queues)
+	if q := queues.Partners[0]; q.Destination != "wallet-a" || !q.Paused || q.Pending != 1 || q.Control.By != SupUser {
 		t.Errorf("queue of wallet-a while paused = %+v", q)
 	}
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/retry", reason("now")); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/retry", reason("now")); r.status != 409 {
 		t.Errorf("retry of a paused queue = %d, want 409", r.status)
 	}
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/resume", reason("maintenance over")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/resume", reason("maintenance over")); r.status != 200 {
 		t.Fatalf("resume = %d %s", r.status, r.body)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/resume", reason("again")); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/resume", reason("again")); r.status != 409 {
 		t.Errorf("second resume = %d, want 409", r.status)
 	}
 	var audit struct{ Audit []qrswitch.TraceEntry }
-	h.supportGet(t, viewUser, viewPass, "/support/v1/saf/wallet-a/audit", &audit)
+	h.supportGet(t, ViewUser, ViewPass, "/support/v1/saf/wallet-a/audit", &audit)
 	checkAudit(t, h, audit.Audit, qrswitch.ActionPause, "wallet-a maintenance until 14:00")
 	checkAudit(t, h, audit.Audit, qrswitch.ActionResume, "maintenance over")
 	if len(audit.Audit) != 2 {
@@ -436,8 +436,8 @@ func slowRetries(c *config.Config, _ *Options) {
 // single retry here meets one more 500.)
 func TestOperatorRetry(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, slowRetries)
-	h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500, Count: 3})
+	h := NewHarness(t, slowRetries)
+	h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500, Count: 3})
 	req1 := h.approvedPayment(t, 1105)
 	req2 := h.approvedPayment(t, 1106)
 	conf1, key1 := h.confirmAdvice(t, req1)
@@ -449,7 +449,7 @@ func TestOperatorRetry(t *testing.T) {
 		t.Fatalf("next attempt at %v: the retry is not an hour away", a.NextAt)
 	}
 	path := "/support/v1/advices/shop-1/" + conf1.ID + "/retry"
-	if r := h.actionAs(t, supUser, supPass, path, reason("partner fixed their 500s")); r.status != 200 {
+	if r := h.actionAs(t, SupUser, SupPass, path, reason("partner fixed their 500s")); r.status != 200 {
 		t.Fatalf("retry = %d %s", r.status, r.body)
 	}
 	eventually(t, "the retried advice's second attempt", func() bool { return h.advice(t, key1).Attempts == 2 })
@@ -457,10 +457,10 @@ func TestOperatorRetry(t *testing.T) {
 		t.Errorf("the other advice was sent too (%d attempts)", a.Attempts)
 	}
 	checkAudit(t, h, h.story(t, req1.ID).Trace, qrswitch.ActionRetry, "partner fixed their 500s")
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/advices/shop-1/none/retry", reason("x")); r.status != 404 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/advices/shop-1/none/retry", reason("x")); r.status != 404 {
 		t.Errorf("retry of an unknown advice = %d, want 404", r.status)
 	}
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-a/retry", reason("drain the backlog")); r.status != 202 {
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-a/retry", reason("drain the backlog")); r.status != 202 {
 		t.Fatalf("retry all = %d %s", r.status, r.body)
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req1.ID), "CONFIRMED")
@@ -468,11 +468,11 @@ func TestOperatorRetry(t *testing.T) {
 	if n := adviceSends(h, conf2.ID); n != 2 {
 		t.Errorf("the partner got the second confirmation %d times, want 2", n)
 	}
-	if r := h.actionAs(t, supUser, supPass, path, reason("again")); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, path, reason("again")); r.status != 409 {
 		t.Errorf("retry of a finished advice = %d, want 409", r.status)
 	}
 	var audit struct{ Audit []qrswitch.TraceEntry }
-	h.supportGet(t, viewUser, viewPass, "/support/v1/saf/wallet-a/audit", &audit)
+	h.supportGet(t, ViewUser, ViewPass, "/support/v1/saf/wallet-a/audit", &audit)
 	checkAudit(t, h, audit.Audit, qrswitch.ActionRetryAll, "drain the backlog")
 }
 
@@ -483,13 +483,13 @@ func deadLetters(c *config.Config, _ *Options) {
 
 // deadAdvice confirms an approved payment while the partner answers every
 // advice 500, and waits until the confirmation is dead-lettered.
-func (h *harness) deadAdvice(t *testing.T, amount int64) (*wire.PaymentRequest, *wire.PaymentConfirmation, string) {
+func (h *Harness) deadAdvice(t *testing.T, amount int64) (*wire.PaymentRequest, *wire.PaymentConfirmation, string) {
 	t.Helper()
 	req := h.approvedPayment(t, amount)
-	h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
+	h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
 	conf, key := h.confirmAdvice(t, req)
 	eventually(t, "dead letter", func() bool { return h.advice(t, key).State == qrswitch.AdviceDead })
-	h.sim.ClearFaults()
+	h.Sim.ClearFaults()
 	return req, conf, key
 }
 
@@ -497,16 +497,16 @@ func (h *harness) deadAdvice(t *testing.T, amount int64) (*wire.PaymentRequest, 
 // the same id and a fresh give-up age, its attempts kept.
 func TestOperatorReplay(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, deadLetters)
+	h := NewHarness(t, deadLetters)
 	req, conf, key := h.deadAdvice(t, 1107)
 	dead := h.advice(t, key)
 	var list struct{ Advices []*qrswitch.Advice }
-	h.supportGet(t, viewUser, viewPass, "/support/v1/saf/wallet-a/advices?state=DEAD", &list)
+	h.supportGet(t, ViewUser, ViewPass, "/support/v1/saf/wallet-a/advices?state=DEAD", &list)
 	if len(list.Advices) != 1 || list.Advices[0].Key() != key {
 		t.Fatalf("dead letters = %+v, want %s", list.Advices, key)
 	}
 	path := "/support/v1/advices/shop-1/" + conf.ID + "/replay"
-	r := h.actionAs(t, supUser, supPass, path, reason("wallet-a is back (ticket 4711)"))
+	r := h.actionAs(t, SupUser, SupPass, path, reason("wallet-a is back (ticket 4711)"))
 	if r.status != 200 {
 		t.Fatalf("replay = %d %s", r.status, r.body)
 	}
@@ -521,7 +521,7 @@ func TestOperatorReplay(t *testing.T) {
 		t.Errorf("the partner did not apply the replayed confirmation: %+v", a)
 	}
 	checkAudit(t, h, h.story(t, req.ID).Trace, qrswitch.ActionReplay, "wallet-a is back (ticket 4711)")
-	if r := h.actionAs(t, supUser, supPass, path, reason("again")); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, path, reason("again")); r.status != 409 {
 		t.Errorf("replay of an advice that is not dead = %d, want 409", r.status)
 	}
 }
@@ -531,7 +531,7 @@ func TestOperatorReplay(t *testing.T) {
 // to the matching final state, and what makes no sense is refused.
 func TestOperatorFinalize(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, deadLetters)
+	h := NewHarness(t, deadLetters)
 	req, conf, key := h.deadAdvice(t, 1108)
 	sends := adviceSends(h, conf.ID)
 	path := "/support/v1/advices/shop-1/" + conf.ID + "/final"
@@ -540,17 +540,17 @@ func TestOperatorFinalize(t *testing.T) {
 		{"reason": "x"},
 		{"outcome": "successful"},
 	} {
-		if r := h.actionAs(t, supUser, supPass, path, body); r.status != 400 {
+		if r := h.actionAs(t, SupUser, SupPass, path, body); r.status != 400 {
 			t.Errorf("final %v = %d, want 400", body, r.status)
 		}
 	}
-	r := h.actionAs(t, supUser, supPass, path, map[string]string{"reason": "wallet-a confirmed capture by phone", "outcome": "successful"})
+	r := h.actionAs(t, SupUser, SupPass, path, map[string]string{"reason": "wallet-a confirmed capture by phone", "outcome": "successful"})
 	if r.status != 200 {
 		t.Fatalf("final = %d %s", r.status, r.body)
 	}
 	p := h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 	a := h.advice(t, key)
-	if a.State != qrswitch.AdviceDone || a.Outcome.String() != "successful" || !strings.Contains(a.Note, supUser) {
+	if a.State != qrswitch.AdviceDone || a.Outcome.String() != "successful" || !strings.Contains(a.Note, SupUser) {
 		t.Errorf("advice after final = %s %s %q", a.State, a.Outcome, a.Note)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -558,7 +558,7 @@ func TestOperatorFinalize(t *testing.T) {
 		t.Errorf("the partner got the advice again after it was marked final (%d → %d)", sends, n)
 	}
 	checkAudit(t, h, h.story(t, req.ID).Trace, qrswitch.ActionFinal, "wallet-a confirmed capture by phone")
-	if r := h.actionAs(t, supUser, supPass, path, map[string]string{"reason": "again", "outcome": "failed"}); r.status != 409 {
+	if r := h.actionAs(t, SupUser, SupPass, path, map[string]string{"reason": "again", "outcome": "failed"}); r.status != 409 {
 		t.Errorf("final of a finished advice = %d, want 409", r.status)
 	}
 	_ = p
@@ -566,14 +566,14 @@ func TestOperatorFinalize(t *testing.T) {
 	// A dead reversal marked failed: REVERSAL_FAILED, a state support
 	// looks at.
 	req2 := h.approvedPayment(t, 1109)
-	h.sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
+	h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500})
 	rev := reversal(req2.ID, wire.ReasonCancelled)
-	if r := h.post(t, "/qr/v1/payments/reversals", shopUser, shopPass, rev); r.status != 202 {
+	if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, rev); r.status != 202 {
 		t.Fatalf("reversal = %d", r.status)
 	}
 	eventually(t, "dead reversal", func() bool { return h.advice(t, "shop-1/"+rev.ID).State == qrswitch.AdviceDead })
-	h.sim.ClearFaults()
-	if r := h.actionAs(t, supUser, supPass, "/support/v1/advices/shop-1/"+rev.ID+"/final",
+	h.Sim.ClearFaults()
+	if r := h.actionAs(t, SupUser, SupPass, "/support/v1/advices/shop-1/"+rev.ID+"/final",
 		map[string]string{"reason": "wallet-a says the funds were already captured", "outcome": "failed"}); r.status != 200 {
 		t.Fatalf("final failed = %d %s", r.status, r.body)
 	}
@@ -584,9 +584,9 @@ func TestOperatorFinalize(t *testing.T) {
 // metrics by action.
 func TestOperatorActionsCounted(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
+	h := NewHarness(t)
 	for _, a := range []string{"pause", "resume", "retry"} {
-		if r := h.actionAs(t, supUser, supPass, "/support/v1/saf/wallet-b/"+a, reason("drill")); r.status >= 300 {
+		if r := h.actionAs(t, SupUser, SupPass, "/support/v1/saf/wallet-b/"+a, reason("drill")); r.status >= 300 {
 			t.Fatalf("%s = %d %s", a, r.status, r.body)
 		}
 	}
@@ -599,9 +599,9 @@ func TestOperatorActionsCounted(t *testing.T) {
 }
 
 // scrape returns the admin listener's /metrics.
-func scrape(t testing.TB, h *harness) string {
+func scrape(t testing.TB, h *Harness) string {
 	t.Helper()
-	res, err := http.Get("http://" + h.srv.AdminAddr() + "/metrics")
+	res, err := http.Get("http://" + h.Srv.AdminAddr() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

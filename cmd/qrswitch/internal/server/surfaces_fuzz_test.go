@@ -42,19 +42,19 @@ type surfaces struct {
 
 func newSurfaces(tb testing.TB) *surfaces {
 	tb.Helper()
-	h := newHarness(tb)
-	s := &surfaces{metrics: h.srv.metrics, router: h.srv.api.Handler}
+	h := NewHarness(tb)
+	s := &surfaces{metrics: h.Srv.metrics, router: h.Srv.api.Handler}
 	// A QR code to name, and a payment approved on another one.
 	s.tranID = s.issue(tb)
 	paid := s.issue(tb)
 	req := payRequest("1234", paid, 1001)
 	s.requestID = req.ID
 	answer := make(chan *httptest.ResponseRecorder, 1)
-	go func() { answer <- s.serve("/qr/v1/payments", shopUser, shopPass, mustJSON(tb, req)) }()
+	go func() { answer <- s.serve("/qr/v1/payments", ShopUser, ShopPass, mustJSON(tb, req)) }()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		n := &wire.ScanNotification{ID: wire.NewID(), Time: now(), Partner: &wire.Institution{ID: "wallet-a", Name: "W"}, TranID: paid}
-		if w := s.serve("/qr/v1/scans", scanUser, scanPass, mustJSON(tb, n)); w.Code == http.StatusAccepted {
+		if w := s.serve("/qr/v1/scans", ScanUser, ScanPass, mustJSON(tb, n)); w.Code == http.StatusAccepted {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -77,7 +77,7 @@ func mustJSON(tb testing.TB, v any) []byte {
 }
 
 func (s *surfaces) issue(tb testing.TB) string {
-	w := s.serve("/qr/v1/qrCodes", shopUser, shopPass, mustJSON(tb, qrRequest("1234")))
+	w := s.serve("/qr/v1/qrCodes", ShopUser, ShopPass, mustJSON(tb, qrRequest("1234")))
 	var resp wire.CreateQrCodeResponse
 	if w.Code != http.StatusCreated || json.Unmarshal(w.Body.Bytes(), &resp) != nil {
 		tb.Fatalf("createQrCode = %d %s", w.Code, w.Body)
@@ -97,11 +97,11 @@ func (s *surfaces) serve(path, user, pass string, body []byte) *httptest.Respons
 // surfaceOps are the JSON bodies the switch accepts, by the op byte of
 // FuzzSurfaces, with the credentials that may send them.
 var surfaceOps = []struct{ path, user, pass string }{
-	{"/qr/v1/qrCodes", shopUser, shopPass},
-	{"/qr/v1/payments", shopUser, shopPass},
-	{"/qr/v1/payments/confirmations", shopUser, shopPass},
-	{"/qr/v1/payments/reversals", shopUser, shopPass},
-	{"/qr/v1/scans", scanUser, scanPass},
+	{"/qr/v1/qrCodes", ShopUser, ShopPass},
+	{"/qr/v1/payments", ShopUser, ShopPass},
+	{"/qr/v1/payments/confirmations", ShopUser, ShopPass},
+	{"/qr/v1/payments/reversals", ShopUser, ShopPass},
+	{"/qr/v1/scans", ScanUser, ScanPass},
 }
 
 // FuzzSurfaces sends any body to every operation of the switch's real gin
