@@ -288,6 +288,22 @@ func SetCause(w http.ResponseWriter, err error) {
 	}
 }
 
+// Currency is a unit a rail settles in that ISO 4217 does not name (a
+// chain's token), so that prices can be in it: amounts in it are minor
+// units of Exponent decimals, and its Code stands where an ISO 4217 numeric
+// code would (never three digits, so the two cannot be confused).
+type Currency struct {
+	Code     string
+	Exponent int
+	Name     string
+}
+
+// Currencies is a rail that declares the currencies of its own it settles
+// in (a token rail: its token), for shops to price in.
+type Currencies interface {
+	Currencies() []Currency
+}
+
 // Starter is a rail that watches something (a chain, an ILP peer) and
 // must be started after the engine and closed before it.
 type Starter interface {

@@ -40,7 +40,10 @@ type Options struct {
 	// Destinations are advice queues that are not partners: retailers'
 	// endpoints (web shops' postbacks).
 	Destinations []Destination
-	Logger       zerolog.Logger
+	// Offers names, by retailer id, the partners whose pull rails offer on
+	// the retailer's QR codes; a retailer not in it gets every pull rail.
+	Offers map[string][]string
+	Logger zerolog.Logger
 	// Node names this process as the owner of the requests it holds and the
 	// advices it leases. Default: a random id per start.
 	Node string
@@ -129,9 +132,6 @@ type Notifier interface {
 type Retailer struct {
 	ID            string
 	InstitutionID string // when set, messages' originator.institution.id must match
-	// Offers names the partners whose pull rails offer on the retailer's
-	// QR codes; nil offers every pull rail.
-	Offers []string
 }
 
 // Destination is an advice queue that is not a partner.

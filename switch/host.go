@@ -91,7 +91,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 			{At: at, Direction: Inbound, Peer: "partner:" + n.PartnerID, Operation: "paid", Kind: KindEvent, MessageID: n.Reference, Outcome: outcome.Successful.String(), Note: note},
 		}}
 		if p.Checkout != nil {
-			if err := e.settleCheckout(q, change, now); err != nil {
+			if err := e.settleCheckout(q, change, now, n.Reference); err != nil {
 				return err
 			}
 		} else {
@@ -145,28 +145,31 @@ func owned(partnerID string, rs []*partners.Record) []*partners.Record {
 // approves it: no till will send an advice, so the switch confirms the
 // payment with its rail itself, and tells the shop (a postback, repeated
 // until its endpoint answers 2xx) when it gave a postback URL.
-func (e *Engine) settleCheckout(q *Payment, change *Change, now time.Time) error {
+func (e *Engine) settleCheckout(q *Payment, change *Change, now time.Time, reference string) error {
 	confirming, err := move(q, outcome.Confirming, now)
 	if err != nil {
 		return err
 	}
 	*q = *confirming
+	c := *q.Checkout
+	c.PaidAt, c.Reference = now, reference
+	q.Checkout = &c
 	req := q.Request
-	c := &Advice{
+	conf := &Advice{
 		Sender: SwitchSender, ID: wire.NewID(), Kind: Confirmation, PaymentKey: q.Key(),
 		TranID: q.TranID, Destination: q.PartnerID(), CreatedAt: now, UpdatedAt: now,
 		Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{
-			ID: "", RequestID: q.RequestID, Time: now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+			ID: "", RequestID: req.ID, Time: now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 			ThirdPartyIdentifiers: req.ThirdPartyIdentifiers, Amounts: req.Amounts, TranID: q.TranID,
 		}},
 	}
-	c.Confirmation.ID = c.ID
+	conf.Confirmation.ID = conf.ID
 	if partner, ok := e.partners[q.PartnerID()]; ok {
-		c.Confirmation.Partner = partner.Institution()
+		conf.Confirmation.Partner = partner.Institution()
 	}
-	e.queue(c, now)
-	q.AdviceKey = c.Key()
-	change.Advices = append(change.Advices, c)
+	e.queue(conf, now)
+	q.AdviceKey = conf.Key()
+	change.Advices = append(change.Advices, conf)
 	change.Trace = append(change.Trace, event(now, "checkoutPaid", "checkout paid: confirmed with "+q.PartnerID()+" by the switch (no till sends advices)"))
 	if q.Checkout.PostbackURL != "" {
 		payload, _ := json.Marshal(map[string]string{"url": q.Checkout.PostbackURL})
@@ -205,8 +208,10 @@ func (e *Engine) Seen(ctx context.Context, n *partners.Seen) error {
 			note = fmt.Sprintf("%d received so far on %s", n.Received.Amount, n.PartnerID)
 		}
 		entry := TraceEntry{At: at, Direction: Inbound, Peer: "partner:" + n.PartnerID, Operation: "seen", Kind: KindEvent, MessageID: n.Reference, Note: note}
-		if p.State != outcome.AwaitingScan {
+		if p.State != outcome.AwaitingScan && p.Checkout == nil {
 			// Paid or over: progress changes nothing, but support sees it.
+			// (A checkout keeps it: money that came after its expiry is a
+			// checkout paid late, which its shop must see.)
 			return e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: []TraceEntry{entry}})
 		}
 		q := p.Clone()

@@ -64,6 +64,7 @@ func TestLoadFullSample(t *testing.T) {
 		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
 		AdviceDeadline:  sec(168 * time.Hour),
 		QRTTL:           sec(5 * time.Minute),
+		Checkout:        CheckoutListener{Listen: "127.0.0.1:8888"},
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
 			MaxInterval:     sec(60 * time.Second),
@@ -71,7 +72,10 @@ func TestLoadFullSample(t *testing.T) {
 			Workers:         32,
 		},
 		Retailers: []Retailer{
-			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example", Offers: []string{"wallet-a"}},
+			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example", Offers: []string{"wallet-a"},
+				Checkout: RetailerCheckout{Allow: []string{"10.20.0.5"}, Credentials: "required", Currency: "710", MaxAmount: "1000000",
+					Expiry: sec(30 * time.Minute), PostbackSecret: "set-me-from-QRSWITCH_RETAILERS_0_CHECKOUT_POSTBACK_SECRET",
+					Merchant: CheckoutMerchant{Name: "Shop One", City: "Cape Town", Country: "ZA", MCC: "5999"}}},
 		},
 		Partners: []Partner{{
 			ID: "wallet-a", Name: "Wallet A", Rail: "electrum",
@@ -259,8 +263,14 @@ func TestDevelopmentSetup(t *testing.T) {
 			GiveUpAfter:     sec(72 * time.Hour),
 			Workers:         32,
 		},
+		Checkout: CheckoutListener{Listen: "127.0.0.1:8888"},
 		Retailers: []Retailer{{
 			ID: "demo-shop", Username: "demo-shop", Password: "demo-shop-dev-password", InstitutionID: "0001",
+		}, {
+			ID: "demo-webshop", Username: "demo-webshop", Password: "demo-webshop-dev-password", InstitutionID: "0002",
+			Checkout: RetailerCheckout{Allow: []string{"127.0.0.1/32", "::1/128"}, Credentials: "optional", Currency: "710",
+				MaxAmount: "20999984", Expiry: sec(30 * time.Minute), PostbackSecret: "demo-webshop-dev-postback-secret",
+				Merchant: CheckoutMerchant{Name: "Demo Web Shop", City: "Cape Town", Country: "ZA", MCC: "5999"}},
 		}},
 		Partners: []Partner{{
 			ID: "sim-wallet", Name: "Sim Wallet", Rail: "electrum", BaseURL: "https://127.0.0.1:9443",

@@ -76,8 +76,8 @@ func TestEnvOverrides(t *testing.T) {
 			{Username: "carol", Password: "pw", Role: RoleViewer},
 		}},
 		{"list append to the development setup", false, []string{
-			"QRSWITCH_RETAILERS_1_ID=shop-9", "QRSWITCH_RETAILERS_1_USERNAME=shop-9", "QRSWITCH_RETAILERS_1_PASSWORD=pw",
-		}, func(c *Config) any { return c.Retailers[1] }, Retailer{ID: "shop-9", Username: "shop-9", Password: "pw"}},
+			"QRSWITCH_RETAILERS_2_ID=shop-9", "QRSWITCH_RETAILERS_2_USERNAME=shop-9", "QRSWITCH_RETAILERS_2_PASSWORD=pw",
+		}, func(c *Config) any { return c.Retailers[2] }, Retailer{ID: "shop-9", Username: "shop-9", Password: "pw"}},
 		{"development setup", false, []string{"QRSWITCH_LISTEN=127.0.0.1:18443"}, func(c *Config) any { return c.Listen }, "127.0.0.1:18443"},
 		{"data_dir moves the default store", false, []string{"QRSWITCH_DATA_DIR=/tmp/q"}, func(c *Config) any { return c.Store.URL }, "sqlite:///tmp/q/qrswitch.db"},
 		{"data_dir leaves an explicit store", false, []string{"QRSWITCH_DATA_DIR=/tmp/q", "QRSWITCH_STORE_URL=sqlite:///data/s.db"}, func(c *Config) any { return c.Store.URL }, "sqlite:///data/s.db"},
