@@ -260,6 +260,13 @@ func New(opts Options) (*Engine, error) {
 // Node returns the name this process uses as owner of held requests and leases.
 func (e *Engine) Node() string { return e.node }
 
+// HasQueue reports whether the engine has an advice queue of that
+// destination (a partner, or a retailer's endpoint).
+func (e *Engine) HasQueue(destination string) bool {
+	_, ok := e.queues[destination]
+	return ok
+}
+
 // Partner returns the partner with the id.
 func (e *Engine) Partner(id string) (*partners.Partner, bool) {
 	p, ok := e.partners[id]
