@@ -251,7 +251,9 @@ func (f *Fake) New(c partners.Config) (partners.Rail, error) {
 // reversal of its money for an operator.
 type pullNoRefund struct{ p pullFake }
 
-func (f pullNoRefund) Pay(ctx context.Context, p *partners.Payment) *partners.Answer { return f.p.Pay(ctx, p) }
+func (f pullNoRefund) Pay(ctx context.Context, p *partners.Payment) *partners.Answer {
+	return f.p.Pay(ctx, p)
+}
 func (f pullNoRefund) Confirm(ctx context.Context, a *partners.Advice) *partners.Answer {
 	return f.p.Confirm(ctx, a)
 }
