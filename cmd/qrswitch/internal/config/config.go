@@ -55,6 +55,7 @@ const (
 	defaultDataDir        = "./var"
 	defaultStoreFile      = "qrswitch.db"
 	defaultRetention      = Duration(2160 * time.Hour)
+	defaultTLSReload      = Duration(10 * time.Second)
 	defaultWaitTimeout    = Duration(200 * time.Millisecond)
 	defaultScanWait       = Duration(60 * time.Second)
 	defaultEarlyScanGrace = Duration(5 * time.Second)
@@ -130,6 +131,10 @@ type TLS struct {
 	// ClientCAFile is a PEM bundle of CAs whose client certificates are
 	// verified (mutual TLS). Default empty: no client certificates asked.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ReloadInterval is how often CertFile and KeyFile are checked for a
+	// change (a new file, size or modification time) and reloaded, without
+	// a restart or SIGHUP; greater than 0. Default 10s.
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Store selects the store backend by URL.
@@ -414,6 +419,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store.URL, "sqlite://"+strings.TrimRight(c.DataDir, "/")+"/"+defaultStoreFile)
 	setDefault(&c.Store.Retention, defaultRetention)
+	setDefault(&c.TLS.ReloadInterval, defaultTLSReload)
 	setDefault(&c.Store.WaitTimeout, defaultWaitTimeout)
 	setDefault(&c.ScanWait, defaultScanWait)
 	setDefault(&c.EarlyScanGrace, defaultEarlyScanGrace)
