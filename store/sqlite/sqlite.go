@@ -87,7 +87,25 @@ type Options struct {
 	MaxBatch int
 	// ReadConns is the number of read-only connections. Default 4.
 	ReadConns int
+	// Retention is how long a finished payment, its advices and its trace
+	// are kept after the commit that finished it (see retention.go).
+	// Default 0: everything is kept and the janitor does not run.
+	Retention time.Duration
+	// QRKeep is how long a QR code no payment uses is kept after it
+	// expires. Default 1 h.
+	QRKeep time.Duration
+	// JanitorInterval is how often the janitor sweeps, when Retention is
+	// set. Default 1 min; negative: never (call Sweep).
+	JanitorInterval time.Duration
+	// Now is the janitor's clock. Default time.Now.
+	Now func() time.Time
 }
+
+// Defaults of Options.
+const (
+	DefaultQRKeep          = time.Hour
+	DefaultJanitorInterval = time.Minute
+)
 
 // Stats counts the writer's work since Open.
 type Stats struct {
@@ -115,6 +133,10 @@ type Store struct {
 	rs  readStmts
 	// records answers reads of recently written records without SQLite.
 	records *recordCache
+	sw      sweepStmts // the writer's, prepared on the first sweep
+
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
 
 	// mu guards closed and sends on queue: Commit holds it shared while it
 	// queues, Close holds it exclusively to close queue, so no Change is
@@ -141,6 +163,17 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.run()
+	s.stopJanitor, s.janitorDone = func() {}, make(chan struct{})
+	if every := opts.JanitorInterval; opts.Retention > 0 && every >= 0 {
+		if every == 0 {
+			every = DefaultJanitorInterval
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopJanitor = cancel
+		go s.janitor(ctx, every)
+	} else {
+		close(s.janitorDone)
+	}
 	return s, nil
 }
 
@@ -158,6 +191,13 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.maxBatch = opts.MaxBatch
 	cfg.readConns = opts.ReadConns
+	cfg.retention = opts.Retention
+	if cfg.qrKeep = opts.QRKeep; cfg.qrKeep <= 0 {
+		cfg.qrKeep = DefaultQRKeep
+	}
+	if cfg.now = opts.Now; cfg.now == nil {
+		cfg.now = time.Now
+	}
 
 	path, err := filepath.Abs(cfg.path)
 	if err != nil {
@@ -287,6 +327,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // wrapping qrswitch.ErrUnavailable. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopJanitor != nil {
+			s.stopJanitor()
+			<-s.janitorDone
+		}
 		s.mu.Lock()
 		s.closed = true
 		close(s.queue)
@@ -311,6 +355,7 @@ func (s *Store) closeDBs() error {
 	var errs []error
 	s.rs.close()
 	s.ws.close()
+	s.sw.close()
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
@@ -341,6 +386,9 @@ type config struct {
 	busyTimeout time.Duration
 	maxBatch    int
 	readConns   int
+	retention   time.Duration // 0: keep everything
+	qrKeep      time.Duration
+	now         func() time.Time
 }
 
 // Interface guards
