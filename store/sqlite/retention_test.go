@@ -467,3 +467,147 @@ func TestRetentionBoundsTheFile(t *testing.T) {
 		t.Fatalf("file sizes by round = %v: grew from %d to %d bytes while the data stayed the same", sizes, steady, peak)
 	}
 }
+
+// TestSweepDoesNotStallTheWriter: sweeping a backlog of finished payments
+// runs as many small steps, each in a batch of its own, so Changes
+// committed meanwhile are answered between steps instead of after the
+// sweep. The verdict is on events (steps counted, commits answered while
+// the sweep is still running); the latencies are measured and logged,
+// not judged, because the CI machine's speed is not the test's business.
+func TestSweepDoesNotStallTheWriter(t *testing.T) {
+	backlog := 4000
+	if testing.Short() {
+		backlog = 1000
+	}
+	const retention = 24 * time.Hour
+	path := tempDB(t)
+	// The backlog is written without an fsync per batch, to be quick.
+	fill, err := Open(t.Context(), "sqlite://"+path+"?synchronous=normal", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := w; i < backlog; i += 16 {
+				if err := storeStory(fill, newStory(fmt.Sprint("old-", i), r0, r0, outcome.Confirmed, qrswitch.AdviceDone)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	fill.Close()
+
+	// Then the production setting, synchronous=full: every batch fsyncs.
+	s, err := Open(t.Context(), "sqlite://"+path, Options{Retention: retention, JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := r0.Add(retention + time.Hour)
+	// commits runs 8 committers, each creating payments one after the
+	// other, until stop is closed, and returns every commit's latency
+	// and the time each was answered.
+	type answered struct {
+		took time.Duration
+		at   time.Time
+	}
+	commits := func(tag string, stop <-chan struct{}, n int) []answered {
+		var mu sync.Mutex
+		var out []answered
+		var wg sync.WaitGroup
+		for w := range 8 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					mu.Lock()
+					enough := n > 0 && len(out) >= n
+					mu.Unlock()
+					if enough {
+						return
+					}
+					p := newStory(fmt.Sprintf("%s-%d-%d", tag, w, i), now, now, outcome.AwaitingScan).payment
+					start := time.Now()
+					err := s.Commit(context.Background(), &qrswitch.Change{Payment: p, Trace: []qrswitch.TraceEntry{{At: now, Operation: "pay", Body: body("pay", p.RequestID)}}})
+					done := time.Now()
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					out = append(out, answered{done.Sub(start), done})
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		return out
+	}
+	percentiles := func(as []answered) string {
+		d := make([]time.Duration, len(as))
+		for i, a := range as {
+			d[i] = a.took
+		}
+		slices.Sort(d)
+		q := func(p float64) time.Duration {
+			return d[min(len(d)-1, int(p*float64(len(d))))].Round(10 * time.Microsecond)
+		}
+		return fmt.Sprintf("%d commits, p50 %v, p99 %v, max %v", len(d), q(0.5), q(0.99), d[len(d)-1].Round(10*time.Microsecond))
+	}
+
+	quiet := commits("quiet", nil, 2000)
+
+	before := s.Stats()
+	stop := make(chan struct{})
+	var swept Swept
+	var sweepErr error
+	var sweepStart, sweepEnd time.Time
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		// Start once the committers are running, so that they compete.
+		sweepStart = time.Now()
+		swept, sweepErr = s.Sweep(context.Background(), now)
+		sweepEnd = time.Now()
+		close(stop)
+	}()
+	during := commits("during", stop, 0)
+	<-sweepDone
+	if sweepErr != nil {
+		t.Fatalf("Sweep error = %v", sweepErr)
+	}
+	after := s.Stats()
+	if swept.Payments != backlog {
+		t.Fatalf("Sweep deleted %d payments, want the backlog of %d", swept.Payments, backlog)
+	}
+	steps := after.SweepSteps - before.SweepSteps
+	// Three phases (payments, QR codes, orphan traces), each ending with a
+	// step that finds less than a full step's worth.
+	if min := int64(2 * backlog / sweepLimit); steps < min {
+		t.Fatalf("sweep of %d payments and their codes ran in %d steps, want at least %d of at most %d candidates", backlog, steps, min, sweepLimit)
+	}
+	inSweep := 0
+	for _, a := range during {
+		if a.at.Before(sweepEnd) {
+			inSweep++
+		}
+	}
+	if inSweep == 0 {
+		t.Fatalf("no commit was answered while the sweep ran (%s, %d steps): the sweep held the writer", sweepEnd.Sub(sweepStart), steps)
+	}
+	t.Logf("writer alone: %s", percentiles(quiet))
+	t.Logf("during a sweep of %d payments (%d advices, %d trace entries, %d QR codes) in %d steps over %v (%v a step): %s, %d answered before the sweep ended",
+		swept.Payments, swept.Advices, swept.TraceEntries, swept.QRCodes, steps, sweepEnd.Sub(sweepStart).Round(time.Millisecond),
+		(sweepEnd.Sub(sweepStart) / time.Duration(steps)).Round(10*time.Microsecond), percentiles(during), inSweep)
+}

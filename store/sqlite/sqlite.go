@@ -118,6 +118,9 @@ type Stats struct {
 	// one or more Changes and claims, and costs one fsync with
 	// synchronous=full.
 	Batches int64
+	// SweepSteps is the number of retention sweep steps committed; each
+	// looks at up to 16 candidates inside one batch.
+	SweepSteps int64
 }
 
 // Store is a qrswitch.Store in one SQLite file. It is safe for concurrent use.
@@ -152,6 +155,7 @@ type Store struct {
 	commits atomic.Int64
 	claims  atomic.Int64
 	batches atomic.Int64
+	sweeps  atomic.Int64
 }
 
 // Open opens (creating it when missing) the database the URL names, takes
@@ -307,7 +311,7 @@ func (s *Store) Path() string { return s.path }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Claims: s.claims.Load(), Batches: s.batches.Load()}
+	return Stats{Commits: s.commits.Load(), Claims: s.claims.Load(), Batches: s.batches.Load(), SweepSteps: s.sweeps.Load()}
 }
 
 // Ping checks that the store is open and its file answers a query.

@@ -282,6 +282,7 @@ func (s *Store) runBatch(batch []*op) {
 			s.commits.Add(1)
 			s.records.putCommitted(o.orig)
 		case o.sweep != nil:
+			s.sweeps.Add(1)
 			s.records.drop(o.sweep.dropped)
 		default:
 			s.claims.Add(1)

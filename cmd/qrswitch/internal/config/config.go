@@ -146,8 +146,8 @@ type Store struct {
 	URL string `yaml:"url"`
 	// Retention is how long a finished payment, with its advices and
 	// trace, is kept after it finished; greater than 0. Default 2160h (90
-	// days). The Redis store applies it; the embedded SQLite store keeps
-	// everything for now.
+	// days). Both stores apply it (a janitor every minute); payments not
+	// final, and those with an advice not final, are kept.
 	Retention Duration `yaml:"retention"`
 	// WaitReplicas is how many Redis replicas must acknowledge every write
 	// before the switch answers it (Redis WAIT); when fewer do within

@@ -44,7 +44,7 @@ func openStore(ctx context.Context, cfg config.Store) (backend, error) {
 	scheme, _, _ := strings.Cut(cfg.URL, "://")
 	switch scheme {
 	case "sqlite":
-		st, err := sqlite.Open(ctx, cfg.URL, sqlite.Options{})
+		st, err := sqlite.Open(ctx, cfg.URL, sqlite.Options{Retention: cfg.Retention.D()})
 		if err != nil {
 			return backend{}, fmt.Errorf("opening the store: %w", err)
 		}
