@@ -22,11 +22,6 @@ var (
 	// Password:… (Go's %+v), secret: '…'. The value runs to the next
 	// space, quote, separator or bracket.
 	secretField = regexp.MustCompile(`(?i)((?:password|passwd|pwd|secret|token|api_?key|authorization|cardnumber)[A-Za-z_]*"?\s*[:=]\s*["']?)([^\s"',;&}\])]+)`)
-	// digitRun matches 13 to 19 digits, single spaces or dashes allowed
-	// between them: the shape of a card number (PAN). Any such run is
-	// masked, Luhn-valid or not: in a panic message an over-masked number
-	// costs nothing, a card number in clear is a PCI DSS breach.
-	digitRun = regexp.MustCompile(`\b\d(?:[ -]?\d){12,18}\b`)
 )
 
 // panicText renders a recovered panic value for the log with its secrets
@@ -65,8 +60,61 @@ func maskText(s string) string {
 		}
 		return sub[1] + "****"
 	})
-	return digitRun.ReplaceAllStringFunc(s, func(m string) string {
-		digits := strings.NewReplacer(" ", "", "-", "").Replace(m)
-		return wire.MaskPAN(digits)
-	})
+	return maskDigitRuns(s)
 }
+
+// maskDigitRuns masks every run of 13 or more digits (single spaces or
+// dashes allowed between them), whatever is around it: the shape of a card
+// number (PAN). A run of up to 19 digits keeps its first six and last four
+// (wire.MaskPAN), a longer one — which may hold a PAN — is masked whole.
+// Any such run is masked, Luhn-valid or not: in a panic message an
+// over-masked number costs nothing, a card number in clear is a PCI DSS
+// breach.
+func maskDigitRuns(s string) string {
+	var b strings.Builder
+	last := 0 // s[:last] is in b
+	for i := 0; i < len(s); {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		start, end, digits := i, i, 0
+		for j := i; j < len(s); {
+			if isDigit(s[j]) {
+				digits++
+				j++
+				end = j
+				continue
+			}
+			if (s[j] == ' ' || s[j] == '-') && j+1 < len(s) && isDigit(s[j+1]) {
+				j++
+				continue
+			}
+			break
+		}
+		i = end
+		if digits < 13 {
+			continue
+		}
+		run := make([]byte, 0, digits)
+		for k := start; k < end; k++ {
+			if isDigit(s[k]) {
+				run = append(run, s[k])
+			}
+		}
+		masked := strings.Repeat("*", digits)
+		if digits <= 19 {
+			masked = wire.MaskPAN(string(run))
+		}
+		b.WriteString(s[last:start])
+		b.WriteString(masked)
+		last = end
+	}
+	if last == 0 {
+		return s
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

@@ -58,6 +58,7 @@ func TestPanicsAreMasked(t *testing.T) {
 		{"password in a struct", credentials{User: "shop-1", Password: password}, []string{password}, []string{"shop-1"}},
 		{"password in %+v", fmt.Sprintf("%+v", credentials{User: "shop-1", Password: password}), []string{password}, []string{"User:shop-1"}},
 		{"card number in an error", errors.New("charging card " + pan + " failed"), []string{pan}, []string{"411111******1111", "failed"}},
+		{"card number inside a word", "card4111111111111111x refused", []string{pan}, []string{"refused"}},
 		{"card number with spaces", "pan 4111 1111 1111 1111 refused", []string{"4111 1111 1111 1111", pan}, []string{"refused"}},
 		{"card number in JSON", `{"cardNumber":"` + pan + `"}`, []string{pan}, []string{"cardNumber"}},
 		{"bearer token", "upstream said no to Authorization: Bearer " + token, []string{token, "c2lnbmF0dXJl"}, []string{"upstream said no"}},
@@ -100,4 +101,31 @@ func TestPanicsAreMasked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMaskText: whatever a panic carries, masking never panics and leaves
+// no run of 13 or more digits in clear, wherever it stands.
+func FuzzMaskText(f *testing.F) {
+	for _, s := range []string{
+		"password=hunter2", `{"cardNumber":"4111111111111111"}`, "card4111111111111111x",
+		"4111-1111-1111-1111", "Authorization: Bearer abc.def", "12345678901234567890123", "token: '", "",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := maskText(s)
+		digits := 0
+		for i := 0; i < len(out); i++ {
+			switch c := out[i]; {
+			case isDigit(c):
+				digits++
+			case (c == ' ' || c == '-') && i+1 < len(out) && isDigit(out[i+1]) && digits > 0:
+			default:
+				digits = 0
+			}
+			if digits >= 13 {
+				t.Fatalf("maskText(%q) = %q: 13 digits in a row left in clear", s, out)
+			}
+		}
+	})
 }
