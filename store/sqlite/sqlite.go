@@ -45,6 +45,14 @@
 // releases it when the holder exits, however it exits. Several replicas
 // sharing records is the Redis backend's job.
 //
+// # Retention
+//
+// With Options.Retention set, a janitor deletes finished payments (with
+// their advices and traces), unused expired QR codes and traces of nothing
+// stored, by the rules the Redis backend applies, in small steps that join
+// the writer's batches; dead letters and anything not final stay. See
+// retention.go.
+//
 // # URL
 //
 //	sqlite://./var/qrswitch.db          relative to the working directory
