@@ -67,6 +67,7 @@ const (
 	defaultDataDir        = "./var"
 	defaultStoreFile      = "qrswitch.db"
 	defaultRetention      = Duration(2160 * time.Hour)
+	defaultTLSReload      = Duration(10 * time.Second)
 	defaultWaitTimeout    = Duration(200 * time.Millisecond)
 	defaultScanWait       = Duration(40 * time.Second)
 	defaultRetailerTimout = Duration(60 * time.Second)
@@ -165,6 +166,10 @@ type TLS struct {
 	// ClientCAFile is a PEM bundle of CAs whose client certificates are
 	// verified (mutual TLS). Default empty: no client certificates asked.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ReloadInterval is how often CertFile and KeyFile are checked for a
+	// change (a new file, size or modification time) and reloaded, without
+	// a restart or SIGHUP; greater than 0. Default 10s.
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Store selects the store backend by URL.
@@ -176,8 +181,8 @@ type Store struct {
 	URL string `yaml:"url"`
 	// Retention is how long a finished payment, with its advices and
 	// trace, is kept after it finished; greater than 0. Default 2160h (90
-	// days). The Redis store applies it; the embedded SQLite store keeps
-	// everything for now.
+	// days). Both stores apply it (a janitor every minute); payments not
+	// final, and those with an advice not final, are kept.
 	Retention Duration `yaml:"retention"`
 	// WaitReplicas is how many Redis replicas must acknowledge every write
 	// before the switch answers it (Redis WAIT); when fewer do within
@@ -557,6 +562,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store.URL, "sqlite://"+strings.TrimRight(c.DataDir, "/")+"/"+defaultStoreFile)
 	setDefault(&c.Store.Retention, defaultRetention)
+	setDefault(&c.TLS.ReloadInterval, defaultTLSReload)
 	setDefault(&c.Store.WaitTimeout, defaultWaitTimeout)
 	setDefault(&c.RetailerTimeout, defaultRetailerTimout)
 	setDefault(&c.ScanWait, defaultScanWait)

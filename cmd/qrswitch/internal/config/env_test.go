@@ -49,7 +49,7 @@ func TestEnvOverrides(t *testing.T) {
 		{"scalar with underscore in key", true, []string{"QRSWITCH_ADMIN_LISTEN=127.0.0.1:9999"}, func(c *Config) any { return c.AdminListen }, "127.0.0.1:9999"},
 		{"empty value clears", true, []string{"QRSWITCH_PARTNERS_0_NAME="}, func(c *Config) any { return c.Partners[0].Name }, ""},
 		{"value with =", true, []string{"QRSWITCH_PARTNERS_0_PASSWORD=a=b"}, func(c *Config) any { return c.Partners[0].Password }, "a=b"},
-		{"nested", true, []string{"QRSWITCH_TLS_CERT_FILE=/c.pem", "QRSWITCH_TLS_KEY_FILE=/k.pem"}, func(c *Config) any { return c.TLS }, TLS{CertFile: "/c.pem", KeyFile: "/k.pem"}},
+		{"nested", true, []string{"QRSWITCH_TLS_CERT_FILE=/c.pem", "QRSWITCH_TLS_KEY_FILE=/k.pem"}, func(c *Config) any { return c.TLS }, TLS{CertFile: "/c.pem", KeyFile: "/k.pem", ReloadInterval: sec(10 * time.Second)}},
 		{"nested store", true, []string{"QRSWITCH_STORE_URL=redis://r:6379/0"}, func(c *Config) any { return c.Store.URL }, "redis://r:6379/0"},
 		{"duration", true, []string{"QRSWITCH_SCAN_WAIT=1500ms"}, func(c *Config) any { return c.ScanWait }, sec(1500 * time.Millisecond)},
 		{"nested duration", true, []string{"QRSWITCH_SAF_GIVE_UP_AFTER=96h"}, func(c *Config) any { return c.SAF.GiveUpAfter }, sec(96 * time.Hour)},

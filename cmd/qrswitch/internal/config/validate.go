@@ -152,6 +152,7 @@ func (v *validator) hostPort(path, addr string) {
 }
 
 func (v *validator) tls(t TLS) {
+	v.positive("tls.reload_interval", t.ReloadInterval)
 	const fallback = "without it the switch falls back to a self-signed development certificate"
 	switch {
 	case v.prod:

@@ -269,7 +269,7 @@ func (s *Server) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if s.cfg.TLS.CertFile != "" {
-		wg.Go(func() { s.tls.Watch(watchCtx, tlsconfig.DefaultWatchInterval) })
+		wg.Go(func() { s.tls.Watch(watchCtx, s.cfg.TLS.ReloadInterval.D()) })
 	}
 	errs := make(chan error, 3+len(s.sims))
 	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
