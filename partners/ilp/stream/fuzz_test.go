@@ -76,3 +76,29 @@ func FuzzReceive(f *testing.F) {
 		}
 	})
 }
+
+// FuzzResolve: any destination address either resolves to a token this
+// server could have issued or is refused; it never panics.
+func FuzzResolve(f *testing.F) {
+	srv, err := NewServer("test.credentials", secret(33))
+	if err != nil {
+		f.Fatal(err)
+	}
+	c, _ := srv.Generate(ConnectionDetails{PaymentTag: "t", Asset: &AssetDetails{Code: "USD", Scale: 2}})
+	f.Add(string(c.Address))
+	f.Add("test.credentials.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+	f.Fuzz(func(t *testing.T, a string) {
+		d, sec, err := srv.Resolve(ilp.Address(a))
+		if err != nil {
+			return
+		}
+		if len(sec) != 32 {
+			t.Fatalf("Resolve(%q) secret of %d octets", a, len(sec))
+		}
+		again, err := srv.Generate(d)
+		if err != nil && d.PaymentTag == "" {
+			t.Fatalf("Generate(Resolve(%q)) error = %v", a, err)
+		}
+		_ = again
+	})
+}
