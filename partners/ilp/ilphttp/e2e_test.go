@@ -223,7 +223,7 @@ func TestSenderResumesOverHTTP(t *testing.T) {
 		return rep, err
 	}
 	pay := stream.Payment{Destination: dest, SharedSecret: secret, Mode: stream.FixedReceive, Amount: amount, MaxPacketAmount: 600}
-	first := &stream.Sender{Link: link, Save: save, PacketExpiry: time.Second, MinBackoff: 10 * time.Millisecond}
+	first := &stream.Sender{Link: link, Save: save, PacketExpiry: 5 * time.Second, MinBackoff: 10 * time.Millisecond}
 	if _, err := first.Pay(ctx, pay, stream.State{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first Pay() error = %v, want context.Canceled", err)
 	}
