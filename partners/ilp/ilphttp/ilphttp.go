@@ -48,6 +48,7 @@ type StatusError struct {
 	Body string
 }
 
+// Error reports the status and the start of the body.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("ilphttp: peer answered HTTP %d: %s", e.StatusCode, e.Body)
 }
