@@ -98,6 +98,9 @@ func (a Address) HasPrefix(prefix Address) bool {
 
 // Append returns a with one more segment; the result is checked.
 func (a Address) Append(segment string) (Address, error) {
+	if strings.Contains(segment, ".") {
+		return "", fmt.Errorf("%w: segment %q contains a period", ErrInvalidAddress, truncate(segment))
+	}
 	return ParseAddress(string(a) + "." + segment)
 }
 

@@ -199,8 +199,8 @@ func (f *Fulfill) MarshalBinary() ([]byte, error) {
 
 // AppendBinary appends the OER encoding of r to dst.
 func (r *Reject) AppendBinary(dst []byte) ([]byte, error) {
-	if len(r.Code) != 3 {
-		return dst, fmt.Errorf("%w: error code %q is not three characters", ErrInvalidPacket, string(r.Code))
+	if !r.Code.Valid() {
+		return dst, fmt.Errorf("%w: error code %q is not F, T or R and two digits", ErrInvalidPacket, string(r.Code))
 	}
 	if r.TriggeredBy != "" && !r.TriggeredBy.Valid() {
 		return dst, fmt.Errorf("%w: triggeredBy %q", ErrInvalidAddress, truncate(string(r.TriggeredBy)))

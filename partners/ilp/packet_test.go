@@ -74,8 +74,10 @@ func TestAddressHelpers(t *testing.T) {
 	if b, err := a.Append("x~1"); err != nil || b != "g.acme.bob.x~1" {
 		t.Errorf("Append(x~1) = %q, %v", b, err)
 	}
-	if _, err := a.Append("a.b."); err == nil {
-		t.Errorf("Append(a.b.) = nil error, want invalid")
+	for _, seg := range []string{"a.b", "", "a b"} {
+		if _, err := a.Append(seg); err == nil {
+			t.Errorf("Append(%q) = nil error, want invalid", seg)
+		}
 	}
 }
 
@@ -225,6 +227,7 @@ func TestEncodeRefuses(t *testing.T) {
 		"data too long":   &Prepare{ExpiresAt: exp, Destination: "g.a", Data: make([]byte, MaxDataLength+1)},
 		"fulfill data":    &Fulfill{Data: make([]byte, MaxDataLength+1)},
 		"short code":      &Reject{Code: "F1"},
+		"unknown class":   &Reject{Code: "X00"},
 		"bad triggeredBy": &Reject{Code: "F00", TriggeredBy: "g."},
 		"long message":    &Reject{Code: "F00", Message: strings.Repeat("x", MaxMessageLength+1)},
 		"non-UTF-8":       &Reject{Code: "F00", Message: "\xff"},
