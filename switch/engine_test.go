@@ -311,7 +311,7 @@ func TestPullRailPaysTheHeldRequest(t *testing.T) {
 	}
 	ctx := t.Context()
 	paid := &partners.Paid{PartnerID: "pull", TranID: code.TranID, Reference: "money-1", Amount: &wire.LedgerAmount{Amount: 2500, Currency: "710"}}
-	if err := h.e.Paid(ctx, paid); !errors.Is(err, qrswitch.ErrNoRequestYet) {
+	if err := h.e.Paid(ctx, paid); !errors.Is(err, partners.ErrNoRequestYet) {
 		t.Fatalf("Paid before the payment request = %v, want ErrNoRequestYet", err)
 	}
 	req, answer := h.payAsync(t, code.TranID, 2500)

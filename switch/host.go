@@ -25,6 +25,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 	if !ok {
 		return fmt.Errorf("paid: partner %s is not configured", n.PartnerID)
 	}
+	var lastVersion int64 = -1
 	for range maxRetries {
 		now := e.now()
 		at := n.At
@@ -45,7 +46,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 			if code.Expired(now) {
 				return fmt.Errorf("%w: code %s expired unpaid", partners.ErrNotWaiting, n.TranID)
 			}
-			return fmt.Errorf("%w: no payment request for code %s yet", ErrNoRequestYet, n.TranID)
+			return fmt.Errorf("%w: no payment request for code %s yet", partners.ErrNoRequestYet, n.TranID)
 		}
 		p, err := e.store.Payment(ctx, code.PaymentKey)
 		if err != nil {
@@ -54,6 +55,12 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 		if p.Paid != nil && p.Paid.Reference == n.Reference && p.PartnerID() == n.PartnerID {
 			return nil // reported before
 		}
+		if p.Version == lastVersion && len(n.Records) > 0 {
+			// The payment did not move since the last conflict: the rail's
+			// own records did, and only the rail can decide again.
+			return fmt.Errorf("paid: the rail's records changed: %w", partners.ErrConflict)
+		}
+		lastVersion = p.Version
 		if p.State != outcome.AwaitingScan {
 			return fmt.Errorf("%w: payment %s is %s", partners.ErrNotWaiting, p.Key(), p.State)
 		}
@@ -110,11 +117,6 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 	}
 	return errContention
 }
-
-// ErrNoRequestYet says a pull rail was paid for a code whose payment
-// request has not arrived yet (the interface has the POS send it before it
-// shows the code, so this is a race): the rail should try again shortly.
-var ErrNoRequestYet = errors.New("no payment request yet")
 
 // paidAmount says what is wrong with the money a rail received for p, or
 // "": it must be in the request's currency and at least its amount.
@@ -197,7 +199,7 @@ func (e *Engine) Seen(ctx context.Context, n *partners.Seen) error {
 			return err
 		}
 		if code.PaymentKey == "" {
-			return fmt.Errorf("%w: no payment request for code %s yet", ErrNoRequestYet, n.TranID)
+			return fmt.Errorf("%w: no payment request for code %s yet", partners.ErrNoRequestYet, n.TranID)
 		}
 		p, err := e.store.Payment(ctx, code.PaymentKey)
 		if err != nil {
