@@ -97,7 +97,7 @@ func TestOutcomeText(t *testing.T) {
 }
 
 func TestStateMachine(t *testing.T) {
-	final := map[State]bool{Declined: true, NoScan: true, Confirmed: true, ConfirmFailed: true, Reversed: true, ReversalFailed: true}
+	final := map[State]bool{Declined: true, NoScan: true, Confirmed: true, ConfirmFailed: true, Reversed: true, ReversalFailed: true, Unsettled: true}
 	for _, s := range States {
 		if s.Final() != final[s] {
 			t.Errorf("%s.Final() = %v, want %v", s, s.Final(), final[s])
@@ -107,9 +107,9 @@ func TestStateMachine(t *testing.T) {
 		}
 	}
 	allowed := []struct{ from, to State }{
-		{AwaitingScan, Forwarded}, {AwaitingScan, NoScan}, {AwaitingScan, Reversed},
+		{AwaitingScan, Forwarded}, {AwaitingScan, Approved}, {AwaitingScan, NoScan}, {AwaitingScan, Reversed},
 		{Forwarded, Approved}, {Forwarded, Declined}, {Forwarded, Reversing},
-		{Approved, Confirming}, {Approved, Reversing},
+		{Approved, Confirming}, {Approved, Reversing}, {Approved, Unsettled},
 		{Confirming, Confirmed}, {Confirming, ConfirmFailed},
 		{Reversing, Reversed}, {Reversing, ReversalFailed},
 	}
@@ -130,7 +130,7 @@ func TestStateMachine(t *testing.T) {
 		}
 	}
 	for _, forbidden := range []struct{ from, to State }{
-		{Confirmed, Reversing}, {Reversed, Confirming}, {Confirming, Reversing}, {Reversing, Confirming}, {NoScan, Forwarded},
+		{Confirmed, Reversing}, {Reversed, Confirming}, {Confirming, Reversing}, {Reversing, Confirming}, {NoScan, Forwarded}, {Unsettled, Confirming}, {Unsettled, Reversing},
 	} {
 		if forbidden.from.CanMove(forbidden.to) {
 			t.Errorf("%s.CanMove(%s) = true, want false", forbidden.from, forbidden.to)

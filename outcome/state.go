@@ -3,13 +3,16 @@ package outcome
 // State is where a payment stands in the switch. The machine:
 //
 //	AWAITING_SCAN ──scan──▶ FORWARDED ──▶ APPROVED | DECLINED | REVERSING (unknown: timeout reversal)
-//	     │ no scan in time                   │
-//	     ▼                                   ├──confirm──▶ CONFIRMING ──▶ CONFIRMED | CONFIRM_FAILED
-//	  NO_SCAN                                └──reverse──▶ REVERSING  ──▶ REVERSED  | REVERSAL_FAILED
+//	     │ │                                 │
+//	     │ └──paid (pull rail)──▶ APPROVED   ├──confirm──▶ CONFIRMING ──▶ CONFIRMED | CONFIRM_FAILED
+//	     ▼ no scan in time                   ├──reverse──▶ REVERSING  ──▶ REVERSED  | REVERSAL_FAILED
+//	  NO_SCAN                                └──no advice within advice_deadline──▶ UNSETTLED
 //
 // A retailer reversal before the scan ends the payment locally (REVERSED,
 // nothing sent upstream). The *_FAILED states are final answers from the
-// partner that refused the advice; support staff must look at them.
+// partner that refused the advice; support staff must look at them, as at
+// UNSETTLED: approved by the partner, never confirmed nor reversed by the
+// retailer.
 type State string
 
 // The payment states.
@@ -25,18 +28,19 @@ const (
 	Reversing      State = "REVERSING"
 	Reversed       State = "REVERSED"
 	ReversalFailed State = "REVERSAL_FAILED"
+	Unsettled      State = "UNSETTLED"
 )
 
 // States lists every state, in the order of the machine.
 var States = []State{
 	AwaitingScan, Forwarded, Approved, Declined, NoScan,
-	Confirming, Confirmed, ConfirmFailed, Reversing, Reversed, ReversalFailed,
+	Confirming, Confirmed, ConfirmFailed, Reversing, Reversed, ReversalFailed, Unsettled,
 }
 
 var transitions = map[State][]State{
-	AwaitingScan: {Forwarded, NoScan, Reversed},
+	AwaitingScan: {Forwarded, Approved, NoScan, Reversed},
 	Forwarded:    {Approved, Declined, Reversing},
-	Approved:     {Confirming, Reversing},
+	Approved:     {Confirming, Reversing, Unsettled},
 	Confirming:   {Confirmed, ConfirmFailed},
 	Reversing:    {Reversed, ReversalFailed},
 }

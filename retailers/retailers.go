@@ -10,9 +10,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Mount adds the retailer operations to r. Only retailer principals of auth
@@ -57,7 +57,7 @@ func (h *handlers) image(c *gin.Context) {
 		n, err := strconv.Atoi(s)
 		if err != nil {
 			d := wire.NewErrorDetail(wire.FormatError, "Invalid field size", "", tranID)
-			d.DetailMessage = "size must be a whole number of pixels"
+			d.DetailMessage = wire.Detail("size must be a whole number of pixels")
 			httpapi.Fail(c, http.StatusBadRequest, d)
 			return
 		}

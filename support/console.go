@@ -9,8 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/qrswitch/qrswitch/httpapi"
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // The console is plain HTML, CSS and JavaScript, embedded in the binary: no

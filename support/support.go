@@ -24,10 +24,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/qrswitch/qrswitch/httpapi"
+	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Mount adds the support API and the console to r.
@@ -63,7 +63,7 @@ func storeDown(c *gin.Context, err error) {
 
 func badField(c *gin.Context, field, why string) {
 	d := wire.NewErrorDetail(wire.FormatError, wire.ShortMessage("Invalid field "+field), "", "")
-	d.DetailMessage = why
+	d.DetailMessage = wire.Detail(why)
 	httpapi.Fail(c, http.StatusBadRequest, d)
 }
 
@@ -220,7 +220,7 @@ func (h *handlers) queues(c *gin.Context) {
 
 func (h *handlers) partner(c *gin.Context) (string, bool) {
 	id := c.Param("partner")
-	if _, ok := h.engine.Partner(id); !ok {
+	if !h.engine.HasQueue(id) {
 		httpapi.Fail(c, http.StatusNotFound, wire.NewErrorDetail(wire.PartnerUnknown, "Partner not configured", "", ""))
 		return "", false
 	}
@@ -234,9 +234,9 @@ func (h *handlers) advices(c *gin.Context) {
 	}
 	state := qrswitch.AdviceState(c.DefaultQuery("state", string(qrswitch.AdviceDead)))
 	switch state {
-	case qrswitch.AdvicePending, qrswitch.AdviceHeld, qrswitch.AdviceDead, qrswitch.AdviceDone, qrswitch.AdviceMerged:
+	case qrswitch.AdvicePending, qrswitch.AdviceHeld, qrswitch.AdviceDead, qrswitch.AdviceDone, qrswitch.AdviceMerged, qrswitch.AdviceOperator:
 	default:
-		badField(c, "state", "state is PENDING, HELD, DEAD, DONE or MERGED")
+		badField(c, "state", "state is PENDING, HELD, OPERATOR, DEAD, DONE or MERGED")
 		return
 	}
 	limit := 100
@@ -286,14 +286,14 @@ func operator(c *gin.Context) (qrswitch.Operator, action, bool) {
 	return qrswitch.Operator{Name: p.ID, Reason: a.Reason}, a, true
 }
 
-func failed(c *gin.Context, f *qrswitch.Failure) {
+func failed(c *gin.Context, f *wire.Failure) {
 	httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 }
 
 func (h *handlers) pause(c *gin.Context)  { h.control(c, h.engine.PausePartner) }
 func (h *handlers) resume(c *gin.Context) { h.control(c, h.engine.ResumePartner) }
 
-func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.PartnerControl, *qrswitch.Failure)) {
+func (h *handlers) control(c *gin.Context, act func(context.Context, qrswitch.Operator, string) (*qrswitch.QueueControl, *wire.Failure)) {
 	op, _, ok := operator(c)
 	if !ok {
 		return
@@ -315,7 +315,7 @@ func (h *handlers) retryPartner(c *gin.Context) {
 		failed(c, f)
 		return
 	}
-	httpapi.JSON(c, http.StatusAccepted, gin.H{"partnerId": c.Param("partner"), "retrying": true})
+	httpapi.JSON(c, http.StatusAccepted, gin.H{"destination": c.Param("partner"), "retrying": true})
 }
 
 func adviceKey(c *gin.Context) string { return qrswitch.AdviceKey(c.Param("sender"), c.Param("id")) }
@@ -325,7 +325,7 @@ func (h *handlers) retryAdvice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.RetryAdvice(c.Request.Context(), op, adviceKey(c))
 	})
 }
@@ -335,7 +335,7 @@ func (h *handlers) replayAdvice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.ReplayAdvice(c.Request.Context(), op, adviceKey(c))
 	})
 }
@@ -351,12 +351,12 @@ func (h *handlers) finalizeAdvice(c *gin.Context) {
 		return
 	}
 	o.UnmarshalText([]byte(body.Outcome))
-	h.adviceDone(c, func() (*qrswitch.Advice, *qrswitch.Failure) {
+	h.adviceDone(c, func() (*qrswitch.Advice, *wire.Failure) {
 		return h.engine.FinalizeAdvice(c.Request.Context(), op, adviceKey(c), o)
 	})
 }
 
-func (h *handlers) adviceDone(c *gin.Context, act func() (*qrswitch.Advice, *qrswitch.Failure)) {
+func (h *handlers) adviceDone(c *gin.Context, act func() (*qrswitch.Advice, *wire.Failure)) {
 	a, f := act()
 	if f != nil {
 		failed(c, f)

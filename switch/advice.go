@@ -6,8 +6,9 @@ import (
 	"errors"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/partners"
 )
 
 // AdviceAnswer is the switch's answer to a confirmation or reversal: a
@@ -25,7 +26,7 @@ type AdviceAnswer struct {
 // once the confirmation is durably queued for the partner.
 func (e *Engine) Confirm(ctx context.Context, r Retailer, c *wire.PaymentConfirmation, raw []byte) AdviceAnswer {
 	if err := c.Validate(); err != nil {
-		return failureAnswer(formatFailure(err, c.RequestID))
+		return failureAnswer(wire.FormatFailure(err, c.RequestID))
 	}
 	return e.advise(ctx, r, Confirmation, &c.BasicAdvice, "", raw)
 }
@@ -37,21 +38,14 @@ func (e *Engine) Confirm(ctx context.Context, r Retailer, c *wire.PaymentConfirm
 // id the switch never saw answers 404 and bars that id from later use.
 func (e *Engine) Reverse(ctx context.Context, r Retailer, rev *wire.PaymentReversal, raw []byte) AdviceAnswer {
 	if err := rev.Validate(); err != nil {
-		return failureAnswer(formatFailure(err, rev.RequestID))
+		return failureAnswer(wire.FormatFailure(err, rev.RequestID))
 	}
 	return e.advise(ctx, r, Reversal, &rev.BasicAdvice, rev.ReversalReason, raw)
 }
 
-func failureAnswer(f *Failure) AdviceAnswer {
+func failureAnswer(f *wire.Failure) AdviceAnswer {
 	b, _ := json.Marshal(f.Detail)
 	return AdviceAnswer{Status: f.Status, Body: b, Cause: f.Cause}
-}
-
-func operationName(kind AdviceKind) string {
-	if kind == Confirmation {
-		return outcome.Confirm.String()
-	}
-	return outcome.Reverse.String()
 }
 
 func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *wire.BasicAdvice, reason string, raw []byte) AdviceAnswer {
@@ -68,7 +62,7 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		case err == nil:
 			return failureAnswer(fail(400, wire.DuplicateRecord, "Advice id already used", adv.RequestID, ""))
 		case !errors.Is(err, ErrNotFound):
-			return failureAnswer(storeFailure(err, adv.RequestID, ""))
+			return failureAnswer(adviceStoreFailure(err, adv.RequestID, ""))
 		}
 		a := &Advice{
 			Sender: r.ID, ID: adv.ID, Kind: kind, PaymentKey: pkey,
@@ -87,13 +81,13 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 			case errors.Is(err, ErrDuplicate):
 				continue // the payment or the advice appeared meanwhile: decide again
 			default:
-				return failureAnswer(storeFailure(err, adv.RequestID, adv.TranID))
+				return failureAnswer(adviceStoreFailure(err, adv.RequestID, adv.TranID))
 			}
 		}
 		if err != nil {
-			return failureAnswer(storeFailure(err, adv.RequestID, ""))
+			return failureAnswer(adviceStoreFailure(err, adv.RequestID, ""))
 		}
-		a.TranID, a.PartnerID = p.TranID, p.PartnerID()
+		a.TranID, a.Destination = p.TranID, p.PartnerID()
 		up := *adv
 		up.TranID = p.TranID
 		if partner, ok := e.partners[p.PartnerID()]; ok {
@@ -104,15 +98,11 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		} else {
 			a.Reversal = &wire.PaymentReversal{BasicAdvice: up, ReversalReason: reason}
 		}
-		q := *p
-		q.UpdatedAt = now
-		var f *Failure
-		var notes []TraceEntry
+		decide := e.decideReverse
 		if kind == Confirmation {
-			f, notes = e.decideConfirm(&q, a, now)
-		} else {
-			f, notes = e.decideReverse(&q, a, now)
+			decide = e.decideConfirm
 		}
+		q, f, notes := decide(p, a, now)
 		trace := []TraceEntry{inbound(now, peer, op, adv.ID, raw)}
 		if f != nil {
 			// Refused: only the trace remembers it.
@@ -127,7 +117,7 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		// The payment is written even when only the advice changed, so
 		// that two advices of one payment decided at once conflict and
 		// the second is decided again in the light of the first.
-		change := &Change{Payment: &q, Advices: []*Advice{a}, Trace: trace}
+		change := &Change{Payment: q, Advices: []*Advice{a}, Trace: trace}
 		switch err := e.commit(ctx, change); {
 		case err == nil:
 			if p.State == outcome.AwaitingScan && q.State != p.State {
@@ -137,10 +127,10 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		case errors.Is(err, ErrConflict), errors.Is(err, ErrDuplicate):
 			continue
 		default:
-			return failureAnswer(storeFailure(err, adv.RequestID, p.TranID))
+			return failureAnswer(adviceStoreFailure(err, adv.RequestID, p.TranID))
 		}
 	}
-	return failureAnswer(storeFailure(errContention, adv.RequestID, ""))
+	return failureAnswer(adviceStoreFailure(errContention, adv.RequestID, ""))
 }
 
 // tombstone records a reversal for a payment request the switch never saw:
@@ -165,19 +155,26 @@ func (e *Engine) tombstone(r Retailer, adv *wire.BasicAdvice, a *Advice, raw []b
 	}}
 }
 
-func (e *Engine) decideConfirm(p *Payment, a *Advice, now time.Time) (*Failure, []TraceEntry) {
-	refuse := func(msg string) (*Failure, []TraceEntry) {
-		return fail(400, wire.TransactionNotSupported, msg, p.RequestID, p.TranID), nil
+// decideConfirm decides a confirmation of p: the payment to write (a copy
+// of p, changed or not), or the refusal, and notes for the trace.
+func (e *Engine) decideConfirm(p *Payment, a *Advice, now time.Time) (*Payment, *wire.Failure, []TraceEntry) {
+	refuse := func(msg string) (*Payment, *wire.Failure, []TraceEntry) {
+		return nil, fail(400, wire.TransactionNotSupported, msg, p.RequestID, p.TranID), nil
 	}
+	q := p.Clone()
+	q.UpdatedAt = now
 	switch p.State {
 	case outcome.Approved:
-		p.State = outcome.Confirming
-		p.AdviceKey = a.Key()
+		q, err := move(p, outcome.Confirming, now)
+		if err != nil {
+			return nil, adviceStoreFailure(err, p.RequestID, p.TranID), nil
+		}
+		q.AdviceKey = a.Key()
 		e.queue(a, now)
-		return nil, nil
+		return q, nil, nil
 	case outcome.Confirming, outcome.Confirmed:
 		merge(a, p.AdviceKey, now, "payment already confirmed by advice "+p.AdviceKey+"; not sent again")
-		return nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
+		return q, nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
 	case outcome.ConfirmFailed:
 		return refuse("Confirmation already refused")
 	case outcome.Reversing, outcome.Reversed, outcome.ReversalFailed:
@@ -186,44 +183,76 @@ func (e *Engine) decideConfirm(p *Payment, a *Advice, now time.Time) (*Failure, 
 		return refuse("Payment was declined")
 	case outcome.NoScan:
 		return refuse("Payment was not completed")
+	case outcome.Unsettled:
+		return refuse("Payment expired unsettled")
 	default:
 		return refuse("Payment not answered yet")
 	}
 }
 
-func (e *Engine) decideReverse(p *Payment, a *Advice, now time.Time) (*Failure, []TraceEntry) {
+// decideReverse decides a reversal of p, as decideConfirm.
+func (e *Engine) decideReverse(p *Payment, a *Advice, now time.Time) (*Payment, *wire.Failure, []TraceEntry) {
+	q := p.Clone()
+	q.UpdatedAt = now
 	switch p.State {
 	case outcome.AwaitingScan:
-		p.State = outcome.Reversed
-		p.PayOutcome = outcome.Failed
-		p.Status = 400
-		p.Error = wire.NewErrorDetail(wire.NoScanReceived, "Payment reversed before a scan", p.RequestID, p.TranID)
-		p.HoldUntil = time.Time{}
-		p.AdviceKey = a.Key()
+		q, err := move(p, outcome.Reversed, now)
+		if err != nil {
+			return nil, adviceStoreFailure(err, p.RequestID, p.TranID), nil
+		}
+		q.PayOutcome = outcome.Failed
+		q.Status = 400
+		q.Error = wire.NewErrorDetail(wire.NoScanReceived, "Payment reversed before a scan", p.RequestID, p.TranID)
+		q.HoldUntil = time.Time{}
+		q.AdviceKey = a.Key()
 		e.finishLocally(a, now, "reversed before any scan: nothing was sent upstream")
-		return nil, []TraceEntry{event(now, "reversedLocally", a.Note)}
+		return q, nil, []TraceEntry{event(now, "reversedLocally", a.Note)}
 	case outcome.Forwarded:
 		if p.HeldReversal != "" {
 			merge(a, p.HeldReversal, now, "a reversal is already held for this payment; one reversal is sent")
-			return nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
+			return q, nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
 		}
 		a.State = AdviceHeld
-		p.HeldReversal = a.Key()
-		return nil, []TraceEntry{event(now, "reversalHeld", "payment still with the partner: the reversal is applied once its outcome is known")}
+		q.HeldReversal = a.Key()
+		return q, nil, []TraceEntry{event(now, "reversalHeld", "payment still with the partner: the reversal is applied once its outcome is known")}
 	case outcome.Approved:
-		p.State = outcome.Reversing
-		p.AdviceKey = a.Key()
+		q, err := move(p, outcome.Reversing, now)
+		if err != nil {
+			return nil, adviceStoreFailure(err, p.RequestID, p.TranID), nil
+		}
+		q.AdviceKey = a.Key()
 		e.queue(a, now)
-		return nil, nil
+		return q, nil, e.holdUnrefundable(p, a, now)
 	case outcome.Reversing, outcome.Reversed, outcome.ReversalFailed:
 		merge(a, p.AdviceKey, now, "payment already reversing or reversed; not sent again")
-		return nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
+		return q, nil, []TraceEntry{event(now, "adviceMerged", a.Note)}
 	case outcome.Declined, outcome.NoScan:
 		e.finishLocally(a, now, "payment was not approved: nothing to reverse upstream")
-		return nil, []TraceEntry{event(now, "reversedLocally", a.Note)}
+		return q, nil, []TraceEntry{event(now, "reversedLocally", a.Note)}
+	case outcome.Unsettled:
+		return nil, fail(400, wire.TransactionNotSupported, "Payment expired unsettled", p.RequestID, p.TranID), nil
 	default: // Confirming, Confirmed, ConfirmFailed
-		return fail(400, wire.TransactionNotSupported, "Payment already confirmed", p.RequestID, p.TranID), nil
+		return nil, fail(400, wire.TransactionNotSupported, "Payment already confirmed", p.RequestID, p.TranID), nil
 	}
+}
+
+// holdUnrefundable leaves a reversal of money a pull rail received for an
+// operator when the rail cannot refund it: nothing the switch could send
+// would undo the payment, and a pretend success would lose the customer's
+// money. The payment stays REVERSING, visible, until an operator settles
+// it (FinalizeAdvice).
+func (e *Engine) holdUnrefundable(p *Payment, a *Advice, now time.Time) []TraceEntry {
+	if p.Paid == nil {
+		return nil
+	}
+	if partner, ok := e.partners[a.Destination]; ok {
+		if _, ok := partner.Rail.(partners.Refunder); ok {
+			return nil
+		}
+	}
+	a.State = AdviceOperator
+	a.Note = "the money arrived on a rail that cannot refund it: an operator must return it and mark this reversal final"
+	return []TraceEntry{event(now, "reversalForOperator", a.Note)}
 }
 
 // queue makes an advice due for sending now.
@@ -232,6 +261,9 @@ func (e *Engine) queue(a *Advice, now time.Time) {
 	a.NextAt = now
 	a.QueuedAt = now
 	a.UpdatedAt = now
+	if q, ok := e.queues[a.Destination]; ok {
+		a.PauseBase = q.pausedBy(now)
+	}
 }
 
 // finishLocally ends an advice that needs nothing sent upstream.
@@ -259,7 +291,7 @@ func (e *Engine) timeoutReversal(p *Payment, now time.Time) *Advice {
 	rev := &wire.PaymentReversal{
 		BasicAdvice: wire.BasicAdvice{
 			ID:                    wire.NewID(),
-			RequestID:             p.RequestID,
+			RequestID:             req.ID, // the request as the partner knew it (a checkout's is not its id)
 			Time:                  now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 			ThirdPartyIdentifiers: req.ThirdPartyIdentifiers,
 			Stan:                  req.Stan,
@@ -274,7 +306,7 @@ func (e *Engine) timeoutReversal(p *Payment, now time.Time) *Advice {
 	}
 	return &Advice{
 		Sender: SwitchSender, ID: rev.ID, Kind: Reversal, PaymentKey: p.Key(),
-		TranID: p.TranID, PartnerID: p.PartnerID(), Reversal: rev,
+		TranID: p.TranID, Destination: p.PartnerID(), Reversal: rev,
 		CreatedAt: now, UpdatedAt: now,
 	}
 }

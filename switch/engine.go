@@ -1,13 +1,16 @@
-// Package qrswitch is the switch's engine: it issues QR codes, holds payment
-// requests until their scan arrives, links scans to them by tranId, forwards
-// payments to the partner that scanned through its rail, applies each outcome
-// to the payment state machine, queues timeout reversals, and runs
-// store-and-forward (SAF) for every confirmation and reversal until a final
+// Package qrswitch is the switch's engine: it issues QR codes (with the
+// offers of the pull rails on them), holds payment requests until their scan
+// arrives or a pull rail reports the money, links scans to them by tranId,
+// forwards payments to the partner that scanned through its rail, applies
+// each outcome to the payment state machine, queues timeout reversals, and
+// runs store-and-forward (SAF) for every advice — confirmations, reversals,
+// refunds, rails' notifications, web shops' postbacks — until a final
 // outcome.
 //
-// The engine speaks Go, not HTTP: surfaces (retailers, partners/scanapi,
-// support) decode and authenticate requests and render what the engine
-// returns. Every decision is committed to the Store before it is answered,
+// The engine speaks Go, not HTTP: surfaces (retailers, support, the rails'
+// own surfaces) decode and authenticate requests and render what the engine
+// returns. Rails reach it only through partners.Host, which it implements
+// (host.go). Every decision is committed to the Store before it is answered,
 // with optimistic concurrency (read, decide, Commit, and on ErrConflict read
 // and decide again), so many goroutines — and, with a shared store, many
 // switch processes — can act on one payment without losing an update.
@@ -25,26 +28,38 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/internal/logctx"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Options configure an Engine. Durations document their defaults.
 type Options struct {
 	Store    Store
 	Partners []*partners.Partner
-	Logger   zerolog.Logger
+	// Destinations are advice queues that are not partners: retailers'
+	// endpoints (web shops' postbacks).
+	Destinations []Destination
+	// Offers names, by retailer id, the partners whose pull rails offer on
+	// the retailer's QR codes; a retailer not in it gets every pull rail.
+	Offers map[string][]string
+	Logger zerolog.Logger
 	// Node names this process as the owner of the requests it holds and the
 	// advices it leases. Default: a random id per start.
 	Node string
 	// Now is the clock. Default time.Now in UTC.
 	Now func() time.Time
 
-	// ScanWait is how long a payment request waits for its scan. Default 60 s.
+	// ScanWait is how long a payment request waits for its scan. Default 40 s.
 	ScanWait time.Duration
+	// RetailerTimeout is how long a POS waits for its answer (the
+	// interface's 60 s unless agreed otherwise). A payment request is
+	// answered within it: a partner reached late in the scan wait gets what
+	// is left of it (less answerMargin), not its whole timeout. Default 60 s.
+	RetailerTimeout time.Duration
 	// EarlyScanGrace is how long a scan that beat its payment request is
-	// held for the request. Default 5 s.
+	// held for the request; 0 declines such a scan at once, as the
+	// interface does. The configuration's default is 5 s.
 	EarlyScanGrace time.Duration
 	// QRTTL is a QR code's life when the request gives no expiry. Default 5 m.
 	QRTTL time.Duration
@@ -52,8 +67,14 @@ type Options struct {
 	// listens, only to record a late answer in the trace. Default 30 s.
 	LateWindow time.Duration
 	// ProviderGUID is the Electrum merchant account template's provider id
-	// put in every QR code. Default qr.ElectrumProvider.
+	// put in every QR code a push rail can be scanned on. Default
+	// qr.ElectrumProvider.
 	ProviderGUID string
+	// AdviceDeadline is how long an approved payment waits for the
+	// retailer's confirmation or reversal; then it becomes UNSETTLED, a
+	// final state support staff see, and the store's retention applies.
+	// Default 168 h.
+	AdviceDeadline time.Duration
 
 	SAF SAFOptions
 
@@ -113,23 +134,36 @@ type Retailer struct {
 	InstitutionID string // when set, messages' originator.institution.id must match
 }
 
+// Destination is an advice queue that is not a partner.
+type Destination struct {
+	// ID is the queue's id: RetailerDestination(retailer id).
+	ID   string
+	Name string
+	// Timeout bounds one delivery. Default 30 s.
+	Timeout   time.Duration
+	Deliverer partners.Deliverer
+}
+
 // Engine is the switch. Create it with New, start its background work with
 // Run, and stop it by cancelling Run's context.
 type Engine struct {
 	store    Store
 	partners map[string]*partners.Partner
-	log      zerolog.Logger
-	obs      Observer
-	node     string
-	now      func() time.Time
-	opts     Options
-	maxHold  time.Duration // longest partner timeout, for hold deadlines
+	queues   map[string]*queue // per destination: every partner, and the others
+	// partnerIDs are the partners in configuration order, and scannable
+	// says whether any is a push rail (then every code carries the
+	// Electrum template for their apps to scan).
+	partnerIDs []string
+	scannable  bool
+	log        zerolog.Logger
+	obs        Observer
+	node       string
+	now        func() time.Time
+	opts       Options
 
 	waitMu  sync.Mutex
 	waiters map[string]*waitSet
 
-	safWake map[string]chan struct{} // per partner
-	senders map[string]*sender       // per partner
 	// controlWake asks the control loop to read the partner controls now.
 	controlWake chan struct{}
 
@@ -151,8 +185,9 @@ func New(opts Options) (*Engine, error) {
 			*d = v
 		}
 	}
-	def(&opts.ScanWait, 60*time.Second)
-	def(&opts.EarlyScanGrace, 5*time.Second)
+	def(&opts.ScanWait, 40*time.Second)
+	def(&opts.RetailerTimeout, 60*time.Second)
+	def(&opts.AdviceDeadline, 168*time.Hour)
 	def(&opts.QRTTL, 5*time.Minute)
 	def(&opts.LateWindow, 30*time.Second)
 	def(&opts.SAF.InitialInterval, time.Second)
@@ -181,9 +216,8 @@ func New(opts Options) (*Engine, error) {
 		node:        opts.Node,
 		now:         opts.Now,
 		opts:        opts,
+		queues:      make(map[string]*queue),
 		waiters:     make(map[string]*waitSet),
-		safWake:     make(map[string]chan struct{}),
-		senders:     make(map[string]*sender),
 		controlWake: make(chan struct{}, 1),
 	}
 	if opts.Observer != nil {
@@ -201,9 +235,23 @@ func New(opts Options) (*Engine, error) {
 			p.Timeout = partners.DefaultTimeout
 		}
 		e.partners[p.ID] = p
-		e.safWake[p.ID] = make(chan struct{}, 1)
-		e.senders[p.ID] = &sender{slots: make(chan struct{}, opts.SAF.Workers)}
-		e.maxHold = max(e.maxHold, p.Timeout)
+		e.partnerIDs = append(e.partnerIDs, p.ID)
+		if _, pull := p.Rail.(partners.Offerer); !pull {
+			e.scannable = true
+		}
+		e.queues[p.ID] = e.newQueue(p.ID, p.Name, p.Timeout, p, nil)
+	}
+	for _, d := range opts.Destinations {
+		if d.ID == "" || d.Deliverer == nil {
+			return nil, errors.New("qrswitch: every destination needs an id and a deliverer")
+		}
+		if _, dup := e.queues[d.ID]; dup {
+			return nil, fmt.Errorf("qrswitch: destination %s given twice", d.ID)
+		}
+		if d.Timeout <= 0 {
+			d.Timeout = 30 * time.Second
+		}
+		e.queues[d.ID] = e.newQueue(d.ID, d.Name, d.Timeout, nil, d.Deliverer)
 	}
 	e.base, e.stop = context.WithCancel(context.Background())
 	return e, nil
@@ -211,6 +259,13 @@ func New(opts Options) (*Engine, error) {
 
 // Node returns the name this process uses as owner of held requests and leases.
 func (e *Engine) Node() string { return e.node }
+
+// HasQueue reports whether the engine has an advice queue of that
+// destination (a partner, or a retailer's endpoint).
+func (e *Engine) HasQueue(destination string) bool {
+	_, ok := e.queues[destination]
+	return ok
+}
 
 // Partner returns the partner with the id.
 func (e *Engine) Partner(id string) (*partners.Partner, bool) {
@@ -238,8 +293,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { e.controlLoop(ctx) })
 	wg.Go(func() { e.recoveryLoop(ctx) })
-	for id := range e.partners {
-		wg.Go(func() { e.safLoop(ctx, id) })
+	for _, q := range e.queues {
+		wg.Go(func() { e.safLoop(ctx, q) })
 	}
 	if e.opts.Notifier != nil {
 		wg.Go(func() {
@@ -260,43 +315,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	return nil
 }
 
-// Failure is an answer that is not a success: an HTTP status and the
-// ErrorDetail to send, plus a private cause for the logs.
-type Failure struct {
-	Status int
-	Detail *wire.ErrorDetail
-	Cause  error
-}
-
-func (f *Failure) Error() string {
-	s := fmt.Sprintf("%d %s: %s", f.Status, f.Detail.ErrorType, f.Detail.ErrorMessage)
-	if f.Cause != nil {
-		s += ": " + f.Cause.Error()
-	}
-	return s
-}
-
-func (f *Failure) Unwrap() error { return f.Cause }
-
-func fail(status int, errorType, msg, originalID, tranID string) *Failure {
-	return &Failure{Status: status, Detail: wire.NewErrorDetail(errorType, msg, originalID, tranID)}
-}
-
-// formatFailure turns a validation error into 400 FORMAT_ERROR naming the field.
-func formatFailure(err error, originalID string) *Failure {
-	f := fail(400, wire.FormatError, "Invalid request", originalID, "")
-	var fe *wire.FieldError
-	if errors.As(err, &fe) && fe.Field != "" {
-		f.Detail.ErrorMessage = wire.ShortMessage("Invalid field " + fe.Field)
-	}
-	f.Detail.DetailMessage = err.Error()
-	return f
+func fail(status int, errorType, msg, originalID, tranID string) *wire.Failure {
+	return wire.Fail(status, errorType, msg, originalID, tranID)
 }
 
 // storeFailure is the answer when the store failed: 503, never a pretend
 // success.
-func storeFailure(err error, originalID, tranID string) *Failure {
+func storeFailure(err error, originalID, tranID string) *wire.Failure {
 	f := fail(503, wire.UpstreamUnavailable, "Switch storage unavailable", originalID, tranID)
+	f.Cause = err
+	return f
+}
+
+// adviceStoreFailure is the answer to an advice the switch could not
+// store: 500, unknown in the interface, so that the POS repeats the advice
+// with the same id. (A 503 would be final: a POS that follows the
+// interface stops repeating it, and the partner never captures or releases
+// the funds.)
+func adviceStoreFailure(err error, originalID, tranID string) *wire.Failure {
+	f := fail(500, wire.GeneralError, "Switch storage unavailable", originalID, tranID)
+	f.Detail.DetailMessage = wire.Detail("the advice was not stored: send it again with the same id")
 	f.Cause = err
 	return f
 }
@@ -379,9 +417,9 @@ func (e *Engine) Drain() { e.draining.Store(true) }
 // Draining reports whether Drain was called.
 func (e *Engine) Draining() bool { return e.draining.Load() }
 
-func drainFailure(originalID string) *Failure {
+func drainFailure(originalID string) *wire.Failure {
 	f := fail(503, wire.UpstreamUnavailable, "Switch shutting down", originalID, "")
-	f.Detail.DetailMessage = "this switch process is stopping; send the request again (another replica takes it)"
+	f.Detail.DetailMessage = wire.Detail("this switch process is stopping; send the request again (another replica takes it)")
 	return f
 }
 
@@ -419,62 +457,67 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // --- upstream calls -------------------------------------------------------
 
-// call runs one upstream exchange with the partner's timeout. The exchange
+// call runs one exchange with a destination, within timeout. The exchange
 // itself may run LateWindow longer: if it answers after the timeout, the
 // answer is recorded in the trace as late and ignored — the outcome was
-// already decided as unknown when the timeout passed.
-func (e *Engine) call(p *partners.Partner, op outcome.Operation, traceKey, messageID string, do func(context.Context) *partners.Answer) *partners.Answer {
-	ctx, cancel := context.WithTimeout(e.base, p.Timeout+e.opts.LateWindow)
+// already decided as unknown when the timeout passed. ended is closed when
+// the exchange is over, answered in time or not: from then on nothing it
+// carried can still reach the destination.
+func (e *Engine) call(q *queue, op string, timeout time.Duration, traceKey, messageID string, do func(context.Context) *partners.Answer) (a *partners.Answer, ended <-chan struct{}) {
+	ctx, cancel := context.WithTimeout(e.base, timeout+e.opts.LateWindow)
 	answers := make(chan *partners.Answer, 1)
+	done := make(chan struct{})
 	go func() {
 		defer cancel()
 		answers <- do(ctx)
 	}()
-	timer := time.NewTimer(p.Timeout)
+	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	select {
 	case a := <-answers:
-		if a.Latency <= p.Timeout {
-			e.obs.Exchange(p.ID, op, a.Outcome, a.Latency)
-			return a
+		close(done)
+		if a.Latency <= timeout {
+			e.obs.Exchange(q.id, op, a.Outcome, a.Latency)
+			return a, done
 		}
 		// The rail answered after the timeout (the timer lost a race by a
 		// hair): still late.
-		e.recordLate(p, op, traceKey, messageID, a)
-		e.obs.Exchange(p.ID, op, outcome.Unknown, p.Timeout)
-		return timedOut(p, a)
+		e.recordLate(q, op, timeout, traceKey, messageID, a)
+		e.obs.Exchange(q.id, op, outcome.Unknown, timeout)
+		return timedOut(timeout, a), done
 	case <-timer.C:
 		e.late.Go(func() {
-			if a := <-answers; a.Status != 0 {
-				e.recordLate(p, op, traceKey, messageID, a)
+			defer close(done)
+			if a := <-answers; a.Answered() {
+				e.recordLate(q, op, timeout, traceKey, messageID, a)
 			}
 		})
-		e.obs.Exchange(p.ID, op, outcome.Unknown, p.Timeout)
-		return timedOut(p, nil)
+		e.obs.Exchange(q.id, op, outcome.Unknown, timeout)
+		return timedOut(timeout, nil), done
 	}
 }
 
 // errTimeout is the cause of an unknown outcome after a partner's timeout.
 var errTimeout = errors.New("no answer within the partner's timeout")
 
-func timedOut(p *partners.Partner, a *partners.Answer) *partners.Answer {
-	t := &partners.Answer{Outcome: outcome.Unknown, Err: fmt.Errorf("%w (%s)", errTimeout, p.Timeout), Latency: p.Timeout}
+func timedOut(timeout time.Duration, a *partners.Answer) *partners.Answer {
+	t := &partners.Answer{Outcome: outcome.Unknown, Err: fmt.Errorf("%w (%s)", errTimeout, timeout), Latency: timeout}
 	if a != nil {
 		t.Sent = a.Sent
 	}
 	return t
 }
 
-func (e *Engine) recordLate(p *partners.Partner, op outcome.Operation, traceKey, messageID string, a *partners.Answer) {
-	entry := answerEntry(e.now(), p, op, messageID, a)
+func (e *Engine) recordLate(q *queue, op string, timeout time.Duration, traceKey, messageID string, a *partners.Answer) {
+	entry := answerEntry(e.now(), q.id, op, messageID, a)
 	entry.Outcome = ""
-	entry.Note = fmt.Sprintf("late response ignored: arrived after %s, timeout %s", a.Latency.Round(time.Millisecond), p.Timeout)
+	entry.Note = fmt.Sprintf("late response ignored: arrived after %s, timeout %s", a.Latency.Round(time.Millisecond), timeout)
 	if err := e.store.Commit(e.base, &Change{Trace: []TraceEntry{entry}, TraceKey: traceKey}); err != nil {
 		e.log.Error().Err(err).Str("payment", traceKey).Msg("recording a late answer")
 	}
-	e.obs.LateAnswer(p.ID, op)
-	e.log.Warn().Str("payment", traceKey).Str("partner", p.ID).Str("operation", op.String()).
-		Int("status", a.Status).Dur("latency", a.Latency).Msg("late response ignored")
+	e.obs.LateAnswer(q.id, op)
+	e.log.Warn().Str("payment", traceKey).Str("destination", q.id).Str("operation", op).
+		Str("code", a.Code).Dur("latency", a.Latency).Msg("late response ignored")
 }
 
 // logger is the request's logger (with its request id and tranId) when ctx

@@ -27,7 +27,7 @@ type AdviceAttempt struct {
 	AdviceKey string    `json:"adviceKey"`
 	N         int       `json:"n"` // 1 for the first attempt
 	At        time.Time `json:"at"`
-	Status    int       `json:"status,omitempty"`
+	Code      string    `json:"code,omitempty"` // the destination's code of its answer ("HTTP 500")
 	Outcome   string    `json:"outcome"`
 	LatencyMS float64   `json:"latencyMs"`
 	Note      string    `json:"note,omitempty"`
@@ -38,7 +38,7 @@ type AdviceAttempt struct {
 func attempts(advices []*Advice, trace []TraceEntry) []AdviceAttempt {
 	out := []AdviceAttempt{}
 	for _, a := range advices {
-		peer := "partner:" + a.PartnerID
+		peer := peerOf(a.Destination)
 		n := 0
 		for i, t := range trace {
 			if t.MessageID != a.ID || t.Peer != peer || t.Kind != KindRequest || t.Direction != Outbound {
@@ -48,7 +48,7 @@ func attempts(advices []*Advice, trace []TraceEntry) []AdviceAttempt {
 			at := AdviceAttempt{AdviceKey: a.Key(), N: n, At: t.At, Outcome: "unknown"}
 			for _, r := range trace[i+1:] {
 				if r.MessageID == a.ID && r.Peer == peer && r.Kind == KindAnswer && r.Outcome != "" {
-					at.Status, at.Outcome, at.LatencyMS, at.Note = r.Status, r.Outcome, r.LatencyMS, r.Note
+					at.Code, at.Outcome, at.LatencyMS, at.Note = r.Code, r.Outcome, r.LatencyMS, r.Note
 					break
 				}
 			}
@@ -221,27 +221,28 @@ func (e *Engine) searchByAdvice(ctx context.Context, q Query, adviceID string) (
 	return out, nil
 }
 
-// PartnerQueue is the state of one partner's advice queue, for support
-// staff and metrics.
+// PartnerQueue is the state of one destination's advice queue (a
+// partner's, or a retailer endpoint's), for support staff and metrics.
 type PartnerQueue struct {
 	*QueueStats
 	Name string `json:"name"`
 	// Paused and Control say whether operators paused the queue, who,
 	// when and why (Control is nil when no operator ever acted on it).
-	Paused  bool            `json:"paused"`
-	Control *PartnerControl `json:"control,omitempty"`
+	Paused  bool          `json:"paused"`
+	Control *QueueControl `json:"control,omitempty"`
 	// Sending counts the advices this process is sending right now.
 	Sending int `json:"sending"`
 }
 
-// Queues returns the queue of every configured partner, by partner id.
+// Queues returns every advice queue: each partner's and each retailer
+// endpoint's, by destination.
 func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
-	controls, err := e.store.PartnerControls(ctx)
+	controls, err := e.store.QueueControls(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, 0, len(e.partners))
-	for id := range e.partners {
+	ids := make([]string, 0, len(e.queues))
+	for id := range e.queues {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
@@ -251,9 +252,9 @@ func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
 		if err != nil {
 			return nil, err
 		}
-		q := PartnerQueue{QueueStats: st, Name: e.partners[id].Name, Sending: e.Sending(id)}
+		q := PartnerQueue{QueueStats: st, Name: e.queues[id].name, Sending: e.Sending(id)}
 		for _, c := range controls {
-			if c.PartnerID == id {
+			if c.Destination == id {
 				q.Control, q.Paused = c, c.Paused
 			}
 		}
@@ -264,7 +265,7 @@ func (e *Engine) Queues(ctx context.Context) ([]PartnerQueue, error) {
 
 // Advices lists a partner's advices in a state, oldest first.
 func (e *Engine) Advices(ctx context.Context, partnerID string, state AdviceState, limit int) ([]*Advice, error) {
-	return e.store.ListAdvices(ctx, AdviceQuery{PartnerID: partnerID, State: state, Limit: limit})
+	return e.store.ListAdvices(ctx, AdviceQuery{Destination: partnerID, State: state, Limit: limit})
 }
 
 // maskedToken replaces a partner payment token in records shown to people.

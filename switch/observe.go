@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
 )
 
 // Observer is told what the engine does, for metrics (server/metrics.go
@@ -13,13 +14,15 @@ import (
 // concurrent use. Labels it derives must stay bounded: partner ids,
 // operations, outcomes, Store method names — never ids of payments.
 type Observer interface {
-	// Exchange reports one upstream exchange with a partner and its
-	// classified outcome; latency is the partner's timeout when it did
-	// not answer in time (the outcome is then unknown).
-	Exchange(partnerID string, op outcome.Operation, o outcome.Outcome, latency time.Duration)
-	// LateAnswer reports an answer that came after the partner's timeout,
-	// recorded in the trace and ignored.
-	LateAnswer(partnerID string, op outcome.Operation)
+	// Exchange reports one exchange with a destination (a partner, or a
+	// retailer's endpoint) and its classified outcome; op is the
+	// operation's name (pay, confirmPayment, reversePayment, refund,
+	// postback, …); latency is the timeout when it did not answer in time
+	// (the outcome is then unknown).
+	Exchange(destination, op string, o outcome.Outcome, latency time.Duration)
+	// LateAnswer reports an answer that came after the timeout, recorded
+	// in the trace and ignored.
+	LateAnswer(destination, op string)
 	// ScanLinked reports a scan linked to its payment request: gap is the
 	// time from the request to the scan, or, when early is set, from the
 	// scan (which came first and was held) to the request.
@@ -36,11 +39,11 @@ type Observer interface {
 // noObserver is the Observer of an engine given none.
 type noObserver struct{}
 
-func (noObserver) Exchange(string, outcome.Operation, outcome.Outcome, time.Duration) {}
-func (noObserver) LateAnswer(string, outcome.Operation)                               {}
-func (noObserver) ScanLinked(bool, time.Duration)                                     {}
-func (noObserver) StoreCall(string, time.Duration, error)                             {}
-func (noObserver) OperatorAction(string)                                              {}
+func (noObserver) Exchange(string, string, outcome.Outcome, time.Duration) {}
+func (noObserver) LateAnswer(string, string)                               {}
+func (noObserver) ScanLinked(bool, time.Duration)                          {}
+func (noObserver) StoreCall(string, time.Duration, error)                  {}
+func (noObserver) OperatorAction(string)                                   {}
 
 // observedStore times every call of the engine's store for its Observer.
 type observedStore struct {
@@ -129,17 +132,17 @@ func (s *observedStore) QueueStats(ctx context.Context, partnerID string) (*Queu
 	return st, err
 }
 
-func (s *observedStore) PartnerControl(ctx context.Context, partnerID string) (*PartnerControl, error) {
+func (s *observedStore) QueueControl(ctx context.Context, partnerID string) (*QueueControl, error) {
 	start := time.Now()
-	c, err := s.Store.PartnerControl(ctx, partnerID)
-	s.observe("PartnerControl", start, err)
+	c, err := s.Store.QueueControl(ctx, partnerID)
+	s.observe("QueueControl", start, err)
 	return c, err
 }
 
-func (s *observedStore) PartnerControls(ctx context.Context) ([]*PartnerControl, error) {
+func (s *observedStore) QueueControls(ctx context.Context) ([]*QueueControl, error) {
 	start := time.Now()
-	cs, err := s.Store.PartnerControls(ctx)
-	s.observe("PartnerControls", start, err)
+	cs, err := s.Store.QueueControls(ctx)
+	s.observe("QueueControls", start, err)
 	return cs, err
 }
 
@@ -148,6 +151,20 @@ func (s *observedStore) Orphans(ctx context.Context, now time.Time, limit int) (
 	ps, err := s.Store.Orphans(ctx, now, limit)
 	s.observe("Orphans", start, err)
 	return ps, err
+}
+
+func (s *observedStore) Record(ctx context.Context, owner, kind, key string) (*partners.Record, error) {
+	start := time.Now()
+	r, err := s.Store.Record(ctx, owner, kind, key)
+	s.observe("Record", start, err)
+	return r, err
+}
+
+func (s *observedStore) Records(ctx context.Context, owner string, q partners.RecordQuery) ([]*partners.Record, error) {
+	start := time.Now()
+	rs, err := s.Store.Records(ctx, owner, q)
+	s.observe("Records", start, err)
+	return rs, err
 }
 
 func (s *observedStore) Ping(ctx context.Context) error {

@@ -10,8 +10,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // Operators act on the store-and-forward queues through the methods below.
@@ -74,61 +74,63 @@ func (e *Engine) controlLoop(ctx context.Context) {
 // refreshControls reads every partner control and applies it. A queue that
 // is resumed is woken and drained at once.
 func (e *Engine) refreshControls(ctx context.Context) error {
-	cs, err := e.store.PartnerControls(ctx)
+	cs, err := e.store.QueueControls(ctx)
 	if err != nil {
 		return err
 	}
-	paused := make(map[string]bool, len(cs))
+	controls := make(map[string]*QueueControl, len(cs))
 	for _, c := range cs {
-		paused[c.PartnerID] = c.Paused
+		controls[c.Destination] = c
 	}
-	for id, s := range e.senders {
-		was := s.paused.Swap(paused[id])
-		if was && !paused[id] {
-			s.hurry.Store(true)
+	for id, q := range e.queues {
+		c := controls[id]
+		q.control.Store(c)
+		paused := c != nil && c.Paused
+		if was := q.paused.Swap(paused); was && !paused {
+			q.hurry.Store(true)
 			e.wakeSAF(id)
 		}
 	}
 	return nil
 }
 
-// Paused reports whether this process holds the partner's queue paused.
-func (e *Engine) Paused(partnerID string) bool {
-	s, ok := e.senders[partnerID]
-	return ok && s.paused.Load()
+// Paused reports whether this process holds the destination's queue paused.
+func (e *Engine) Paused(destination string) bool {
+	q, ok := e.queues[destination]
+	return ok && q.paused.Load()
 }
 
-// Sending reports how many advices this process is sending to the partner
-// right now.
-func (e *Engine) Sending(partnerID string) int {
-	s, ok := e.senders[partnerID]
+// Sending reports how many advices this process is sending to the
+// destination right now.
+func (e *Engine) Sending(destination string) int {
+	q, ok := e.queues[destination]
 	if !ok {
 		return 0
 	}
-	return len(s.slots)
+	return len(q.slots)
 }
 
 // checkOperator refuses an action without an operator or a reason.
-func checkOperator(op Operator) *Failure {
+func checkOperator(op Operator) *wire.Failure {
 	switch reason := strings.TrimSpace(op.Reason); {
 	case op.Name == "":
 		return fail(400, wire.FormatError, "Operator unknown", "", "")
 	case reason == "":
 		f := fail(400, wire.FormatError, "Invalid field reason", "", "")
-		f.Detail.DetailMessage = "every operator action needs a reason: it is kept in the audit trail"
+		f.Detail.DetailMessage = wire.Detail("every operator action needs a reason: it is kept in the audit trail")
 		return f
 	case utf8.RuneCountInString(reason) > MaxReason:
 		f := fail(400, wire.FormatError, "Invalid field reason", "", "")
-		f.Detail.DetailMessage = fmt.Sprintf("a reason is at most %d characters", MaxReason)
+		f.Detail.DetailMessage = wire.Detail(fmt.Sprintf("a reason is at most %d characters", MaxReason))
 		return f
 	}
 	return nil
 }
 
 // refuse is the answer to an action the records' state does not allow.
-func refuse(msg, detail string) *Failure {
+func refuse(msg, detail string) *wire.Failure {
 	f := fail(409, wire.TransactionNotSupported, msg, "", "")
-	f.Detail.DetailMessage = detail
+	f.Detail.DetailMessage = wire.Detail(detail)
 	return f
 }
 
@@ -147,24 +149,27 @@ func (e *Engine) logAction(op Operator, action string, ev func(l *zerolog.Event)
 	e.obs.OperatorAction(action)
 }
 
-// PausePartner stops sending the partner's advices, on every replica: they
-// stay queued (and keep ageing towards give_up_after) until ResumePartner.
+// PausePartner stops sending a destination's advices (a partner's, or a
+// retailer endpoint's), on every replica: they stay queued until
+// ResumePartner, and their give_up_after stops counting meanwhile (a paused
+// queue sends nothing, so it must not age its advices into dead letters).
 // Sends already under way finish.
-func (e *Engine) PausePartner(ctx context.Context, op Operator, partnerID string) (*PartnerControl, *Failure) {
+func (e *Engine) PausePartner(ctx context.Context, op Operator, partnerID string) (*QueueControl, *wire.Failure) {
 	return e.setPaused(ctx, op, partnerID, true)
 }
 
 // ResumePartner sends the partner's advices again, starting at once with
 // every one queued (as when a partner answers again after an outage).
-func (e *Engine) ResumePartner(ctx context.Context, op Operator, partnerID string) (*PartnerControl, *Failure) {
+func (e *Engine) ResumePartner(ctx context.Context, op Operator, partnerID string) (*QueueControl, *wire.Failure) {
 	return e.setPaused(ctx, op, partnerID, false)
 }
 
-func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, pause bool) (*PartnerControl, *Failure) {
+func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, pause bool) (*QueueControl, *wire.Failure) {
 	if f := checkOperator(op); f != nil {
 		return nil, f
 	}
-	if _, ok := e.partners[partnerID]; !ok {
+	q, ok := e.queues[partnerID]
+	if !ok {
 		return nil, fail(404, wire.PartnerUnknown, "Partner not configured", "", "")
 	}
 	action, did := ActionResume, "queue resumed"
@@ -173,10 +178,10 @@ func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, p
 	}
 	for range maxRetries {
 		now := e.now()
-		c, err := e.store.PartnerControl(ctx, partnerID)
+		c, err := e.store.QueueControl(ctx, partnerID)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			c = &PartnerControl{PartnerID: partnerID}
+			c = &QueueControl{Destination: partnerID}
 		case err != nil:
 			return nil, storeFailure(err, "", "")
 		}
@@ -186,14 +191,18 @@ func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, p
 			}
 			return nil, refuse("Partner queue not paused", "the queue of "+partnerID+" is running")
 		}
+		if !pause {
+			c.PausedFor = c.PausedBy(now) // the pause that ends now counts
+		}
 		c.Paused, c.By, c.At, c.Reason = pause, op.Name, now, strings.TrimSpace(op.Reason)
 		err = e.store.Commit(ctx, &Change{Control: c, TraceKey: PartnerTraceKey(partnerID),
 			Trace: []TraceEntry{audit(now, op, action, "", did)}})
 		switch {
 		case err == nil:
-			e.senders[partnerID].paused.Store(pause)
+			q.control.Store(c.Clone())
+			q.paused.Store(pause)
 			if !pause {
-				e.senders[partnerID].hurry.Store(true)
+				q.hurry.Store(true)
 				e.wakeSAF(partnerID)
 			}
 			e.wake(ctx, controlsKey)
@@ -213,11 +222,11 @@ func (e *Engine) setPaused(ctx context.Context, op Operator, partnerID string, p
 // longest backoff (as after a partner's outage). A timeout reversal still
 // inside its deferral (see applyPay) keeps waiting: sending it early could
 // overtake the payment it reverses.
-func (e *Engine) RetryPartner(ctx context.Context, op Operator, partnerID string) *Failure {
+func (e *Engine) RetryPartner(ctx context.Context, op Operator, partnerID string) *wire.Failure {
 	if f := checkOperator(op); f != nil {
 		return f
 	}
-	s, ok := e.senders[partnerID]
+	s, ok := e.queues[partnerID]
 	if !ok {
 		return fail(404, wire.PartnerUnknown, "Partner not configured", "", "")
 	}
@@ -244,13 +253,13 @@ func (e *Engine) PartnerAudit(ctx context.Context, partnerID string) ([]TraceEnt
 
 // RetryAdvice sends one queued advice now rather than when its backoff
 // ends.
-func (e *Engine) RetryAdvice(ctx context.Context, op Operator, adviceKey string) (*Advice, *Failure) {
-	return e.adviceAction(ctx, op, adviceKey, ActionRetry, func(a *Advice, _ *Payment, now time.Time) (*Payment, string, *Failure) {
+func (e *Engine) RetryAdvice(ctx context.Context, op Operator, adviceKey string) (*Advice, *wire.Failure) {
+	return e.adviceAction(ctx, op, adviceKey, ActionRetry, func(a *Advice, _ *Payment, now time.Time) (*Payment, string, *wire.Failure) {
 		switch {
 		case a.State != AdvicePending:
 			return nil, "", refuse("Advice not queued", "only a PENDING advice can be retried now; this one is "+string(a.State))
-		case e.Paused(a.PartnerID):
-			return nil, "", refuse("Partner queue paused", "resume the queue of "+a.PartnerID+" first")
+		case e.Paused(a.Destination):
+			return nil, "", refuse("Partner queue paused", "resume the queue of "+a.Destination+" first")
 		case a.Attempts == 0 && a.NextAt.After(now):
 			return nil, "", refuse("Reversal deferred", fmt.Sprintf(
 				"this timeout reversal waits until %s, when the timed-out payment can no longer reach the partner", a.NextAt.Format(time.RFC3339)))
@@ -264,14 +273,17 @@ func (e *Engine) RetryAdvice(ctx context.Context, op Operator, adviceKey string)
 // give_up_after counted afresh from now; its attempts are kept. The partner
 // gets it with the same id, so a partner that did apply it answers the
 // same way again.
-func (e *Engine) ReplayAdvice(ctx context.Context, op Operator, adviceKey string) (*Advice, *Failure) {
-	return e.adviceAction(ctx, op, adviceKey, ActionReplay, func(a *Advice, _ *Payment, now time.Time) (*Payment, string, *Failure) {
+func (e *Engine) ReplayAdvice(ctx context.Context, op Operator, adviceKey string) (*Advice, *wire.Failure) {
+	return e.adviceAction(ctx, op, adviceKey, ActionReplay, func(a *Advice, _ *Payment, now time.Time) (*Payment, string, *wire.Failure) {
 		if a.State != AdviceDead {
 			return nil, "", refuse("Advice not dead-lettered", "only a DEAD advice can be replayed; this one is "+string(a.State))
 		}
 		a.State, a.QueuedAt, a.NextAt, a.Note = AdvicePending, now, now, ""
+		if q, ok := e.queues[a.Destination]; ok {
+			a.PauseBase = q.pausedBy(now)
+		}
 		did := fmt.Sprintf("dead letter queued again after %d attempt(s)", a.Attempts)
-		if e.Paused(a.PartnerID) {
+		if e.Paused(a.Destination) {
 			did += " (the partner's queue is paused: sent when it resumes)"
 		}
 		return nil, did, nil
@@ -286,15 +298,15 @@ func (e *Engine) ReplayAdvice(ctx context.Context, op Operator, adviceKey string
 // a REVERSING one (REVERSED or REVERSAL_FAILED). Anything else — an advice
 // in flight, a held reversal whose payment has no outcome yet, a payment
 // already settled — is refused.
-func (e *Engine) FinalizeAdvice(ctx context.Context, op Operator, adviceKey string, o outcome.Outcome) (*Advice, *Failure) {
+func (e *Engine) FinalizeAdvice(ctx context.Context, op Operator, adviceKey string, o outcome.Outcome) (*Advice, *wire.Failure) {
 	if !o.Final() {
 		f := fail(400, wire.FormatError, "Invalid field outcome", "", "")
-		f.Detail.DetailMessage = "an advice is marked final with outcome successful or failed"
+		f.Detail.DetailMessage = wire.Detail("an advice is marked final with outcome successful or failed")
 		return nil, f
 	}
-	return e.adviceAction(ctx, op, adviceKey, ActionFinal, func(a *Advice, p *Payment, now time.Time) (*Payment, string, *Failure) {
-		if a.State != AdvicePending && a.State != AdviceDead {
-			return nil, "", refuse("Advice not queued", "only a PENDING or DEAD advice can be marked final; this one is "+string(a.State))
+	return e.adviceAction(ctx, op, adviceKey, ActionFinal, func(a *Advice, p *Payment, now time.Time) (*Payment, string, *wire.Failure) {
+		if a.State != AdvicePending && a.State != AdviceDead && a.State != AdviceOperator {
+			return nil, "", refuse("Advice not queued", "only a PENDING, DEAD or OPERATOR advice can be marked final; this one is "+string(a.State))
 		}
 		if p == nil || p.AdviceKey != a.Key() {
 			return nil, "", refuse("Advice carries no payment effect", "the payment's upstream advice is another one")
@@ -303,11 +315,13 @@ func (e *Engine) FinalizeAdvice(ctx context.Context, op Operator, adviceKey stri
 		if !ok {
 			return nil, "", refuse("Payment not waiting for it", fmt.Sprintf("a %s cannot settle a payment that is %s", a.Kind, p.State))
 		}
+		q, err := move(p, next, now)
+		if err != nil {
+			return nil, "", refuse("Payment not waiting for it", err.Error())
+		}
 		a.State, a.Outcome, a.DoneAt = AdviceDone, o, now
 		a.Note = fmt.Sprintf("marked %s by operator %s after %d attempt(s)", o, op.Name, a.Attempts)
-		q := *p
-		q.State, q.UpdatedAt = next, now
-		return &q, fmt.Sprintf("marked %s without sending it again: payment %s", o, next), nil
+		return q, fmt.Sprintf("marked %s without sending it again: payment %s", o, next), nil
 	})
 }
 
@@ -316,7 +330,7 @@ func (e *Engine) FinalizeAdvice(ctx context.Context, op Operator, adviceKey stri
 // payment's trace, again on a conflict. decide changes the advice in place
 // and returns the payment to write, if it changes it.
 func (e *Engine) adviceAction(ctx context.Context, op Operator, adviceKey, action string,
-	decide func(a *Advice, p *Payment, now time.Time) (*Payment, string, *Failure)) (*Advice, *Failure) {
+	decide func(a *Advice, p *Payment, now time.Time) (*Payment, string, *wire.Failure)) (*Advice, *wire.Failure) {
 	if f := checkOperator(op); f != nil {
 		return nil, f
 	}
@@ -357,7 +371,7 @@ func (e *Engine) adviceAction(ctx context.Context, op Operator, adviceKey, actio
 		switch err := e.commit(ctx, change); {
 		case err == nil:
 			e.logAction(op, action, func(l *zerolog.Event) {
-				l.Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.PartnerID).Str("did", did)
+				l.Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.Destination).Str("did", did)
 			})
 			return &b, nil
 		case errors.Is(err, ErrConflict):

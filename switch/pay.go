@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // holdMargin is added to a hold's natural end (scan wait, partner timeout)
@@ -23,7 +23,7 @@ const holdMargin = 10 * time.Second
 // Once the request is stored, the retailer hanging up does not stop the
 // flow: the payment runs to a stored outcome, which a later reversal or a
 // support lookup will find.
-func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *Failure) {
+func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *wire.Failure) {
 	if f := e.intake(r, req, req.ID, req.Originator); f != nil {
 		return nil, f
 	}
@@ -46,7 +46,7 @@ func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, 
 
 // admit stores a new payment request, linking a scan that is already held
 // for its QR code. Nothing is stored when it fails.
-func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*Payment, *Failure) {
+func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*Payment, *wire.Failure) {
 	key := PaymentKey(r.ID, req.ID)
 	for range maxRetries {
 		now := e.now()
@@ -83,7 +83,9 @@ func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest
 		linked := false
 		if held != nil && now.Before(held.Until) {
 			if partner, ok := e.partners[held.PartnerID]; ok {
-				e.link(p, held, partner, now)
+				if p, err = e.link(p, held, partner, now); err != nil {
+					return nil, storeFailure(err, req.ID, req.TranID)
+				}
 				linked = true
 				trace = append(trace, event(now, "scanLinked", fmt.Sprintf(
 					"scan %s from partner %s arrived %s before the payment request and was held; linked",
@@ -110,7 +112,7 @@ func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest
 }
 
 // checkAmount refuses a payment whose amount the QR code does not allow.
-func checkAmount(code *QRCode, req *wire.PaymentRequest) *Failure {
+func checkAmount(code *QRCode, req *wire.PaymentRequest) *wire.Failure {
 	amt := req.Amounts.RequestAmount
 	if amt.Amount <= 0 {
 		return fail(400, wire.InvalidAmount, "Amount must be positive", req.ID, req.TranID)
@@ -138,7 +140,7 @@ func checkAmount(code *QRCode, req *wire.PaymentRequest) *Failure {
 }
 
 // checkInUse refuses a payment for a QR code another payment is using.
-func (e *Engine) checkInUse(ctx context.Context, code *QRCode, key string, req *wire.PaymentRequest) *Failure {
+func (e *Engine) checkInUse(ctx context.Context, code *QRCode, key string, req *wire.PaymentRequest) *wire.Failure {
 	switch {
 	case code.PaymentKey == "":
 		return nil
@@ -157,13 +159,38 @@ func (e *Engine) checkInUse(ctx context.Context, code *QRCode, key string, req *
 	return nil
 }
 
-// link attaches a scan to a waiting payment.
-func (e *Engine) link(p *Payment, s *Scan, partner *partners.Partner, now time.Time) {
-	p.Scan = s
-	p.State = outcome.Forwarded
-	p.HoldUntil = now.Add(partner.Timeout + holdMargin)
-	p.UpdatedAt = now
+// link attaches a scan to a waiting payment: a copy of p, FORWARDED to the
+// partner that scanned.
+func (e *Engine) link(p *Payment, s *Scan, partner *partners.Partner, now time.Time) (*Payment, error) {
+	q, err := move(p, outcome.Forwarded, now)
+	if err != nil {
+		return nil, err
+	}
+	q.Scan = s
+	q.HoldUntil = now.Add(e.callTimeout(q, partner, now) + holdMargin)
+	return q, nil
 }
+
+// answerMargin is kept back from the retailer's timeout for the switch's
+// own work and the network, so that the answer reaches the POS in time.
+const answerMargin = 2 * time.Second
+
+// callTimeout is how long the partner may take to answer p's payment: its
+// agreed timeout, or what is left of the retailer's when that is less
+// (a scan late in the scan wait), so that the POS always has its answer
+// within RetailerTimeout.
+func (e *Engine) callTimeout(p *Payment, partner *partners.Partner, now time.Time) time.Duration {
+	if p.Checkout != nil {
+		return partner.Timeout // no POS is waiting
+	}
+	left := p.CreatedAt.Add(e.opts.RetailerTimeout - answerMargin).Sub(now)
+	return max(min(partner.Timeout, left), minCallTimeout)
+}
+
+// minCallTimeout is the least time a partner is given: a configuration
+// whose scan wait leaves less is refused (see cmd/qrswitch/internal/config),
+// so this only bounds a clock gone wrong.
+const minCallTimeout = time.Second
 
 // scanKey is the wake-up key of scans held for a QR code.
 func scanKey(tranID string) string { return "scan/" + tranID }
@@ -228,14 +255,18 @@ func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
 
 // noScanPayment is p failed for want of a scan.
 func noScanPayment(p *Payment, now time.Time) *Payment {
-	q := *p
-	q.State = outcome.NoScan
+	q, err := move(p, outcome.NoScan, now)
+	if err != nil {
+		panic(err) // callers check the state first
+	}
 	q.PayOutcome = outcome.Failed
 	q.Status = 400
 	q.Error = wire.NewErrorDetail(wire.NoScanReceived, "No scan received", p.RequestID, p.TranID)
+	if p.Checkout != nil {
+		q.Error = wire.NewErrorDetail(wire.NoScanReceived, "Checkout expired unpaid", p.RequestID, p.TranID)
+	}
 	q.HoldUntil = time.Time{}
-	q.UpdatedAt = now
-	return &q
+	return q
 }
 
 // forward sends a linked payment to its partner and stores the outcome.
@@ -244,17 +275,76 @@ func (e *Engine) forward(ctx context.Context, p *Payment) *Payment {
 	if !ok {
 		// The partner left the configuration while a scan of its was
 		// linked: nothing can be sent, so nothing happened upstream.
-		a := &partners.Answer{Outcome: outcome.Failed, Err: fmt.Errorf("partner %s is not configured: %w", p.PartnerID(), outcome.ErrNotSent)}
+		d := fail(503, wire.UpstreamUnavailable, "Partner unavailable", p.RequestID, p.TranID)
+		d.Detail.DetailMessage = wire.Detail("partner " + p.PartnerID() + " is not configured: the payment was not sent")
+		a := &partners.Answer{Outcome: outcome.Failed, Decline: d, Err: fmt.Errorf("partner %s is not configured: %w", p.PartnerID(), outcome.ErrNotSent)}
 		return e.settlePay(ctx, p, &partners.Partner{ID: p.PartnerID()}, a, nil)
 	}
-	out := *p.Request
-	out.Partner = partner.Institution()
-	out.PartnerPaymentToken = p.Scan.PaymentToken
+	q := e.queues[partner.ID]
+	msg := &partners.Payment{Key: p.Key(), TranID: p.TranID, Request: p.Request, Partner: partner.Institution(), Token: p.Scan.PaymentToken}
 	sentAt := e.now()
-	a := e.call(partner, outcome.Pay, p.Key(), p.RequestID, func(ctx context.Context) *partners.Answer {
-		return partner.Rail.Pay(ctx, &out)
+	timeout := e.callTimeout(p, partner, sentAt)
+	a, ended := e.call(q, outcome.Pay.String(), timeout, p.Key(), p.RequestID, func(ctx context.Context) *partners.Answer {
+		return partner.Rail.Pay(ctx, msg)
 	})
-	return e.settlePay(ctx, p, partner, a, exchange(sentAt, partner, outcome.Pay, p.RequestID, a))
+	trace := exchange(sentAt, q.id, outcome.Pay.String(), p.RequestID, a)
+	if a.Outcome == outcome.Unknown {
+		if inq, ok := partner.Rail.(partners.Inquirer); ok {
+			if left := e.callTimeout(p, partner, e.now()); left > minCallTimeout {
+				// Ask before reversing: a final answer settles the payment
+				// as if the partner had given it in time.
+				askedAt := e.now()
+				ia, _ := e.call(q, "inquire", left, p.Key(), p.RequestID, func(ctx context.Context) *partners.Answer {
+					return inq.Inquire(ctx, msg)
+				})
+				trace = append(trace, exchange(askedAt, q.id, "inquire", p.RequestID, ia)...)
+				if ia.Outcome.Final() {
+					a = ia
+				}
+			}
+		}
+	}
+	p = e.settlePay(ctx, p, partner, a, trace)
+	if errors.Is(a.Err, errTimeout) {
+		// The timed-out call may still deliver the payment; its reversal
+		// waits for the call to end, then goes at once.
+		e.late.Go(func() {
+			select {
+			case <-ended:
+				e.releaseDeferred(p.Key())
+			case <-e.base.Done():
+			}
+		})
+	}
+	return p
+}
+
+// releaseDeferred sends a payment's deferred timeout reversal now: the
+// timed-out call it waited for is over (answered late, failed, or its late
+// window passed), so nothing can overtake the reversal any more, and the
+// customer's funds are not held longer than needed.
+func (e *Engine) releaseDeferred(paymentKey string) {
+	ctx := context.WithoutCancel(e.base)
+	for range maxRetries {
+		p, err := e.store.Payment(ctx, paymentKey)
+		if err != nil || p.AdviceKey == "" {
+			return
+		}
+		a, err := e.store.Advice(ctx, p.AdviceKey)
+		now := e.now()
+		if err != nil || a.State != AdvicePending || a.Attempts > 0 || !a.NextAt.After(now) || a.LeaseOwner != "" {
+			return // sent, leased, or not deferred
+		}
+		a.NextAt = now
+		err = e.commit(ctx, &Change{Advices: []*Advice{a}, TraceKey: paymentKey, Trace: []TraceEntry{
+			event(now, "reversalReleased", "the timed-out call is over: reversal "+a.ID+" sent now")}})
+		if !errors.Is(err, ErrConflict) {
+			if err != nil {
+				e.log.Warn().Err(err).Str("payment", paymentKey).Msg("releasing a deferred reversal; it goes when its deferral ends")
+			}
+			return
+		}
+	}
 }
 
 // settlePay applies the payment leg's answer to a FORWARDED payment and
@@ -298,19 +388,6 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 // payment state, the retailer's answer, and the advice to queue, if any.
 func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Partner, a *partners.Answer) (*Change, error) {
 	now := e.now()
-	q := *p
-	q.PayOutcome = a.Outcome
-	q.HoldUntil = time.Time{}
-	q.UpdatedAt = now
-	if q.Scan != nil && q.Scan.PaymentToken != "" {
-		// The payment token was for this one payment request, which is
-		// now answered; advices do not carry it. A secret not kept cannot
-		// leak from the store.
-		s := *q.Scan
-		s.PaymentToken = ""
-		q.Scan = &s
-	}
-	change := &Change{Payment: &q}
 	var held *Advice
 	if p.HeldReversal != "" {
 		h, err := e.store.Advice(ctx, p.HeldReversal)
@@ -319,31 +396,54 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 		}
 		held = h
 	}
+	next := outcome.Reversing
+	switch {
+	case a.Outcome == outcome.Successful && held == nil:
+		next = outcome.Approved
+	case a.Outcome == outcome.Failed:
+		next = outcome.Declined
+	}
+	q, err := move(p, next, now)
+	if err != nil {
+		return nil, err
+	}
+	q.PayOutcome = a.Outcome
+	q.HoldUntil = time.Time{}
+	if q.Scan != nil && q.Scan.PaymentToken != "" {
+		// The payment token was for this one payment request, which is
+		// now answered; advices do not carry it. A secret not kept cannot
+		// leak from the store.
+		s := *q.Scan
+		s.PaymentToken = ""
+		q.Scan = &s
+	}
+	change := &Change{Payment: q}
 	switch a.Outcome {
 	case outcome.Successful:
-		q.State = outcome.Approved
 		q.Status = 201
-		q.Response = retailerResponse(&q, partner, a.Response)
+		q.Response = retailerResponse(q, partner, a.Response)
 		q.Error = nil
+		if held == nil && q.Checkout != nil {
+			if err := e.settleCheckout(q, change, now, tenderReference(q.Response)); err != nil {
+				return nil, err
+			}
+		}
 		if held != nil {
-			q.State = outcome.Reversing
 			e.queue(held, now)
 			q.AdviceKey = held.Key()
 			change.Advices = append(change.Advices, held)
 			change.Trace = append(change.Trace, event(now, "reversalReleased", "approved while a retailer reversal was held: reversal queued"))
 		}
 	case outcome.Failed:
-		q.State = outcome.Declined
 		q.Status, q.Error = declined(p, a)
 		if held != nil {
 			e.finishLocally(held, now, "payment declined: nothing to reverse upstream")
 			change.Advices = append(change.Advices, held)
 		}
 	default:
-		q.State = outcome.Reversing
 		q.Status = 504
 		q.Error = wire.NewErrorDetail(wire.UpstreamUnavailable, "No final answer from partner", p.RequestID, p.TranID)
-		q.Error.DetailMessage = "the outcome is unknown; the switch is reversing the payment with the partner"
+		q.Error.DetailMessage = wire.Detail("the outcome is unknown; the switch is reversing the payment with the partner")
 		adv := held
 		if adv == nil {
 			adv = e.timeoutReversal(p, now)
@@ -357,11 +457,11 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 			// on for LateWindow after the timeout. A reversal sent now
 			// could overtake it and be answered 404 (nothing to reverse)
 			// before the payment lands, leaving the customer's funds held.
-			// It goes once the call is over and the payment arrived or
-			// never will.
+			// It goes once the call is over (releaseDeferred), at the
+			// latest when the late window ends.
 			adv.NextAt = now.Add(e.opts.LateWindow)
 			change.Trace = append(change.Trace, event(now, "reversalDeferred",
-				"reversal sent after "+e.opts.LateWindow.String()+", once the timed-out request can no longer reach the partner"))
+				"reversal sent once the timed-out request can no longer reach the partner (at most "+e.opts.LateWindow.String()+")"))
 		}
 		q.AdviceKey = adv.Key()
 		change.Advices = append(change.Advices, adv)
@@ -422,44 +522,31 @@ func retailerResponse(p *Payment, partner *partners.Partner, resp *wire.PaymentR
 	return &out
 }
 
-// declined is the retailer's answer to a failed payment leg: the partner's
-// status and ErrorDetail where it gave them.
+// declined is the retailer's answer to a failed payment leg: the decline
+// its rail built, with the retailer's own ids. A rail that built none (a
+// bug in the rail) still gets the payment declined, never approved.
 func declined(p *Payment, a *partners.Answer) (int, *wire.ErrorDetail) {
-	if errors.Is(a.Err, outcome.ErrNotSent) {
-		d := wire.NewErrorDetail(wire.UpstreamUnavailable, "Partner unreachable", p.RequestID, p.TranID)
-		d.DetailMessage = "the payment was not sent: " + a.Err.Error()
-		return 503, d
+	if a.Decline == nil || a.Decline.Detail == nil {
+		d := wire.NewErrorDetail(wire.DeclinedByPartner, "Declined by partner", p.RequestID, p.TranID)
+		d.DetailMessage = wire.Detail("the partner declined the payment (" + a.Code + ")")
+		return 400, d
 	}
-	status := a.Status
-	if status < 400 || status > 599 {
-		// A status the retailer could misread (a 204, a redirect): the
-		// outcome is failed, so say so with one it cannot.
-		status = 502
+	d := *a.Decline.Detail
+	d.ID = wire.NewErrorID()
+	d.OriginalID = p.RequestID
+	d.TranID = p.TranID
+	d.ErrorMessage = wire.ShortMessage(d.ErrorMessage)
+	status := a.Decline.Status
+	if status != 400 && status != 503 {
+		// The interface's failed statuses for pay are 400 and 503; a
+		// 500 or 504 would tell the POS the outcome is unknown.
+		status = 400
 	}
-	if a.Error != nil {
-		d := *a.Error
-		d.ID = wire.NewID()
-		d.OriginalID = p.RequestID
-		d.TranID = p.TranID
-		d.ErrorMessage = wire.ShortMessage(d.ErrorMessage)
-		return status, &d
-	}
-	errorType, msg := wire.DeclinedByPartner, "Declined by partner"
-	switch a.Status {
-	case 404:
-		errorType, msg = wire.UnableToLocateRecord, "Partner could not find the payment"
-	case 501:
-		errorType, msg = wire.FunctionNotSupported, "Not supported by partner"
-	case 503:
-		errorType, msg = wire.UpstreamUnavailable, "Partner unavailable"
-	}
-	d := wire.NewErrorDetail(errorType, msg, p.RequestID, p.TranID)
-	d.DetailMessage = fmt.Sprintf("partner answered HTTP %d without an ErrorDetail", a.Status)
-	return status, d
+	return status, &d
 }
 
 // payAnswer is the retailer's answer to a payment in its stored state.
-func payAnswer(p *Payment) (*wire.PaymentResponse, *Failure) {
+func payAnswer(p *Payment) (*wire.PaymentResponse, *wire.Failure) {
 	if p.PayOutcome == outcome.Successful && p.Response != nil {
 		return p.Response, nil
 	}
@@ -470,5 +557,16 @@ func payAnswer(p *Payment) (*wire.PaymentResponse, *Failure) {
 	if status == 0 {
 		status = 400
 	}
-	return nil, &Failure{Status: status, Detail: p.Error}
+	return nil, &wire.Failure{Status: status, Detail: p.Error}
+}
+
+// tenderReference is the partner's reference of an approval: its first
+// tender's, else the empty string.
+func tenderReference(r *wire.PaymentResponse) string {
+	for _, t := range r.Tenders {
+		if t.Reference != "" {
+			return t.Reference
+		}
+	}
+	return ""
 }

@@ -2,10 +2,14 @@ package qrswitch
 
 import (
 	"bytes"
+	"encoding/json"
+	"maps"
+	"strconv"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/partners"
 )
 
 // QRCode is a QR code the switch issued to a retailer. Its TranID links the
@@ -30,10 +34,31 @@ type QRCode struct {
 	// HeldScan is a scan that arrived before its payment request and is
 	// waiting (up to early_scan_grace) to be linked.
 	HeldScan *Scan `json:"heldScan,omitempty"`
+	// Offers are the pull rails' offers on the code (see partners.Offerer).
+	Offers []Offer `json:"offers,omitempty"`
 
 	// Version is the store's optimistic-concurrency counter: 0 for a record
 	// not yet stored; Commit checks it and increments it.
 	Version int64 `json:"version"`
+}
+
+// Offer is a pull rail's offer on a QR code.
+type Offer struct {
+	PartnerID string `json:"partnerId"`
+	// Reference is the rail's own name for the offer.
+	Reference string `json:"reference,omitempty"`
+	// Display is what a checkout or a POS may show beside the code.
+	Display map[string]string `json:"display,omitempty"`
+}
+
+// Offer returns the offer of the partner on the code, if it has one.
+func (q *QRCode) Offer(partnerID string) (*Offer, bool) {
+	for i := range q.Offers {
+		if q.Offers[i].PartnerID == partnerID {
+			return &q.Offers[i], true
+		}
+	}
+	return nil, false
 }
 
 // Expired reports whether the code can no longer be paid at time now.
@@ -70,6 +95,15 @@ type Payment struct {
 	Error      *wire.ErrorDetail     `json:"error,omitempty"`
 	Status     int                   `json:"status,omitempty"`
 
+	// Paid is what a pull rail reported when the money arrived (the scan
+	// then names the rail's partner); nil for a push payment.
+	Paid *PaidMoney `json:"paid,omitempty"`
+	// Seen is a pull rail's latest progress short of payment.
+	Seen *SeenMoney `json:"seen,omitempty"`
+	// Checkout is set for a web shop's checkout: a payment without a till
+	// holding a request open, waiting until the checkout expires.
+	Checkout *Checkout `json:"checkout,omitempty"`
+
 	// HeldReversal is the key of a retailer reversal that arrived while the
 	// payment was still FORWARDED; it is applied when the outcome is known.
 	HeldReversal string `json:"heldReversal,omitempty"`
@@ -92,6 +126,40 @@ type Payment struct {
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
 	Version   int64     `json:"version"`
+}
+
+// PaidMoney is money a pull rail received for a payment.
+type PaidMoney struct {
+	Reference string             `json:"reference"`
+	Amount    *wire.LedgerAmount `json:"amount,omitempty"`
+	Payer     *wire.Institution  `json:"payer,omitempty"`
+	At        time.Time          `json:"at"`
+}
+
+// SeenMoney is a pull rail's progress on a payment short of payment.
+type SeenMoney struct {
+	Received  *wire.LedgerAmount `json:"received,omitempty"`
+	Reference string             `json:"reference,omitempty"`
+	// First is when money was first seen, At when last reported.
+	First time.Time `json:"first"`
+	At    time.Time `json:"at"`
+}
+
+// Checkout is a web shop's checkout on a payment.
+type Checkout struct {
+	// PostbackURL, when set, is told when the payment is paid (a postback
+	// advice to the shop's destination, repeated until it answers 2xx).
+	PostbackURL string `json:"postbackUrl,omitempty"`
+	// Data is the shop's own data for the payment, echoed in postbacks.
+	Data []byte `json:"data,omitempty"`
+	// Amount is the amount as the shop asked for it (a decimal string).
+	Amount    string    `json:"amount,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+	// PaidAt is when the checkout was paid, by whichever rail, and
+	// Reference that rail's name for the money (a transaction hash, the
+	// partner's reference).
+	PaidAt    time.Time `json:"paidAt,omitzero"`
+	Reference string    `json:"reference,omitempty"`
 }
 
 // Key returns the payment's store key.
@@ -120,13 +188,15 @@ func (p *Payment) LegOutcome() string {
 	return p.PayOutcome.String()
 }
 
-// AdviceKind says what an advice asks of the partner.
+// AdviceKind says what an advice asks of its destination.
 type AdviceKind string
 
-// The advice kinds.
+// The advice kinds of the engine; rails and surfaces add their own (see
+// partners.NewAdvice), delivered by their destination's Deliverer.
 const (
-	Confirmation AdviceKind = "confirmation"
-	Reversal     AdviceKind = "reversal"
+	Confirmation AdviceKind = partners.KindConfirmation
+	Reversal     AdviceKind = partners.KindReversal
+	Postback     AdviceKind = partners.KindPostback
 )
 
 // AdviceState is where an advice stands in store-and-forward.
@@ -146,24 +216,40 @@ const (
 	// AdviceMerged: final; another advice of the same payment (MergedInto)
 	// carries its effect upstream, so it is never sent itself.
 	AdviceMerged AdviceState = "MERGED"
+	// AdviceOperator: nothing the switch can send carries it out (the
+	// reversal of money a pull rail received, on a rail that cannot refund):
+	// it waits for an operator, who settles it by other means and marks it
+	// final. Never a pretend success.
+	AdviceOperator AdviceState = "OPERATOR"
 )
 
 // SwitchSender is the sender scope of advices the switch creates itself
-// (timeout reversals).
+// (timeout reversals, checkout confirmations, postbacks, rails'
+// notifications).
 const SwitchSender = "switch"
 
-// Advice is a confirmation or reversal and its store-and-forward life.
+// RetailerDestination is the destination of advices to a retailer's own
+// endpoint (a web shop's postbacks).
+func RetailerDestination(retailerID string) string { return "retailer:" + retailerID }
+
+// Advice is an advice — a confirmation or reversal for a partner, or
+// another kind (a rail's notification, a shop's postback) — and its
+// store-and-forward life.
 type Advice struct {
 	Sender     string     `json:"sender"` // retailer id, or SwitchSender
 	ID         string     `json:"id"`     // the advice message id
 	Kind       AdviceKind `json:"kind"`
 	PaymentKey string     `json:"paymentKey"`
 	TranID     string     `json:"tranId,omitempty"`
-	PartnerID  string     `json:"partnerId,omitempty"`
+	// Destination is the queue the advice is sent from: a partner id, or
+	// RetailerDestination(id).
+	Destination string `json:"destination,omitempty"`
 
 	// Confirmation or Reversal is the message as it will be sent upstream.
 	Confirmation *wire.PaymentConfirmation `json:"confirmation,omitempty"`
 	Reversal     *wire.PaymentReversal     `json:"reversal,omitempty"`
+	// Payload is the body of other kinds, as their author built it.
+	Payload json.RawMessage `json:"payload,omitempty"`
 
 	State   AdviceState     `json:"state"`
 	Outcome outcome.Outcome `json:"outcome"`
@@ -174,13 +260,17 @@ type Advice struct {
 
 	Attempts int `json:"attempts"`
 	// QueuedAt is when the advice last became due (queued, or replayed);
-	// give_up_after counts from it.
-	QueuedAt   time.Time `json:"queuedAt,omitzero"`
-	NextAt     time.Time `json:"nextAt,omitzero"`
-	LeaseOwner string    `json:"leaseOwner,omitempty"`
-	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
-	LastStatus int       `json:"lastStatus,omitempty"`
-	LastError  string    `json:"lastError,omitempty"`
+	// give_up_after counts from it, leaving out the time its queue was
+	// paused since: PauseBase is the queue's QueueControl.PausedBy then.
+	QueuedAt   time.Time     `json:"queuedAt,omitzero"`
+	PauseBase  time.Duration `json:"pauseBase,omitempty"`
+	NextAt     time.Time     `json:"nextAt,omitzero"`
+	LeaseOwner string        `json:"leaseOwner,omitempty"`
+	LeaseUntil time.Time     `json:"leaseUntil,omitzero"`
+	// LastCode is the destination's code of the last answer ("HTTP 500",
+	// "ILP T04"), "" when none came.
+	LastCode  string `json:"lastCode,omitempty"`
+	LastError string `json:"lastError,omitempty"`
 
 	// Answer is what the retailer was told, repeated verbatim when the same
 	// advice id arrives again.
@@ -225,7 +315,8 @@ type TraceEntry struct {
 	Operation string    `json:"operation"` // pay, notifyScan, confirmPayment, reversePayment, createQrCode, or an event name
 	Kind      string    `json:"kind"`      // request, answer or event
 	MessageID string    `json:"messageId,omitempty"`
-	Status    int       `json:"status,omitempty"`
+	Status    int       `json:"status,omitempty"`  // an HTTP status the switch answered
+	Code      string    `json:"code,omitempty"`    // a partner's own code of its answer ("HTTP 404", "ILP F02")
 	Outcome   string    `json:"outcome,omitempty"` // an outcome's name, where one applies
 	LatencyMS float64   `json:"latencyMs,omitempty"`
 	Body      string    `json:"body,omitempty"` // masked JSON
@@ -240,6 +331,13 @@ func (q *QRCode) Clone() *QRCode {
 	out := *q
 	out.Request = q.Request.Clone()
 	out.HeldScan = q.HeldScan.Clone()
+	if q.Offers != nil {
+		out.Offers = make([]Offer, len(q.Offers))
+		for i, o := range q.Offers {
+			o.Display = maps.Clone(o.Display)
+			out.Offers[i] = o
+		}
+	}
 	return &out
 }
 
@@ -262,6 +360,22 @@ func (p *Payment) Clone() *Payment {
 	out.Scan = p.Scan.Clone()
 	out.Response = p.Response.Clone()
 	out.Error = p.Error.Clone()
+	if p.Paid != nil {
+		m := *p.Paid
+		m.Amount = p.Paid.Amount.Clone()
+		m.Payer = p.Paid.Payer.Clone()
+		out.Paid = &m
+	}
+	if p.Seen != nil {
+		m := *p.Seen
+		m.Received = p.Seen.Received.Clone()
+		out.Seen = &m
+	}
+	if p.Checkout != nil {
+		c := *p.Checkout
+		c.Data = bytes.Clone(p.Checkout.Data)
+		out.Checkout = &c
+	}
 	return &out
 }
 
@@ -273,6 +387,29 @@ func (a *Advice) Clone() *Advice {
 	out := *a
 	out.Confirmation = a.Confirmation.Clone()
 	out.Reversal = a.Reversal.Clone()
+	out.Payload = bytes.Clone(a.Payload)
 	out.AnswerBody = bytes.Clone(a.AnswerBody)
 	return &out
+}
+
+// UnmarshalJSON reads an advice, including those stored before advices had
+// destinations (their "partnerId") and codes (their "lastStatus").
+func (a *Advice) UnmarshalJSON(b []byte) error {
+	type plain Advice
+	var v struct {
+		plain
+		LegacyPartner string `json:"partnerId"`
+		LegacyStatus  int    `json:"lastStatus"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*a = Advice(v.plain)
+	if a.Destination == "" {
+		a.Destination = v.LegacyPartner
+	}
+	if a.LastCode == "" && v.LegacyStatus != 0 {
+		a.LastCode = "HTTP " + strconv.Itoa(v.LegacyStatus)
+	}
+	return nil
 }

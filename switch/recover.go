@@ -3,6 +3,7 @@ package qrswitch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
@@ -13,9 +14,14 @@ import (
 // looked for.
 const recoveryInterval = 2 * time.Second
 
+// unsettledInterval is how often approved payments past their advice
+// deadline are looked for.
+const unsettledInterval = time.Minute
+
 func (e *Engine) recoveryLoop(ctx context.Context) {
 	t := time.NewTicker(recoveryInterval)
 	defer t.Stop()
+	lastUnsettled := time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -24,6 +30,51 @@ func (e *Engine) recoveryLoop(ctx context.Context) {
 			if err := e.recoverOrphans(ctx, false); err != nil && ctx.Err() == nil {
 				e.log.Error().Err(err).Msg("recovering orphaned payments")
 			}
+			if time.Since(lastUnsettled) >= unsettledInterval {
+				lastUnsettled = time.Now()
+				if err := e.SettleAbandoned(ctx); err != nil && ctx.Err() == nil {
+					e.log.Error().Err(err).Msg("ending approved payments past their advice deadline")
+				}
+			}
+		}
+	}
+}
+
+// SettleAbandoned ends the approved payments whose retailer sent neither a
+// confirmation nor a reversal within AdviceDeadline: they become
+// UNSETTLED, a final state that support staff search for and settle with
+// the partner by other means, and that the store's retention then applies
+// to. Nothing is sent upstream: after so long, only a person can know
+// whether the customer left with the goods.
+// The engine runs it every minute; it is exported for tests with a clock of
+// their own.
+func (e *Engine) SettleAbandoned(ctx context.Context) error {
+	for {
+		now := e.now()
+		ps, err := e.store.Search(ctx, Query{State: outcome.Approved, To: now.Add(-e.opts.AdviceDeadline), Limit: 100})
+		if err != nil {
+			return err
+		}
+		moved := 0
+		for _, p := range ps {
+			q, err := move(p, outcome.Unsettled, now)
+			if err != nil {
+				return err
+			}
+			err = e.store.Commit(ctx, &Change{Payment: q, Trace: []TraceEntry{event(now, "unsettled", fmt.Sprintf(
+				"no confirmation or reversal within %s of the payment: UNSETTLED; settle it with partner %s by other means", e.opts.AdviceDeadline, p.PartnerID()))}})
+			switch {
+			case err == nil:
+				moved++
+				e.log.Warn().Str("payment", p.Key()).Str("partner", p.PartnerID()).Msg("approved payment never confirmed nor reversed: UNSETTLED")
+			case errors.Is(err, ErrConflict):
+				// An advice arrived meanwhile: it decides.
+			default:
+				return err
+			}
+		}
+		if len(ps) < 100 || moved == 0 {
+			return nil
 		}
 	}
 }
@@ -32,10 +83,13 @@ func (e *Engine) recoveryLoop(ctx context.Context) {
 // waiting for its scan failed with NO_SCAN (nothing was sent upstream); a
 // payment forwarded without a recorded answer has an unknown outcome and is
 // reversed, exactly as if the partner had timed out. With all set, every
-// held payment counts as orphaned (the caller knows no other process holds
-// any: a restart of the only switch).
+// payment an earlier process held counts as orphaned (the caller knows no
+// other process holds any: a restart of the only switch) — but not those
+// this process took since it started, nor a checkout still open (nobody
+// holds it: it waits for its own expiry).
 func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
-	before := e.now()
+	now := e.now()
+	before := now
 	if all {
 		before = before.Add(100 * 365 * 24 * time.Hour)
 	}
@@ -44,12 +98,17 @@ func (e *Engine) recoverOrphans(ctx context.Context, all bool) error {
 		if err != nil {
 			return err
 		}
+		recovered := 0
 		for _, p := range ps {
+			if all && (p.Owner == e.node || p.Owner == "" && p.HoldUntil.After(now)) {
+				continue
+			}
 			if err := e.recoverOne(ctx, p, all); err != nil {
 				return err
 			}
+			recovered++
 		}
-		if len(ps) < 100 {
+		if len(ps) < 100 || recovered == 0 {
 			return nil
 		}
 	}
@@ -107,8 +166,8 @@ func (e *Engine) recoverOne(ctx context.Context, p *Payment, all bool) error {
 // expire. Only a sole owner may: with a shared store, another live process
 // may hold them.
 func (e *Engine) releaseLeases(ctx context.Context) error {
-	for id := range e.partners {
-		advices, err := e.store.ListAdvices(ctx, AdviceQuery{PartnerID: id, State: AdvicePending, Leased: true, Limit: 500})
+	for id := range e.queues {
+		advices, err := e.store.ListAdvices(ctx, AdviceQuery{Destination: id, State: AdvicePending, Leased: true, Limit: 500})
 		if err != nil {
 			return err
 		}

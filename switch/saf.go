@@ -13,32 +13,68 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 )
 
-func (e *Engine) wakeSAF(partnerID string) {
-	if ch, ok := e.safWake[partnerID]; ok {
+// queue is one destination's advices in store-and-forward: a partner's
+// (sent through its rail), or a retailer endpoint's (sent by its
+// Deliverer). Each has its own loop, workers and controls.
+type queue struct {
+	id      string
+	name    string
+	timeout time.Duration
+	partner *partners.Partner  // nil for a retailer endpoint
+	deliver partners.Deliverer // the endpoint's, or the rail's when it has one
+	wake    chan struct{}
+
+	// slots holds a token per send in flight (SAF.Workers at most);
+	// direct counts advices leased at enqueue and not yet sent.
+	slots  chan struct{}
+	direct atomic.Int64
+	// paused mirrors the queue's QueueControl (see controlLoop): neither
+	// the queue nor direct dispatch starts a send while it is set. control
+	// is the last one read, for give_up_after's pause accounting.
+	paused  atomic.Bool
+	control atomic.Pointer[QueueControl]
+	// failing says the destination's last answer was not final (down,
+	// 500, timeout); hurry, set when a final answer follows, makes the
+	// queue claim every retry now instead of waiting out each one's
+	// backoff, so a backlog drains as soon as the destination is back.
+	failing, hurry atomic.Bool
+}
+
+func (e *Engine) newQueue(id, name string, timeout time.Duration, p *partners.Partner, d partners.Deliverer) *queue {
+	q := &queue{id: id, name: name, timeout: timeout, partner: p, deliver: d,
+		wake: make(chan struct{}, 1), slots: make(chan struct{}, e.opts.SAF.Workers)}
+	if p != nil {
+		q.deliver, _ = p.Rail.(partners.Deliverer)
+	}
+	return q
+}
+
+// pausedBy is the time q has spent paused up to now (see QueueControl).
+func (q *queue) pausedBy(now time.Time) time.Duration { return q.control.Load().PausedBy(now) }
+
+func (e *Engine) wakeSAF(id string) {
+	if q, ok := e.queues[id]; ok {
 		select {
-		case ch <- struct{}{}:
+		case q.wake <- struct{}{}:
 		default:
 		}
 	}
 }
 
-// safLoop sends one partner's due advices, at most SAF.Workers at once.
-func (e *Engine) safLoop(ctx context.Context, partnerID string) {
-	partner := e.partners[partnerID]
-	slots := e.senders[partnerID].slots
+// safLoop sends one destination's due advices, at most SAF.Workers at once.
+func (e *Engine) safLoop(ctx context.Context, q *queue) {
 	poll := time.NewTicker(e.opts.SAF.Poll)
 	defer poll.Stop()
-	lease := e.lease(partner)
+	lease := e.lease(q)
 	var lastErr time.Time
-	s := e.senders[partnerID]
 	for {
 		// A paused queue claims nothing: its advices wait in the store,
 		// and a resume (here or, through the control loop, on another
 		// replica) wakes this loop.
-		if free := cap(slots) - len(slots); free > 0 && !s.paused.Load() {
+		if free := cap(q.slots) - len(q.slots); free > 0 && !q.paused.Load() {
 			now := e.now()
-			c := Claim{PartnerID: partnerID, Owner: e.node, Now: now, Lease: lease, Max: free}
-			hurry := s.hurry.Load()
+			c := Claim{Destination: q.id, Owner: e.node, Now: now, Lease: lease, Max: free}
+			hurry := q.hurry.Load()
 			if hurry {
 				// Retries wait at most 1.5 × MaxInterval (jitter included).
 				c.DueBy = now.Add(2 * e.opts.SAF.MaxInterval)
@@ -46,7 +82,7 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 			advices, err := e.store.ClaimAdvices(ctx, c)
 			if err != nil && ctx.Err() == nil && time.Since(lastErr) > 10*time.Second {
 				lastErr = time.Now()
-				e.log.Error().Err(err).Str("partner", partnerID).Msg("claiming advices")
+				e.log.Error().Err(err).Str("destination", q.id).Msg("claiming advices")
 			}
 			sent := 0
 			for _, a := range advices {
@@ -57,14 +93,14 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 					continue
 				}
 				sent++
-				slots <- struct{}{}
+				q.slots <- struct{}{}
 				e.sends.Go(func() {
-					defer func() { <-slots; e.wakeSAF(partnerID) }()
-					e.send(partner, a)
+					defer func() { <-q.slots; e.wakeSAF(q.id) }()
+					e.send(q, a)
 				})
 			}
 			if err == nil && hurry && sent == 0 {
-				s.hurry.Store(false) // the backlog is out (what is left is deferred)
+				q.hurry.Store(false) // the backlog is out (what is left is deferred)
 			}
 			if sent > 0 && len(advices) == free {
 				continue // a full batch: there may be more due right now
@@ -73,49 +109,33 @@ func (e *Engine) safLoop(ctx context.Context, partnerID string) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-e.safWake[partnerID]:
+		case <-q.wake:
 		case <-poll.C:
 		}
 	}
 }
 
-// sender bounds one partner's sends: slots holds a token per send in
-// flight (SAF.Workers at most), direct counts advices leased at enqueue
-// and not yet sent.
-type sender struct {
-	slots  chan struct{}
-	direct atomic.Int64
-	// paused mirrors the partner's PartnerControl (see controlLoop):
-	// neither the queue nor direct dispatch starts a send while it is set.
-	paused atomic.Bool
-	// failing says the partner's last answer was not final (down, 500,
-	// timeout); hurry, set when a final answer follows, makes the queue
-	// claim every retry now instead of waiting out each one's backoff, so
-	// a backlog drains as soon as the partner is back.
-	failing, hurry atomic.Bool
-}
-
-// lease is how long one send of an advice to p may take, with its
+// lease is how long one send of an advice to q may take, with its
 // bookkeeping.
-func (e *Engine) lease(p *partners.Partner) time.Duration {
-	return p.Timeout + e.opts.LateWindow + e.opts.SAF.LeaseMargin
+func (e *Engine) lease(q *queue) time.Duration {
+	return q.timeout + e.opts.LateWindow + e.opts.SAF.LeaseMargin
 }
 
 // commit commits c and wakes whoever it concerns. An advice c queues for
-// sending now is leased to this process in the same commit, when its
-// partner has room, and sent at once: it skips a round through the queue
-// (a claim, and the wait for the next poll). One that finds no room waits
-// for a claim like any other.
+// sending now is leased to this process in the same commit, when its queue
+// has room, and sent at once: it skips a round through the queue (a claim,
+// and the wait for the next poll). One that finds no room waits for a claim
+// like any other.
 func (e *Engine) commit(ctx context.Context, c *Change) error {
 	now := e.now()
 	var direct []*Advice
 	for _, a := range c.Advices {
-		s, ok := e.senders[a.PartnerID]
+		q, ok := e.queues[a.Destination]
 		if !ok || a.State != AdvicePending || a.LeaseOwner != "" || a.NextAt.After(now) ||
-			s.paused.Load() || s.direct.Load() >= int64(4*e.opts.SAF.Workers) {
+			q.paused.Load() || q.direct.Load() >= int64(4*e.opts.SAF.Workers) {
 			continue
 		}
-		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(e.partners[a.PartnerID]))
+		a.LeaseOwner, a.LeaseUntil = e.node, now.Add(e.lease(q))
 		direct = append(direct, a)
 	}
 	if err := e.store.Commit(ctx, c); err != nil {
@@ -126,7 +146,7 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 	}
 	for _, a := range c.Advices {
 		if a.State == AdvicePending && a.LeaseOwner == "" {
-			e.wakeSAF(a.PartnerID)
+			e.wakeSAF(a.Destination)
 		}
 	}
 	for _, a := range direct {
@@ -135,49 +155,82 @@ func (e *Engine) commit(ctx context.Context, c *Change) error {
 	return nil
 }
 
-// dispatch sends an advice leased at enqueue as soon as its partner has a
+// dispatch sends an advice leased at enqueue as soon as its queue has a
 // free slot.
 func (e *Engine) dispatch(a *Advice) {
-	s, partner := e.senders[a.PartnerID], e.partners[a.PartnerID]
-	s.direct.Add(1)
+	q := e.queues[a.Destination]
+	q.direct.Add(1)
 	e.sends.Go(func() {
-		s.slots <- struct{}{}
+		q.slots <- struct{}{}
 		defer func() {
-			<-s.slots
-			s.direct.Add(-1)
-			e.wakeSAF(a.PartnerID)
+			<-q.slots
+			q.direct.Add(-1)
+			e.wakeSAF(q.id)
 		}()
-		e.send(partner, a)
+		e.send(q, a)
 	})
 }
 
-// send delivers one leased advice and records what came of it. A send is
-// never cut short by shutdown: it ends with its partner's timeout.
-func (e *Engine) send(partner *partners.Partner, a *Advice) {
-	ctx := context.WithoutCancel(e.base)
-	op := outcome.Reverse
-	if a.Kind == Confirmation {
-		op = outcome.Confirm
+// deliveries says how each kind of advice reaches a destination: the
+// interface's confirmations and reversals through a partner's rail (a
+// reversal of money a pull rail received is that rail's refund), every
+// other kind through the destination's Deliverer.
+func (e *Engine) delivery(ctx context.Context, q *queue, a *Advice) (func(context.Context) *partners.Answer, error) {
+	msg := &partners.Advice{
+		Kind: string(a.Kind), ID: a.ID, Sender: a.Sender, Key: a.Key(),
+		PaymentKey: a.PaymentKey, TranID: a.TranID, Attempt: a.Attempts + 1,
+		Confirmation: a.Confirmation, Reversal: a.Reversal, Payload: a.Payload,
 	}
-	sentAt := e.now()
-	ans := e.call(partner, op, a.PaymentKey, a.ID, func(ctx context.Context) *partners.Answer {
+	if q.partner != nil && (a.Kind == Confirmation || a.Kind == Reversal) {
+		rail := q.partner.Rail
 		if a.Kind == Confirmation {
-			return partner.Rail.Confirm(ctx, a.Confirmation)
+			return func(ctx context.Context) *partners.Answer { return rail.Confirm(ctx, msg) }, nil
 		}
-		return partner.Rail.Reverse(ctx, a.Reversal)
-	})
-	if s := e.senders[partner.ID]; ans.Outcome.Final() {
-		if s.failing.Swap(false) {
-			s.hurry.Store(true)
-			e.wakeSAF(partner.ID)
-			e.log.Info().Str("partner", partner.ID).Msg("partner answering again: sending its queued advices now")
+		p, err := e.store.Payment(ctx, a.PaymentKey)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		if p != nil && p.Paid != nil {
+			msg.Paid = p.Paid.notice(q.id, p.TranID)
+			if r, ok := rail.(partners.Refunder); ok {
+				return func(ctx context.Context) *partners.Answer { return r.Refund(ctx, msg) }, nil
+			}
+		}
+		return func(ctx context.Context) *partners.Answer { return rail.Reverse(ctx, msg) }, nil
+	}
+	if q.deliver == nil {
+		return nil, fmt.Errorf("destination %s delivers no %s advice", q.id, a.Kind)
+	}
+	return func(ctx context.Context) *partners.Answer { return q.deliver.Deliver(ctx, msg) }, nil
+}
+
+// send delivers one leased advice and records what came of it. A send is
+// never cut short by shutdown: it ends with its destination's timeout.
+func (e *Engine) send(q *queue, a *Advice) {
+	ctx := context.WithoutCancel(e.base)
+	op := operationName(a.Kind)
+	sentAt := e.now()
+	var ans *partners.Answer
+	do, err := e.delivery(ctx, q, a)
+	if err != nil {
+		// Nothing was sent: the store could not be read, or nothing here
+		// can deliver this kind (a configuration that lost a deliverer).
+		ans = &partners.Answer{Outcome: outcome.Unknown, Err: fmt.Errorf("%w: %w", err, outcome.ErrNotSent)}
+	} else {
+		ans, _ = e.call(q, op, q.timeout, a.PaymentKey, a.ID, do)
+	}
+	if ans.Outcome.Final() {
+		if q.failing.Swap(false) {
+			q.hurry.Store(true)
+			e.wakeSAF(q.id)
+			e.log.Info().Str("destination", q.id).Msg("destination answering again: sending its queued advices now")
 		}
 	} else {
-		s.failing.Store(true)
+		q.failing.Store(true)
 	}
-	trace := exchange(sentAt, partner, op, a.ID, ans)
+	trace := exchange(sentAt, q.id, op, a.ID, ans)
 	for range maxRetries {
-		change, err := e.applyAdvice(ctx, a, ans)
+		change, err := e.applyAdvice(ctx, q, a, ans)
 		if err == nil {
 			change.Trace = append(trace, change.Trace...)
 			if err = e.store.Commit(ctx, change); err == nil {
@@ -187,13 +240,13 @@ func (e *Engine) send(partner *partners.Partner, a *Advice) {
 		if !errors.Is(err, ErrConflict) {
 			e.log.Error().Err(err).Str("advice", a.Key()).Str("tranId", a.TranID).Msg("recording an advice attempt")
 			// The lease will expire and the advice will be sent again with
-			// the same id, which the partner answers the same way.
+			// the same id, which the destination answers the same way.
 			return
 		}
 		cur, err := e.store.Advice(ctx, a.Key())
 		if err != nil || cur.State != AdvicePending || cur.LeaseOwner != e.node {
 			// Someone else holds it now (our lease expired): their send
-			// decides. The partner saw the same id twice, which the
+			// decides. The destination saw the same id twice, which the
 			// interface allows.
 			return
 		}
@@ -211,11 +264,11 @@ func (e *Engine) unlease(a *Advice) {
 
 // applyAdvice decides what one attempt's answer does to the advice and its
 // payment.
-func (e *Engine) applyAdvice(ctx context.Context, a *Advice, ans *partners.Answer) (*Change, error) {
+func (e *Engine) applyAdvice(ctx context.Context, q *queue, a *Advice, ans *partners.Answer) (*Change, error) {
 	now := e.now()
 	b := *a
 	b.Attempts++
-	b.LastStatus = ans.Status
+	b.LastCode = ans.Code
 	b.LastError = ""
 	if ans.Err != nil {
 		b.LastError = ans.Err.Error()
@@ -230,26 +283,42 @@ func (e *Engine) applyAdvice(ctx context.Context, a *Advice, ans *partners.Answe
 		b.DoneAt = now
 		b.Note = fmt.Sprintf("final after %d attempt(s): %s", b.Attempts, ans.Outcome)
 		p, err := e.store.Payment(ctx, a.PaymentKey)
+		if errors.Is(err, ErrNotFound) && a.Kind != Confirmation && a.Kind != Reversal {
+			return change, nil // a rail's or shop's advice about a payment gone by retention
+		}
 		if err != nil {
 			return nil, err
 		}
+		if p.AdviceKey != a.Key() {
+			break // not the advice carrying the payment's upstream effect
+		}
 		if next, ok := settledState(p.State, a.Kind, ans.Outcome); ok {
-			q := *p
-			q.State = next
-			q.UpdatedAt = now
-			change.Payment = &q
+			np, err := move(p, next, now)
+			if err != nil {
+				return nil, err
+			}
+			change.Payment = np
 			change.TraceKey = ""
 			change.Trace = append(change.Trace, event(now, "adviceFinal", string(a.Kind)+" "+a.ID+" "+ans.Outcome.String()+": payment "+string(next)))
 		}
-	case now.Sub(a.QueuedAt) >= e.opts.SAF.GiveUpAfter:
+	case e.aged(q, a, now):
 		b.State = AdviceDead
 		b.Note = fmt.Sprintf("dead-lettered after %d attempts over %s without a final answer", b.Attempts, now.Sub(a.QueuedAt).Round(time.Second))
 		change.Trace = append(change.Trace, event(now, "deadLetter", b.Note))
-		e.log.Error().Str("advice", a.Key()).Str("tranId", a.TranID).Str("partner", a.PartnerID).Int("attempts", b.Attempts).Msg("advice dead-lettered")
+		e.log.Error().Str("advice", a.Key()).Str("tranId", a.TranID).Str("destination", a.Destination).Int("attempts", b.Attempts).Msg("advice dead-lettered")
 	default:
 		b.NextAt = now.Add(e.retryDelay(b.Attempts))
 	}
 	return change, nil
+}
+
+// aged reports whether an advice without a final answer has spent
+// give_up_after in its queue, leaving out the time an operator held the
+// queue paused: a paused queue sends nothing, so it must not age its
+// advices into dead letters.
+func (e *Engine) aged(q *queue, a *Advice, now time.Time) bool {
+	paused := q.pausedBy(now) - a.PauseBase
+	return now.Sub(a.QueuedAt)-max(paused, 0) >= e.opts.SAF.GiveUpAfter
 }
 
 // settledState is the payment state a final advice outcome leads to, if the

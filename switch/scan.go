@@ -6,27 +6,28 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
-// Scan handles a partner's scan notification (notifyScan) from the
-// authenticated partner partnerID. It returns nil (202) once the scan is
+// Scanned handles a partner's scan notification (notifyScan) from the
+// authenticated partner partnerID (partners.Host: a push rail's surface
+// calls it). It returns nil (202) once the scan is
 // linked to the payment request waiting on its QR code. A scan that beat its
 // payment request is held up to early_scan_grace for the request to arrive.
 // Every other scan is declined with an ErrorDetail, so the partner can tell
 // its customer at once.
-func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotification, raw []byte) *Failure {
+func (e *Engine) Scanned(ctx context.Context, partnerID string, s *wire.ScanNotification, raw []byte) *wire.Failure {
 	if err := s.Validate(); err != nil {
-		return formatFailure(err, s.ID)
+		return wire.FormatFailure(err, s.ID)
 	}
 	partner, ok := e.partners[partnerID]
 	if !ok {
 		return fail(400, wire.PartnerUnknown, "Partner not configured", s.ID, s.TranID)
 	}
 	if s.Partner.ID != partnerID {
-		return formatFailure(&wire.FieldError{Field: "partner.id", Reason: "must be the authenticated partner " + partnerID}, s.ID)
+		return wire.FormatFailure(&wire.FieldError{Field: "partner.id", Reason: "must be the authenticated partner " + partnerID}, s.ID)
 	}
 	peer := "partner:" + partnerID
 	woken, unwatch := e.watch(scanKey(s.TranID))
@@ -49,12 +50,22 @@ func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotific
 				return storeFailure(err, s.ID, s.TranID)
 			}
 			if p.State == outcome.AwaitingScan {
-				e.link(p, scan, partner, now)
+				if p, err = e.link(p, scan, partner, now); err != nil {
+					return storeFailure(err, s.ID, s.TranID)
+				}
+				if p.Checkout != nil {
+					// No till holds a checkout's request open: this process
+					// forwards it, and owns it until the partner answers.
+					p.Owner = e.node
+				}
 				trace := []TraceEntry{inbound(now, peer, "notifyScan", s.ID, raw), answered(now, peer, "notifyScan", s.ID, 202, nil, 0)}
 				switch err := e.store.Commit(ctx, &Change{Payment: p, Trace: trace}); {
 				case err == nil:
 					e.wake(ctx, p.Key())
 					e.obs.ScanLinked(false, now.Sub(p.CreatedAt))
+					if p.Checkout != nil {
+						e.sends.Go(func() { e.forward(context.WithoutCancel(e.base), p) })
+					}
 					return nil
 				case errors.Is(err, ErrConflict):
 					continue
@@ -75,6 +86,11 @@ func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotific
 			}
 			// A reusable code whose last payment is over: a new scan waits
 			// for the next payment request like any early scan.
+		}
+		if e.opts.EarlyScanGrace <= 0 {
+			// Early scans are not held (early_scan_grace 0): declined
+			// at once, as the interface does.
+			return fail(400, wire.UnableToLocateRecord, "No payment request for this QR code", s.ID, s.TranID)
 		}
 		if hs := code.HeldScan; hs != nil && now.Before(hs.Until) {
 			if hs.PartnerID != partnerID || hs.ID != s.ID {
@@ -100,7 +116,7 @@ func (e *Engine) Scan(ctx context.Context, partnerID string, s *wire.ScanNotific
 
 // lateScan is the decline of a scan for a QR code whose payment is not
 // waiting for one.
-func lateScan(p *Payment, partnerID string, s *wire.ScanNotification) *Failure {
+func lateScan(p *Payment, partnerID string, s *wire.ScanNotification) *wire.Failure {
 	switch {
 	case p.Scan != nil && p.Scan.PartnerID != partnerID:
 		return fail(400, wire.InvalidTranID, "QR code scanned by another partner", s.ID, s.TranID)
@@ -108,7 +124,7 @@ func lateScan(p *Payment, partnerID string, s *wire.ScanNotification) *Failure {
 		return fail(400, wire.InvalidTranID, "QR code already scanned", s.ID, s.TranID)
 	default:
 		f := fail(400, wire.UnableToLocateRecord, "Payment request no longer waiting", s.ID, s.TranID)
-		f.Detail.DetailMessage = "the payment request ended (" + string(p.State) + ") before this scan arrived"
+		f.Detail.DetailMessage = wire.Detail("the payment request ended (" + string(p.State) + ") before this scan arrived")
 		return f
 	}
 }
@@ -116,7 +132,7 @@ func lateScan(p *Payment, partnerID string, s *wire.ScanNotification) *Failure {
 // awaitLink waits for a payment request to take a held early scan. The scan
 // is linked (202) if a request took it before its grace ended; otherwise the
 // hold is withdrawn and the scan declined.
-func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan *Scan, woken <-chan struct{}, s *wire.ScanNotification) *Failure {
+func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan *Scan, woken <-chan struct{}, s *wire.ScanNotification) *wire.Failure {
 	timer := time.NewTimer(scan.Until.Sub(e.now()))
 	defer timer.Stop()
 	var recheck <-chan time.Time
@@ -163,7 +179,7 @@ func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan 
 		now := e.now()
 		code.HeldScan = nil
 		f := fail(400, wire.UnableToLocateRecord, "No payment request for this QR code", s.ID, s.TranID)
-		f.Detail.DetailMessage = fmt.Sprintf("no payment request arrived within %s of the scan", e.opts.EarlyScanGrace)
+		f.Detail.DetailMessage = wire.Detail(fmt.Sprintf("no payment request arrived within %s of the scan", e.opts.EarlyScanGrace))
 		trace := []TraceEntry{answered(now, peer, "notifyScan", s.ID, f.Status, f.Detail, now.Sub(scan.ReceivedAt))}
 		switch err := e.store.Commit(ctx, &Change{QR: code, TraceKey: qrTraceKey(s.TranID), Trace: trace}); {
 		case err == nil:

@@ -2,10 +2,13 @@ package qrswitch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/partners"
 )
 
 // Store keeps the switch's records durably. Backends live under store/ and
@@ -54,11 +57,16 @@ type Store interface {
 	// QueueStats summarises one partner's advices (see QueueStats). Its cost
 	// is bounded whatever the length of the queue.
 	QueueStats(ctx context.Context, partnerID string) (*QueueStats, error)
-	// PartnerControl returns the control of a partner's queue, or
+	// QueueControl returns the control of a partner's queue, or
 	// ErrNotFound when none was ever committed (the queue runs).
-	PartnerControl(ctx context.Context, partnerID string) (*PartnerControl, error)
-	// PartnerControls returns every partner control, by PartnerID.
-	PartnerControls(ctx context.Context) ([]*PartnerControl, error)
+	QueueControl(ctx context.Context, partnerID string) (*QueueControl, error)
+	// QueueControls returns every partner control, by PartnerID.
+	QueueControls(ctx context.Context) ([]*QueueControl, error)
+
+	// Record returns a rail's record (see partners.Record), or ErrNotFound.
+	Record(ctx context.Context, owner, kind, key string) (*partners.Record, error)
+	// Records returns the records of one owner that q selects.
+	Records(ctx context.Context, owner string, q partners.RecordQuery) ([]*partners.Record, error)
 
 	// Orphans returns up to limit payments still AWAITING_SCAN or FORWARDED
 	// whose HoldUntil is before now: their owner died holding them.
@@ -70,15 +78,16 @@ type Store interface {
 	Close() error
 }
 
-// Errors of a Store.
+// Errors of a Store. The first three are partners' own, so that a rail's
+// records and the engine's answer to the same errors.
 var (
 	// ErrNotFound: no record has the key.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = partners.ErrNotFound
 	// ErrDuplicate: a record being created already exists.
-	ErrDuplicate = errors.New("already exists")
+	ErrDuplicate = partners.ErrDuplicate
 	// ErrConflict: a record being updated changed since it was read (its
 	// version moved), or does not exist any more.
-	ErrConflict = errors.New("changed concurrently")
+	ErrConflict = partners.ErrConflict
 	// ErrUnavailable: the store cannot be reached; nothing was written, or a
 	// write's fate is unknown. Surfaces answer 503.
 	ErrUnavailable = errors.New("store unavailable")
@@ -94,6 +103,8 @@ var (
 //     given Version.
 //
 // The (RetailerID, RequestID) uniqueness of QR codes holds for updates too.
+// Rails' records follow the same rule, keyed by (Owner, Kind, Key); their
+// Index entries and DueAt are replaced with each write.
 //
 // On success the store sets each record's Version to its stored value (1 for
 // a new record, Version+1 for an update), and appends Trace to the trace of
@@ -103,17 +114,19 @@ var (
 // may not have been applied: read again before deciding. The caller's
 // records are unchanged on every error.
 type Change struct {
-	QR       *QRCode
-	Payment  *Payment
-	Advices  []*Advice
-	Control  *PartnerControl // keyed by PartnerID
+	QR      *QRCode
+	Payment *Payment
+	Advices []*Advice
+	Control *QueueControl // keyed by Destination
+	// Records are rails' records (partners.Record), each with its Owner.
+	Records  []*partners.Record
 	Trace    []TraceEntry
 	TraceKey string
 }
 
 // CommitError says which record stopped a Commit.
 type CommitError struct {
-	Record string // "qr", "payment", "advice" or "control"
+	Record string // "qr", "payment", "advice", "control" or "record"
 	Key    string
 	Err    error // ErrDuplicate or ErrConflict
 }
@@ -131,9 +144,9 @@ func (e *CommitError) Unwrap() error { return e.Err }
 // Version incremented, as stored. The engine clears an advice's lease when it
 // records an attempt, so a finished advice never holds one.
 type Claim struct {
-	PartnerID string
-	Owner     string
-	Now       time.Time
+	Destination string
+	Owner       string
+	Now         time.Time
 	// DueBy, when after Now, makes advices due whose NextAt is not after
 	// it (leases are still judged at Now): the engine claims a partner's
 	// whole queue at once when the partner answers again after an outage,
@@ -183,13 +196,15 @@ const QueueSample = 1000
 // QueueStats summarises one partner's advices, for support staff and
 // metrics.
 type QueueStats struct {
-	PartnerID string `json:"partnerId"`
+	Destination string `json:"destination"`
 	// Pending counts PENDING advices: due, backing off, or being sent.
 	Pending int `json:"pending"`
 	// Held counts HELD advices, waiting for their payment's outcome.
 	Held int `json:"held"`
 	// Dead counts dead letters.
 	Dead int `json:"dead"`
+	// Operator counts OPERATOR advices, waiting for a person.
+	Operator int `json:"operator"`
 	// OldestQueuedAt is the earliest QueuedAt of a PENDING advice and
 	// NextAt the earliest NextAt of one; zero when none is pending. A
 	// backend may round them down to the microsecond.
@@ -205,22 +220,39 @@ type QueueStats struct {
 	Sampled  int         `json:"sampled"`
 }
 
-// PartnerControl is the operators' control of one partner's advice queue,
+// QueueControl is the operators' control of one partner's advice queue,
 // shared through the store by every switch process. A partner without one
 // runs.
-type PartnerControl struct {
-	PartnerID string `json:"partnerId"`
+type QueueControl struct {
+	Destination string `json:"destination"`
 	// Paused stops sending the partner's advices (they stay queued).
 	Paused bool `json:"paused"`
 	// By, At and Reason say who last changed the control, when and why.
-	By      string    `json:"by,omitempty"`
-	At      time.Time `json:"at,omitzero"`
-	Reason  string    `json:"reason,omitempty"`
-	Version int64     `json:"version"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	Reason string    `json:"reason,omitempty"`
+	// PausedFor is the time the queue spent paused in pauses that ended;
+	// with At (the start of the pause under way) it lets give_up_after
+	// count only the time a queue ran (see Paused).
+	PausedFor time.Duration `json:"pausedFor,omitempty"`
+	Version   int64         `json:"version"`
+}
+
+// PausedBy returns the time the queue has spent paused up to now, the
+// pause under way included.
+func (c *QueueControl) PausedBy(now time.Time) time.Duration {
+	if c == nil {
+		return 0
+	}
+	d := c.PausedFor
+	if c.Paused && now.After(c.At) {
+		d += now.Sub(c.At)
+	}
+	return d
 }
 
 // Clone returns a copy of c.
-func (c *PartnerControl) Clone() *PartnerControl {
+func (c *QueueControl) Clone() *QueueControl {
 	if c == nil {
 		return nil
 	}
@@ -230,10 +262,60 @@ func (c *PartnerControl) Clone() *PartnerControl {
 
 // AdviceQuery selects advices. Zero fields do not filter.
 type AdviceQuery struct {
-	PartnerID string
-	State     AdviceState
+	Destination string
+	State       AdviceState
 	// Leased keeps only advices that carry a lease (LeaseUntil set), live
 	// or expired.
 	Leased bool
 	Limit  int // default 50, at most 500
+}
+
+// UnmarshalJSON reads a control, including those stored before queues had
+// destinations (their "partnerId").
+func (c *QueueControl) UnmarshalJSON(b []byte) error {
+	type plain QueueControl
+	var v struct {
+		plain
+		LegacyPartner string `json:"partnerId"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*c = QueueControl(v.plain)
+	if c.Destination == "" {
+		c.Destination = v.LegacyPartner
+	}
+	return nil
+}
+
+// CheckRecord checks what the store requires of a rail's record before it
+// writes it: an owner, a kind and a key, names without '/' for owner and
+// kind, and bounded secondary keys. Backends call it on every record of a
+// Change.
+func CheckRecord(r *partners.Record) error {
+	switch {
+	case r.Owner == "" || r.Kind == "" || r.Key == "":
+		return fmt.Errorf("record %q/%q/%q: owner, kind and key are required", r.Owner, r.Kind, r.Key)
+	case !recordName(r.Owner) || !recordName(r.Kind):
+		return fmt.Errorf("record %s/%s: owner and kind are letters, digits, '.', '_' and '-'", r.Owner, r.Kind)
+	case len(r.Key) > 512:
+		return fmt.Errorf("record %s/%s: key longer than 512 bytes", r.Owner, r.Kind)
+	case len(r.Index) > 8:
+		return fmt.Errorf("record %s/%s/%s: more than 8 secondary keys", r.Owner, r.Kind, r.Key)
+	}
+	for _, idx := range r.Index {
+		if idx == "" || len(idx) > 200 {
+			return fmt.Errorf("record %s/%s/%s: secondary key %q is empty or longer than 200 bytes", r.Owner, r.Kind, r.Key, idx)
+		}
+	}
+	return nil
+}
+
+func recordName(s string) bool {
+	for _, c := range s {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

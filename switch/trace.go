@@ -2,11 +2,11 @@ package qrswitch
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
-	"github.com/qrswitch/qrswitch/outcome"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -37,23 +37,32 @@ func event(at time.Time, name, note string) TraceEntry {
 	return TraceEntry{At: at, Direction: Internal, Peer: "switch", Operation: name, Kind: KindEvent, Note: note}
 }
 
-// exchange records one upstream call: the request as sent and the answer (or
-// its absence).
-func exchange(sentAt time.Time, p *partners.Partner, op outcome.Operation, messageID string, a *partners.Answer) []TraceEntry {
+// exchange records one exchange with a destination: the request as sent
+// and the answer (or its absence).
+func exchange(sentAt time.Time, destination, op, messageID string, a *partners.Answer) []TraceEntry {
 	return []TraceEntry{
-		{At: sentAt, Direction: Outbound, Peer: "partner:" + p.ID, Operation: op.String(), Kind: KindRequest, MessageID: messageID, Body: string(wire.Mask(a.Sent))},
-		answerEntry(sentAt.Add(a.Latency), p, op, messageID, a),
+		{At: sentAt, Direction: Outbound, Peer: peerOf(destination), Operation: op, Kind: KindRequest, MessageID: messageID, Body: string(a.Sent)},
+		answerEntry(sentAt.Add(a.Latency), destination, op, messageID, a),
 	}
 }
 
-func answerEntry(at time.Time, p *partners.Partner, op outcome.Operation, messageID string, a *partners.Answer) TraceEntry {
+func answerEntry(at time.Time, destination, op, messageID string, a *partners.Answer) TraceEntry {
 	t := TraceEntry{
-		At: at, Direction: Inbound, Peer: "partner:" + p.ID, Operation: op.String(), Kind: KindAnswer,
-		MessageID: messageID, Status: a.Status, Outcome: a.Outcome.String(), LatencyMS: ms(a.Latency),
-		Body: string(wire.Mask(a.Body)),
+		At: at, Direction: Inbound, Peer: peerOf(destination), Operation: op, Kind: KindAnswer,
+		MessageID: messageID, Code: a.Code, Outcome: a.Outcome.String(), LatencyMS: ms(a.Latency),
+		Body: string(a.Received),
 	}
 	if a.Err != nil {
 		t.Note = a.Err.Error()
 	}
 	return t
+}
+
+// peerOf names a destination as a trace's peer: "partner:ID" for a
+// partner, the destination itself ("retailer:ID") otherwise.
+func peerOf(destination string) string {
+	if strings.Contains(destination, ":") {
+		return destination
+	}
+	return "partner:" + destination
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/qrswitch/qrswitch/config"
-	"github.com/qrswitch/qrswitch/load"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/load"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 

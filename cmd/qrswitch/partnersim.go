@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )

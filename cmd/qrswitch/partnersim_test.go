@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // partnersimOutput is an io.Writer safe to read while runPartnersim writes.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,8 +12,8 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/qrswitch/qrswitch/config"
-	"github.com/qrswitch/qrswitch/server"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
 )
 
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -60,19 +61,10 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	return srv.Run(ctx)
 }
 
+// printDevBanner prints what var/dev.json holds: the development setup's
+// listeners, CA, credentials and simulators.
 func printDevBanner(w io.Writer, cfg *config.Config, srv *server.Server) {
-	fmt.Fprintf(w, `qrswitch development setup (no --config given; refused when env is production)
-  switch     https://%s   trust %s
-  admin      http://%s/healthz /readyz /metrics
-  store      %s
-  simulator  %s   partner %q, behaviour by the amount's last two digits
-  retailer   %s / %s   (institution %s)
-  partner    %s / %s   (scan notifications)
-  support    %s / %s   (%s)
-`,
-		srv.Addr(), srv.DevCAFile(), srv.AdminAddr(), cfg.Store.URL,
-		config.DevPartnerBaseURL, config.DevPartnerID,
-		config.DevRetailerUsername, config.DevRetailerPassword, config.DevRetailerInstitutionID,
-		config.DevPartnerScanUsername, config.DevPartnerScanPassword,
-		config.DevSupportUsername, config.DevSupportPassword, config.DevSupportRole)
+	b, _ := json.MarshalIndent(srv.DevInfo(), "", "  ")
+	fmt.Fprintf(w, "qrswitch development setup (no --config given; refused when env is production)\n"+
+		"written to %s:\n%s\n", server.DevFile(cfg), b)
 }

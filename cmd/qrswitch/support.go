@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,9 +18,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // The support commands talk to a switch's support API as a support user.
@@ -52,14 +53,14 @@ func supportFlags(fs *flag.FlagSet, environ []string, stdout io.Writer) func() (
 		}
 		return ""
 	}
-	base := fs.String("switch", cmpOr(env(envSwitch), "https://127.0.0.1:8443"), "the switch's HTTPS `URL` ($"+envSwitch+")")
+	base := fs.String("switch", cmp.Or(env(envSwitch), "https://127.0.0.1:8443"), "the switch's HTTPS `URL` ($"+envSwitch+")")
 	ca := fs.String("ca", env(envCA), "PEM `file` of the CA to trust for the switch's certificate ($"+envCA+"; default: the development CA in ./var/tls/ca.pem if present, else the system roots)")
 	user := fs.String("user", env(envUser), "support `username` ($"+envUser+")")
 	pass := fs.String("password", "", "support password: visible to other users in the process list; prefer $"+envPassword+" or --password-file")
 	passFile := fs.String("password-file", "", "read the support password from the first line of `file`")
 	asJSON := fs.Bool("json", false, "print the support API's JSON answer instead of text")
 	return func() (*supportClient, error) {
-		password := cmpOr(*pass, env(envPassword))
+		password := cmp.Or(*pass, env(envPassword))
 		if *passFile != "" {
 			b, err := os.ReadFile(*passFile)
 			if err != nil {
@@ -85,13 +86,6 @@ func supportFlags(fs *flag.FlagSet, environ []string, stdout io.Writer) func() (
 			http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}},
 		}, nil
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // call sends one support API request and decodes a 2xx answer into out;
@@ -127,8 +121,8 @@ func (c *supportClient) call(ctx context.Context, method, path string, body, out
 		var d wire.ErrorDetail
 		if json.Unmarshal(raw, &d) == nil && d.ErrorType != "" {
 			msg := fmt.Sprintf("%s %s: %d %s: %s", method, path, resp.StatusCode, d.ErrorType, d.ErrorMessage)
-			if d.DetailMessage != nil && d.DetailMessage != "" {
-				msg += fmt.Sprintf(" (%v)", d.DetailMessage)
+			if m := d.DetailMessage.Message(); m != "" {
+				msg += " (" + m + ")"
 			}
 			return errors.New(msg)
 		}
@@ -304,7 +298,7 @@ func printStory(w io.Writer, s qrswitch.Story) {
 			if a.State == qrswitch.AdviceDone {
 				out = a.Outcome.String()
 			}
-			last := dash(strings.TrimSpace(fmt.Sprintf("%s %s", statusText(a.LastStatus), a.LastError)))
+			last := dash(strings.TrimSpace(fmt.Sprintf("%s %s", a.LastCode, a.LastError)))
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%s\t%s\n", a.Key(), a.Kind, a.State, out, a.Attempts, last, dash(a.Note))
 		}
 		tw.Flush()
@@ -314,7 +308,7 @@ func printStory(w io.Writer, s qrswitch.Story) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		for _, a := range s.Attempts {
 			fmt.Fprintf(tw, "  %s #%d\t%s\t%s\t%s\t%.0f ms\t%s\n", a.AdviceKey, a.N, a.At.Format("15:04:05.000"),
-				dash(statusText(a.Status)), a.Outcome, a.LatencyMS, a.Note)
+				dash(a.Code), a.Outcome, a.LatencyMS, a.Note)
 		}
 		tw.Flush()
 	}
@@ -324,13 +318,6 @@ func printStory(w io.Writer, s qrswitch.Story) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", t.At.Format("15:04:05.000"), arrow(t), t.Operation, describe(t))
 	}
 	tw.Flush()
-}
-
-func statusText(s int) string {
-	if s == 0 {
-		return ""
-	}
-	return fmt.Sprint(s)
 }
 
 // arrow draws where a traced message went.
@@ -356,6 +343,9 @@ func describe(t qrswitch.TraceEntry) string {
 	var parts []string
 	if t.Status != 0 {
 		parts = append(parts, fmt.Sprint(t.Status))
+	}
+	if t.Code != "" {
+		parts = append(parts, t.Code)
 	}
 	if t.Outcome != "" {
 		parts = append(parts, t.Outcome)
@@ -432,7 +422,7 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 			if q.Pending > 0 {
 				oldest = time.Since(q.OldestQueuedAt).Round(time.Second).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", q.PartnerID, st, q.Pending, oldest, q.Held, q.Dead, q.Sending, histogram(q.Attempts))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\n", q.Destination, st, q.Pending, oldest, q.Held, q.Dead, q.Sending, histogram(q.Attempts))
 		}
 		return tw.Flush()
 	case "dead":
@@ -451,7 +441,7 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 		fmt.Fprintln(tw, "ADVICE\tKIND\tTRANID\tSTATE\tATTEMPTS\tQUEUED (UTC)\tLAST\tNOTE")
 		for _, a := range ans.Advices {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", a.Key(), a.Kind, dash(a.TranID), a.State, a.Attempts,
-				a.QueuedAt.Format("2006-01-02 15:04:05"), dash(strings.TrimSpace(statusText(a.LastStatus)+" "+a.LastError)), dash(a.Note))
+				a.QueuedAt.Format("2006-01-02 15:04:05"), dash(strings.TrimSpace(a.LastCode+" "+a.LastError)), dash(a.Note))
 		}
 		return tw.Flush()
 	case "pause", "resume", "retry", "replay", "final":
@@ -501,13 +491,13 @@ func runSAF(ctx context.Context, args, environ []string, stdout, stderr io.Write
 	case verb == "retry":
 		fmt.Fprintf(stdout, "retry done: every queued advice of %s is being sent now\n", target)
 	default:
-		var ctl qrswitch.PartnerControl
+		var ctl qrswitch.QueueControl
 		json.Unmarshal(ans, &ctl)
 		st := "running"
 		if ctl.Paused {
 			st = "paused"
 		}
-		fmt.Fprintf(stdout, "%s done: the queue of %s is %s (by %s: %s)\n", verb, ctl.PartnerID, st, ctl.By, ctl.Reason)
+		fmt.Fprintf(stdout, "%s done: the queue of %s is %s (by %s: %s)\n", verb, ctl.Destination, st, ctl.By, ctl.Reason)
 	}
 	return nil
 }

@@ -2,30 +2,22 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
-	"github.com/qrswitch/qrswitch/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
-	"github.com/qrswitch/qrswitch/server"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
-	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // cliSwitch is a switch on loopback with the partner simulator behind it,
-// for the support commands to talk to.
+// for the support commands to talk to: the switch's test harness.
 type cliSwitch struct {
 	srv    *server.Server
 	sim    *electrumsim.Sim
@@ -35,57 +27,12 @@ type cliSwitch struct {
 
 func startCLISwitch(t *testing.T) *cliSwitch {
 	t.Helper()
-	dir := t.TempDir()
-	eph, err := tlsconfig.NewEphemeral("127.0.0.1", "localhost")
-	if err != nil {
-		t.Fatal(err)
-	}
-	simCA := filepath.Join(dir, "sim-ca.pem")
-	os.WriteFile(simCA, eph.CAPEM, 0o600)
-	var handler atomic.Pointer[http.Handler]
-	none := http.NotFoundHandler()
-	handler.Store(&none)
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
-	ts.TLS = eph.Server
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	cfg := &config.Config{
-		Env: config.EnvDevelopment, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", DataDir: dir,
-		Store:    config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
-		ScanWait: config.Duration(2 * time.Second),
-		SAF: config.SAF{InitialInterval: config.Duration(50 * time.Millisecond), MaxInterval: config.Duration(200 * time.Millisecond),
-			GiveUpAfter: config.Duration(300 * time.Millisecond), Workers: 4},
-		Retailers: []config.Retailer{{ID: "shop-1", Username: "shop-1", Password: "shop-1-password", InstitutionID: "1234"}},
-		Partners: []config.Partner{{ID: "wallet-a", Name: "Wallet A", Rail: "electrum", BaseURL: ts.URL, Username: "switch",
-			Password: "switch-secret", CAFile: simCA, Timeout: config.Duration(time.Second), ScanUsername: "wallet-a", ScanPassword: "wallet-a-password"}},
-		Support: []config.SupportUser{
-			{Username: "alice", Password: "alice-password", Role: config.RoleOperator},
-			{Username: "victor", Password: "victor-password", Role: config.RoleViewer},
-		},
-	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(context.Background(), cfg, zerolog.Nop(), server.Options{LateWindow: time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	switchTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: srv.DevCAFile()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &cliSwitch{srv: srv, base: "https://" + srv.Addr(), client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: switchTLS}}}
-	c.sim = electrumsim.New(electrumsim.Config{PartnerID: "wallet-a", PartnerName: "Wallet A", Username: "switch", Password: "switch-secret",
-		SwitchURL: c.base, ScanUsername: "wallet-a", ScanPassword: "wallet-a-password", SwitchTLS: switchTLS.Clone()})
-	h := c.sim.Handler()
-	handler.Store(&h)
-	t.Cleanup(c.sim.Close)
-	return c
+	h := server.NewHarness(t, func(c *config.Config, o *server.Options) {
+		c.SAF.Workers = 4
+		c.SAF.GiveUpAfter = config.Duration(300 * time.Millisecond)
+		o.LateWindow = time.Second
+	})
+	return &cliSwitch{srv: h.Srv, sim: h.Sim, client: h.Client, base: h.Base}
 }
 
 func (c *cliSwitch) post(t *testing.T, path string, body any) (int, []byte) {

@@ -2,6 +2,7 @@ package electrum
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -9,13 +10,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/railtest"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // partner starts a real TLS server answering with handler, and a rail
@@ -30,18 +33,23 @@ func partner(t *testing.T, handler http.HandlerFunc) (*httptest.Server, partners
 	srv.TLS = eph.Server
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	r, err := partners.New(Name, partners.Config{PartnerID: "p", BaseURL: srv.URL, Username: "switch", Password: "pw", TLS: eph.Client, Timeout: time.Second})
+	r, err := partners.New(Name, partners.Config{PartnerID: "p", BaseURL: srv.URL, Username: "switch", Password: "pw", Transport: transport(eph.Client), Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return srv, r
 }
 
-func payment() *wire.PaymentRequest {
-	return &wire.PaymentRequest{
-		Transaction: wire.Transaction{ID: wire.NewID(), Time: "2026-11-21T10:00:00Z", ThirdPartyIdentifiers: []wire.ThirdPartyIdentifier{}},
-		Amounts:     &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 100, Currency: "710"}},
-		TranID:      "t1", PartnerPaymentToken: "tok",
+func transport(c *tls.Config) http.RoundTripper { return &http.Transport{TLSClientConfig: c} }
+
+func payment() *partners.Payment {
+	return &partners.Payment{
+		Key: "shop/1", TranID: "t1", Token: "tok", Partner: &wire.Institution{ID: "p", Name: "P"},
+		Request: &wire.PaymentRequest{
+			Transaction: wire.Transaction{ID: wire.NewID(), Time: "2026-11-21T10:00:00Z", ThirdPartyIdentifiers: []wire.ThirdPartyIdentifier{}},
+			Amounts:     &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 100, Currency: "710"}},
+			TranID:      "t1",
+		},
 	}
 }
 
@@ -65,9 +73,10 @@ func TestRequestOnTheWire(t *testing.T) {
 		w.WriteHeader(201)
 		io.WriteString(w, approval)
 	})
-	req := payment()
-	a := r.Pay(context.Background(), req)
-	if a.Outcome != outcome.Successful || a.Response == nil || a.Status != 201 {
+	p := payment()
+	req := p.Request
+	a := r.Pay(context.Background(), p)
+	if a.Outcome != outcome.Successful || a.Response == nil || a.Code != "HTTP 201" {
 		t.Fatalf("Pay = %+v, want successful with a response", a)
 	}
 	user, pass, ok := got.BasicAuth()
@@ -75,21 +84,24 @@ func TestRequestOnTheWire(t *testing.T) {
 		t.Fatalf("request = %s %s auth %v %s:%s type %q", got.Method, got.URL.Path, ok, user, pass, got.Header.Get("Content-Type"))
 	}
 	var sent wire.PaymentRequest
-	if err := json.Unmarshal(body, &sent); err != nil || sent.ID != req.ID || sent.PartnerPaymentToken != "tok" {
-		t.Fatalf("sent %s (%v), want the request with its token", body, err)
+	if err := json.Unmarshal(body, &sent); err != nil || sent.ID != req.ID || sent.PartnerPaymentToken != "tok" || sent.Partner == nil || sent.Partner.ID != "p" {
+		t.Fatalf("sent %s (%v), want the request with its partner and token", body, err)
 	}
-	if string(a.Sent) != string(body) || a.Latency <= 0 {
-		t.Fatalf("Answer.Sent/Latency = %q/%s", a.Sent, a.Latency)
+	if p.Request.PartnerPaymentToken != "" || p.Request.Partner != nil {
+		t.Fatalf("Pay changed the engine's request: %+v", p.Request)
+	}
+	if string(a.Sent) != string(wire.Mask(body)) || a.Latency <= 0 {
+		t.Fatalf("Answer.Sent/Latency = %q/%s, want the masked body", a.Sent, a.Latency)
 	}
 	for _, tt := range []struct {
 		path string
 		call func() *partners.Answer
 	}{
 		{ConfirmPath, func() *partners.Answer {
-			return r.Confirm(context.Background(), &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: "c", RequestID: req.ID}})
+			return r.Confirm(context.Background(), &partners.Advice{Kind: partners.KindConfirmation, Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: "c", RequestID: req.ID}}})
 		}},
 		{ReversePath, func() *partners.Answer {
-			return r.Reverse(context.Background(), &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: "r", RequestID: req.ID}, ReversalReason: wire.ReasonTimeout})
+			return r.Reverse(context.Background(), &partners.Advice{Kind: partners.KindReversal, Reversal: &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: "r", RequestID: req.ID}, ReversalReason: wire.ReasonTimeout}})
 		}},
 	} {
 		tt.call()
@@ -113,7 +125,7 @@ func TestClassifiedAnswers(t *testing.T) {
 		{"decline with detail", answer(400, detail), outcome.Pay, outcome.Failed, wire.InsufficientFunds, false},
 		{"decline without body", answer(400, ""), outcome.Pay, outcome.Failed, "", false},
 		{"decline with junk body", answer(400, "<html>"), outcome.Pay, outcome.Failed, "", false},
-		{"500", answer(500, detail), outcome.Pay, outcome.Unknown, wire.InsufficientFunds, false},
+		{"500", answer(500, detail), outcome.Pay, outcome.Unknown, "", false},
 		{"504", answer(504, ""), outcome.Pay, outcome.Unknown, "", false},
 		{"503", answer(503, ""), outcome.Pay, outcome.Failed, "", false},
 		{"404 payment", answer(404, ""), outcome.Pay, outcome.Failed, "", false},
@@ -133,20 +145,22 @@ func TestClassifiedAnswers(t *testing.T) {
 			case outcome.Pay:
 				a = r.Pay(context.Background(), payment())
 			case outcome.Confirm:
-				a = r.Confirm(context.Background(), &wire.PaymentConfirmation{})
+				a = r.Confirm(context.Background(), &partners.Advice{Confirmation: &wire.PaymentConfirmation{}})
 			default:
-				a = r.Reverse(context.Background(), &wire.PaymentReversal{})
+				a = r.Reverse(context.Background(), &partners.Advice{Reversal: &wire.PaymentReversal{}})
 			}
 			if a.Outcome != tt.want {
-				t.Fatalf("outcome = %s (status %d, err %v), want %s", a.Outcome, a.Status, a.Err, tt.want)
+				t.Fatalf("outcome = %s (code %s, err %v), want %s", a.Outcome, a.Code, a.Err, tt.want)
 			}
-			if got := ""; a.Error != nil {
-				got = a.Error.ErrorType
-				if got != tt.errorType {
-					t.Errorf("ErrorDetail type = %s, want %s", got, tt.errorType)
+			if a.Outcome == outcome.Failed && tt.op == outcome.Pay {
+				if a.Decline == nil {
+					t.Fatal("failed Pay without a Decline")
 				}
-			} else if tt.errorType != "" {
-				t.Errorf("no ErrorDetail parsed, want %s", tt.errorType)
+				if tt.errorType != "" && a.Decline.Detail.ErrorType != tt.errorType {
+					t.Errorf("Decline errorType = %s, want the partner's %s", a.Decline.Detail.ErrorType, tt.errorType)
+				}
+			} else if a.Decline != nil {
+				t.Errorf("Decline = %+v on a %s answer, want none", a.Decline, a.Outcome)
 			}
 			if errors.Is(a.Err, outcome.ErrMalformedAnswer) != tt.malformed {
 				t.Errorf("err = %v, want malformed %v", a.Err, tt.malformed)
@@ -163,7 +177,7 @@ func TestTransportFailures(t *testing.T) {
 		if !errors.Is(a.Err, outcome.ErrNotSent) || a.Outcome != outcome.Failed {
 			t.Fatalf("Pay to a closed port = %s, %v; want failed, ErrNotSent", a.Outcome, a.Err)
 		}
-		if c := r.Confirm(context.Background(), &wire.PaymentConfirmation{}); c.Outcome != outcome.Unknown {
+		if c := r.Confirm(context.Background(), &partners.Advice{Confirmation: &wire.PaymentConfirmation{}}); c.Outcome != outcome.Unknown {
 			t.Fatalf("Confirm to a closed port = %s, want unknown (store-and-forward repeats it)", c.Outcome)
 		}
 	})
@@ -171,7 +185,7 @@ func TestTransportFailures(t *testing.T) {
 		srv := httptest.NewTLSServer(answer(201, approval)) // a certificate the rail does not trust
 		defer srv.Close()
 		eph, _ := tlsconfig.NewEphemeral("127.0.0.1")
-		r, _ := New(partners.Config{BaseURL: srv.URL, TLS: eph.Client, Timeout: time.Second})
+		r, _ := New(partners.Config{BaseURL: srv.URL, Transport: transport(eph.Client), Timeout: time.Second})
 		a := r.Pay(context.Background(), payment())
 		if !errors.Is(a.Err, outcome.ErrNotSent) || a.Outcome != outcome.Failed {
 			t.Fatalf("Pay to an untrusted server = %s, %v; want failed, ErrNotSent", a.Outcome, a.Err)
@@ -219,7 +233,7 @@ func TestTransportFailures(t *testing.T) {
 			}
 		}()
 		eph, _ := tlsconfig.NewEphemeral("127.0.0.1")
-		r, _ := New(partners.Config{BaseURL: "https://" + ln.Addr().String(), TLS: eph.Client, Timeout: time.Second})
+		r, _ := New(partners.Config{BaseURL: "https://" + ln.Addr().String(), Transport: transport(eph.Client), Timeout: time.Second})
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		a := r.Pay(ctx, payment())
@@ -235,4 +249,127 @@ func TestNewRefusesBadBaseURL(t *testing.T) {
 			t.Errorf("New(base_url %q) succeeded, want an error", u)
 		}
 	}
+}
+
+// TestDecline checks the mapping of a partner's failed answer to what the
+// POS is told: only the statuses the interface declares for pay that mean
+// failed (400, 503), the partner's ErrorDetail kept where it sent one.
+func TestDecline(t *testing.T) {
+	partnerDetail := &wire.ErrorDetail{ID: "a-very-long-partner-error-id-1234567890", ErrorType: wire.InsufficientFunds, ErrorMessage: "No money in the customer's wallet at all, sorry", DetailMessage: wire.Detail("x")}
+	for _, tt := range []struct {
+		status    int
+		detail    *wire.ErrorDetail
+		err       error
+		want      int
+		errorType string
+	}{
+		{400, partnerDetail, nil, 400, wire.InsufficientFunds},
+		{400, nil, nil, 400, wire.DeclinedByPartner},
+		{401, partnerDetail, nil, 503, wire.UpstreamUnavailable},
+		{403, nil, nil, 503, wire.UpstreamUnavailable},
+		{404, nil, nil, 400, wire.UnableToLocateRecord},
+		{404, partnerDetail, nil, 400, wire.InsufficientFunds},
+		{409, nil, nil, 400, wire.DeclinedByPartner},
+		{501, nil, nil, 400, wire.FunctionNotSupported},
+		{502, nil, nil, 503, wire.UpstreamUnavailable},
+		{503, partnerDetail, nil, 503, wire.InsufficientFunds},
+		{505, nil, nil, 503, wire.UpstreamUnavailable},
+		{302, nil, nil, 503, wire.UpstreamUnavailable},
+		{0, nil, outcome.ErrNotSent, 503, wire.UpstreamUnavailable},
+	} {
+		f := Decline(tt.status, tt.detail, tt.err, "req-1", "tran-1")
+		if f.Status != tt.want || f.Detail.ErrorType != tt.errorType {
+			t.Errorf("Decline(%d, detail %v, %v) = %d %s, want %d %s", tt.status, tt.detail != nil, tt.err, f.Status, f.Detail.ErrorType, tt.want, tt.errorType)
+		}
+		if err := f.Detail.Validate(); err != nil || len(f.Detail.ID) > 20 || len([]rune(f.Detail.ErrorMessage)) > wire.MaxErrorMessage ||
+			f.Detail.OriginalID != "req-1" || f.Detail.TranID != "tran-1" {
+			t.Errorf("Decline(%d) detail %+v: %v; want a valid ErrorDetail (id ≤ 20, message ≤ 40) naming the request", tt.status, f.Detail, err)
+		}
+	}
+}
+
+// railPartner is the partner side of the Electrum interface for the rail
+// conformance suite: a real TLS server answering as it is told.
+type railPartner struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	behave   map[string]railtest.Behaviour
+	received map[string]int
+}
+
+func opOf(path string) string {
+	switch path {
+	case PayPath:
+		return railtest.OpPay
+	case ConfirmPath:
+		return railtest.OpConfirm
+	default:
+		return railtest.OpReverse
+	}
+}
+
+func (p *railPartner) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	op := opOf(r.URL.Path)
+	p.mu.Lock()
+	p.received[op]++
+	b := p.behave[op]
+	p.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	switch b {
+	case railtest.Decline:
+		w.WriteHeader(400)
+		io.WriteString(w, `{"id":"e1","errorType":"DO_NOT_HONOR","errorMessage":"Refused by the wallet"}`)
+	case railtest.Unknown:
+		w.WriteHeader(504)
+	case railtest.Hang:
+		<-r.Context().Done()
+	case railtest.Malformed:
+		w.WriteHeader(201)
+		io.WriteString(w, `{"id":`)
+	default:
+		if op != railtest.OpPay {
+			w.WriteHeader(202)
+			w.Write(body)
+			return
+		}
+		var req wire.PaymentRequest
+		json.Unmarshal(body, &req)
+		w.WriteHeader(201)
+		json.NewEncoder(w).Encode(&wire.PaymentResponse{Transaction: req.Transaction, Partner: req.Partner, Amounts: req.Amounts, TranID: req.TranID})
+	}
+}
+
+func (p *railPartner) Behave(op string, b railtest.Behaviour) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.behave[op] = b
+}
+
+func (p *railPartner) Received(op string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.received[op]
+}
+
+func (p *railPartner) Stop() { p.srv.Close() }
+
+func TestRailConformance(t *testing.T) {
+	railtest.RunPush(t, railtest.Push{
+		New: func(t *testing.T) (partners.Rail, railtest.Partner) {
+			p := &railPartner{behave: map[string]railtest.Behaviour{}, received: map[string]int{}}
+			srv, r := partner(t, p.serve)
+			p.srv = srv
+			return r, p
+		},
+		Payment: payment,
+		Confirmation: func() *partners.Advice {
+			id := wire.NewID()
+			return &partners.Advice{Kind: partners.KindConfirmation, ID: id, Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: id, RequestID: wire.NewID(), Time: "2026-11-21T10:00:00Z"}}}
+		},
+		Reversal: func() *partners.Advice {
+			id := wire.NewID()
+			return &partners.Advice{Kind: partners.KindReversal, ID: id, Reversal: &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: id, RequestID: wire.NewID(), Time: "2026-11-21T10:00:00Z"}, ReversalReason: wire.ReasonCancelled}}
+		},
+	})
 }

@@ -8,9 +8,9 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // cannedAnswer is a transport that answers every request with one status
@@ -34,8 +34,9 @@ func (c cannedAnswer) RoundTrip(r *http.Request) (*http.Response, error) {
 // any body — to a payment, a confirmation and a reversal, and checks what
 // the rail makes of it: the outcome is Classify's; a payment is successful
 // only with an approval that validates, and a 2xx without one is unknown,
-// never failed; an advice's outcome depends on the status alone; an
-// ErrorDetail is kept only when it is a valid one of a failure.
+// never failed; an advice's outcome depends on the status alone; a failed
+// payment always carries a Decline the interface allows (400 or 503, a
+// valid ErrorDetail), and nothing else does.
 //
 //	go test ./partners/electrum -run '^$' -fuzz FuzzAnswer -fuzztime 10m
 func FuzzAnswer(f *testing.F) {
@@ -76,15 +77,15 @@ func FuzzAnswer(f *testing.F) {
 		case outcome.Pay:
 			a = rail.Pay(ctx, payment())
 		case outcome.Confirm:
-			a = rail.Confirm(ctx, &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: "c", RequestID: "r"}})
+			a = rail.Confirm(ctx, &partners.Advice{Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{ID: "c", RequestID: "r"}}})
 		default:
-			a = rail.Reverse(ctx, &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: "v", RequestID: "r"}, ReversalReason: wire.ReasonTimeout})
+			a = rail.Reverse(ctx, &partners.Advice{Reversal: &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: "v", RequestID: "r"}, ReversalReason: wire.ReasonTimeout}})
 		}
-		if a.Status != status {
-			t.Fatalf("status = %d, want %d", a.Status, status)
+		if a.Code != Code(status) {
+			t.Fatalf("code = %q, want %q", a.Code, Code(status))
 		}
-		if a.Outcome != outcome.Classify(op, a.Status, a.Err) {
-			t.Fatalf("outcome %s is not Classify's for %d, %v", a.Outcome, a.Status, a.Err)
+		if a.Outcome != outcome.Classify(op, status, a.Err) {
+			t.Fatalf("outcome %s is not Classify's for %d, %v", a.Outcome, status, a.Err)
 		}
 		// The interface's successes; any other 2xx is "every other
 		// status", failed (see docs/reliability.md on that choice).
@@ -104,13 +105,16 @@ func FuzzAnswer(f *testing.F) {
 		if a.Response != nil && (op != outcome.Pay || status < 200 || status > 299) {
 			t.Fatalf("an approval was read from a %d answer to %s", status, op)
 		}
-		if d := a.Error; d != nil {
-			if status < 300 || d.Validate() != nil || !wire.IsErrorType(d.ErrorType) || d.ErrorMessage == "" {
-				t.Fatalf("ErrorDetail %+v kept from a %d answer", d, status)
+		if failed := op == outcome.Pay && a.Outcome == outcome.Failed; failed != (a.Decline != nil) {
+			t.Fatalf("Decline %+v on a %s %s answered %d", a.Decline, a.Outcome, op, status)
+		}
+		if f := a.Decline; f != nil {
+			if f.Status != 400 && f.Status != 503 || f.Detail.Validate() != nil || len(f.Detail.ID) > 20 {
+				t.Fatalf("Decline %d %+v of a %d answer: not what the interface allows", f.Status, f.Detail, status)
 			}
 		}
-		if !bytes.Equal(a.Body, body) {
-			t.Fatalf("Answer.Body is not the body received")
+		if !bytes.Equal(a.Received, wire.Mask(body)) {
+			t.Fatalf("Answer.Received is not the masked body received")
 		}
 	})
 }

@@ -91,12 +91,22 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 	if c.Control != nil {
 		nc = 1
 	}
-	records = nq+np+len(c.Advices)+nc > 0
+	for i, r := range c.Records {
+		if err := qrswitch.CheckRecord(r); err != nil {
+			return nil, false, err
+		}
+		for _, o := range c.Records[:i] {
+			if recordKey(r) == recordKey(o) {
+				return nil, false, fmt.Errorf("committing: record %s appears twice in one Change", recordKey(r))
+			}
+		}
+	}
+	records = nq+np+len(c.Advices)+nc+len(c.Records) > 0
 	if !records && len(c.Trace) == 0 {
 		return nil, false, nil
 	}
-	args = make([]any, 0, 6+8*nq+21*np+18*len(c.Advices)+4*nc+len(c.Trace))
-	args = append(args, nq, np, len(c.Advices), nc, len(c.Trace), traceKey)
+	args = make([]any, 0, 7+8*nq+21*np+18*len(c.Advices)+4*nc+12*len(c.Records)+len(c.Trace))
+	args = append(args, nq, np, len(c.Advices), nc, len(c.Trace), len(c.Records), traceKey)
 	if q := c.QR; q != nil {
 		next := *q
 		next.Version++
@@ -137,7 +147,7 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		args = append(args, a.Key(), itoa(a.Version), itoa(next.Version), d, a.ID, a.PaymentKey, a.PartnerID, string(a.State))
+		args = append(args, a.Key(), itoa(a.Version), itoa(next.Version), d, a.ID, a.PaymentKey, a.Destination, string(a.State))
 		args = timeArgs(args, a.CreatedAt)
 		args = timeArgs(args, a.NextAt)
 		args = append(args, a.LeaseOwner)
@@ -152,7 +162,23 @@ func encodeChange(c *qrswitch.Change) (args []any, records bool, err error) {
 		if err != nil {
 			return nil, false, err
 		}
-		args = append(args, ctl.PartnerID, itoa(ctl.Version), itoa(next.Version), d)
+		args = append(args, ctl.Destination, itoa(ctl.Version), itoa(next.Version), d)
+	}
+	for _, r := range c.Records {
+		next := *r
+		next.Version++
+		d, err := marshal(&next)
+		if err != nil {
+			return nil, false, err
+		}
+		due := "0"
+		if !r.DueAt.IsZero() {
+			due = itoa(r.DueAt.UnixMilli())
+		}
+		args = append(args, recordKey(r), itoa(r.Version), itoa(next.Version), d, r.Owner, r.Kind, r.Key, due, itoa(int64(len(r.Index))))
+		for _, x := range r.Index {
+			args = append(args, x)
+		}
 	}
 	for i := range c.Trace {
 		b, err := json.Marshal(&c.Trace[i])
@@ -230,8 +256,8 @@ func decodePayment(vals []any) (*qrswitch.Payment, error) {
 	return p, nil
 }
 
-func decodeControl(vals []any) (*qrswitch.PartnerControl, error) {
-	c := new(qrswitch.PartnerControl)
+func decodeControl(vals []any) (*qrswitch.QueueControl, error) {
+	c := new(qrswitch.QueueControl)
 	if err := decodeInto(vals, c, &c.Version); err != nil {
 		return nil, fmt.Errorf("decoding partner control: %w", err)
 	}

@@ -272,9 +272,9 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 // ListAdvices returns advices matching q, oldest first (by CreatedAt).
 func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrswitch.Advice, error) {
 	w := walk{rec: "adv:", from: -maxMicros, to: maxMicros, fetch: adviceFields, limit: limit(q.Limit)}
-	if q.PartnerID != "" {
-		w.cands = append(w.cands, s.key("a:part:", q.PartnerID))
-		w.eq("part", q.PartnerID)
+	if q.Destination != "" {
+		w.cands = append(w.cands, s.key("a:part:", q.Destination))
+		w.eq("part", q.Destination)
 	}
 	if q.State != "" {
 		w.cands = append(w.cands, s.key("a:st:", string(q.State)))
@@ -309,19 +309,19 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 	if err != nil {
 		return nil, unavailable(doing, err)
 	}
-	if len(res) < 5 {
+	if len(res) < 6 {
 		return nil, fmt.Errorf("%s: unexpected reply %v", doing, res)
 	}
-	st := &qrswitch.QueueStats{PartnerID: partnerID, Attempts: map[int]int{}}
-	var counts [3]int64
+	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
+	var counts [4]int64
 	for i := range counts {
 		if counts[i], err = num(res[i]); err != nil {
 			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
 	}
-	st.Pending, st.Held, st.Dead = int(counts[0]), int(counts[1]), int(counts[2])
+	st.Pending, st.Held, st.Dead, st.Operator = int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
 	for i, t := range []*time.Time{&st.OldestQueuedAt, &st.NextAt} {
-		if v, _ := str(res[3+i]); v != "" {
+		if v, _ := str(res[4+i]); v != "" {
 			us, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s: score %q: %w", doing, v, err)
@@ -329,7 +329,7 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 			*t = fromMicros(int64(us), 0)
 		}
 	}
-	for _, v := range res[5:] {
+	for _, v := range res[6:] {
 		n, err := num(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: attempts: %w", doing, err)
@@ -340,8 +340,8 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 	return st, nil
 }
 
-// PartnerControl returns the control of a partner's queue, or ErrNotFound.
-func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch.PartnerControl, error) {
+// QueueControl returns the control of a partner's queue, or ErrNotFound.
+func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.QueueControl, error) {
 	vals, err := s.hmget(ctx, opControls, "partner control", "ctl:", partnerID, []string{"d", "v"})
 	if err != nil {
 		return nil, err
@@ -349,13 +349,13 @@ func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch
 	return decodeControl(vals)
 }
 
-// PartnerControls returns every partner control, by PartnerID.
-func (s *Store) PartnerControls(ctx context.Context) ([]*qrswitch.PartnerControl, error) {
+// QueueControls returns every partner control, by PartnerID.
+func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, error) {
 	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, nil, s.prefix).Slice()
 	if err != nil {
 		return nil, unavailable("reading partner controls", err)
 	}
-	out := make([]*qrswitch.PartnerControl, 0, len(res)/2)
+	out := make([]*qrswitch.QueueControl, 0, len(res)/2)
 	for i := 0; i+2 <= len(res); i += 2 {
 		c, err := decodeControl(res[i : i+2])
 		if err != nil {

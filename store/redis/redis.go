@@ -157,6 +157,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/logging"
 
+	"github.com/qrswitch/qrswitch/store"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -415,11 +416,14 @@ const (
 	opPing
 	opNotify
 	opSweep
+	opRecord
+	opRecords
 	numOps
 )
 
 var opNames = [numOps]string{"Commit", "ClaimAdvices", "QR", "Payment", "Advice", "Trace", "PaymentAdvices",
-	"Lookup", "Search", "ListAdvices", "Orphans", "QueueStats", "PartnerControls", "Ping", "Notify", "Sweep"}
+	"Lookup", "Search", "ListAdvices", "Orphans", "QueueStats", "QueueControls", "Ping", "Notify", "Sweep",
+	"Record", "Records"}
 
 type opKey struct{}
 
@@ -502,3 +506,22 @@ func (s *Store) ServerCPU(ctx context.Context) (time.Duration, error) {
 
 // Interface guards
 var _ qrswitch.Store = (*Store)(nil)
+
+// recheck bounds how long a wake-up lost between replicas (Redis pub/sub
+// does not queue) can delay a held request: it re-reads the store this
+// often. One read per held request per second is cheap next to the scan
+// wait it shortens.
+const recheck = time.Second
+
+func init() {
+	open := func(ctx context.Context, url string, o store.Options) (*store.Backend, error) {
+		s, err := Open(ctx, url, Options{Retention: o.Retention, WaitReplicas: o.WaitReplicas, WaitTimeout: o.WaitTimeout})
+		if err != nil {
+			return nil, err
+		}
+		return &store.Backend{Store: s, Notifier: s.Notifier(), Recheck: recheck}, nil
+	}
+	for _, scheme := range []string{"redis", "rediss", "redis+sentinel"} {
+		store.Register(scheme, open)
+	}
+}

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/qrswitch/qrswitch/store"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
+	store "github.com/qrswitch/qrswitch/store/storetest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 

@@ -29,7 +29,7 @@ local AF = {'id', 'pk', 'part', 'st'}
 local AIX = {id = 'a:id:', pk = 'a:pay:', part = 'a:part:', st = 'a:st:'}
 -- The advice states whose queue statistics are kept: one sorted set per
 -- state and partner, scored by QueuedAt.
-local QS = {PENDING = true, HELD = true, DEAD = true}
+local QS = {PENDING = true, HELD = true, DEAD = true, OPERATOR = true}
 local function qkey(st, part) return P .. 'q:' .. st .. ':' .. part end
 
 -- clock is the server's time in milliseconds. It only times housekeeping
@@ -90,15 +90,18 @@ end
 `
 
 // commitSrc applies one Change. ARGV: prefix, retention ms, keep ms, then
-// how many QR codes (0/1), payments (0/1), advices, partner controls (0/1)
-// and trace entries there are, the trace key, then each record's fields in
-// the order of QA, PA, AA and CA (see encode.go), then the trace entries. It returns {'ok'}, or
-// {record, key, 'dup'|'conflict'} having written nothing.
+// how many QR codes (0/1), payments (0/1), advices, queue controls (0/1),
+// trace entries and rails' records there are, the trace key, then each
+// record's fields in the order of QA, PA, AA, CA and RA (see encode.go; a
+// rail's record is followed by its secondary keys), then the trace
+// entries. It returns {'ok'}, or {record, key, 'dup'|'conflict'} having
+// written nothing.
 const commitSrc = "#!lua flags=no-cluster\n" + prelude + `
 local retention, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
 local nq, np, na, nc, nt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local tk = ARGV[9]
-local i = 10
+local nr = tonumber(ARGV[9])
+local tk = ARGV[10]
+local i = 11
 local function take(names)
   local r = {}
   for _, name in ipairs(names) do r[name] = ARGV[i]; i = i + 1 end
@@ -109,11 +112,18 @@ local PA = {'key', 'ver', 'newv', 'd', 'final', 'held', 'ret', 'req', 'tran', 'r
   'amt', 'cu', 'cr', 'hu', 'hr', 'out'}
 local AA = {'key', 'ver', 'newv', 'd', 'id', 'pk', 'part', 'st', 'cu', 'cr', 'nu', 'nr', 'lo', 'lu', 'lr', 'qu', 'qr', 'at'}
 local CA = {'part', 'ver', 'newv', 'd'}
-local q, p, advs, ctl = nil, nil, {}, nil
+local RA = {'key', 'ver', 'newv', 'd', 'owner', 'kind', 'rkey', 'due', 'nidx'}
+local q, p, advs, ctl, recs = nil, nil, {}, nil, {}
 if nq == 1 then q = take(QA) end
 if np == 1 then p = take(PA) end
 for j = 1, na do advs[j] = take(AA) end
 if nc == 1 then ctl = take(CA) end
+for j = 1, nr do
+  local r = take(RA)
+  r.idx = {}
+  for k = 1, tonumber(r.nidx) do r.idx[k] = ARGV[i]; i = i + 1 end
+  recs[j] = r
+end
 
 -- Every check first: a Change that fails one has written nothing.
 if q then
@@ -152,6 +162,15 @@ if ctl then
   elseif v ~= ctl.ver then
     return {'control', ctl.part, 'conflict'}
   end
+end
+for _, r in ipairs(recs) do
+  local cur = redis.call('HMGET', P .. 'rec:' .. r.key, 'v', 'idx')
+  if r.ver == '0' then
+    if cur[1] then return {'record', r.key, 'dup'} end
+  elseif cur[1] ~= r.ver then
+    return {'record', r.key, 'conflict'}
+  end
+  r.oldidx = cur[2] or ''
 end
 
 -- The clock is read only by the writes that need it.
@@ -225,6 +244,17 @@ end
 if ctl then
   redis.call('HSET', P .. 'ctl:' .. ctl.part, 'd', ctl.d, 'v', ctl.newv)
   redis.call('ZADD', P .. 'ctls', 0, ctl.part)
+end
+-- A rail's record: its hash, its key in the kind's lexical set, its due
+-- time, and its secondary keys (the old ones, kept in the hash as idx,
+-- one per line, are taken out first).
+for _, r in ipairs(recs) do
+  local ns = r.owner .. '/' .. r.kind
+  for old in string.gmatch(r.oldidx, '[^\n]+') do redis.call('ZREM', P .. 'ri:' .. ns .. ':' .. old, r.rkey) end
+  for _, x in ipairs(r.idx) do redis.call('ZADD', P .. 'ri:' .. ns .. ':' .. x, 0, r.rkey) end
+  redis.call('ZADD', P .. 'rk:' .. ns, 0, r.rkey)
+  if r.due ~= '0' then redis.call('ZADD', P .. 'rd:' .. ns, r.due, r.rkey) else redis.call('ZREM', P .. 'rd:' .. ns, r.rkey) end
+  redis.call('HSET', P .. 'rec:' .. r.key, 'd', r.d, 'v', r.newv, 'idx', table.concat(r.idx, '\n'))
 end
 local tkey = P .. 'tr:' .. tk
 if nt > 0 then
@@ -364,7 +394,7 @@ for _, key in ipairs(due) do
     for j, ak in ipairs(advs) do
       fields[j] = advFields(ak)
       local st = fields[j] and fields[j].st
-      if st == 'PENDING' or st == 'HELD' or st == 'DEAD' then open = true end
+      if QS[st] then open = true end
     end
     if open then
       redis.call('ZADD', P .. 'gc', now + postpone, key)
@@ -543,18 +573,18 @@ return out
 `
 
 // statsSrc reads one partner's queue statistics. ARGV: prefix, partner,
-// sample. It returns {pending, held, dead, oldest QueuedAt µs or ”,
+// sample. It returns {pending, held, dead, operator, oldest QueuedAt µs or ”,
 // earliest NextAt µs or ”, then the attempts of up to sample pending
 // advices queued longest}. Every step is a count or a range of the queue's
 // own sorted sets, so its cost is bounded by the sample.
 const statsSrc = "#!lua flags=no-writes,no-cluster\n" + `
 local P, part, sample = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local function q(st) return P .. 'q:' .. st .. ':' .. part end
-local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), '', ''}
+local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), redis.call('ZCARD', q('OPERATOR')), '', ''}
 local oldest = redis.call('ZRANGE', q('PENDING'), 0, 0, 'WITHSCORES')
-if oldest[2] then out[4] = oldest[2] end
+if oldest[2] then out[5] = oldest[2] end
 local next = redis.call('ZRANGE', P .. 'due:' .. part, 0, 0, 'WITHSCORES')
-if next[2] then out[5] = next[2] end
+if next[2] then out[6] = next[2] end
 for _, ak in ipairs(redis.call('ZRANGE', q('PENDING'), 0, sample - 1)) do
   out[#out + 1] = redis.call('HGET', P .. 'adv:' .. ak, 'at') or '0'
 end
@@ -576,6 +606,35 @@ end
 return out
 `
 
+// recordsSrc lists rails' records. ARGV: prefix, owner/kind, mode ('key',
+// 'index' or 'due'), index, lower bound, upper bound, 'desc' or ”, limit.
+// Bounds are ZRANGE BYLEX bounds ('-', '+', '(key') for key and index
+// listings and scores for due. It returns {data, version, …}.
+const recordsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+local P, ns, mode, idx, lo, hi, desc, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+local keys
+if mode == 'due' then
+  keys = redis.call('ZRANGE', P .. 'rd:' .. ns, lo, hi, 'BYSCORE', 'LIMIT', 0, n)
+else
+  local set = P .. 'rk:' .. ns
+  if mode == 'index' then set = P .. 'ri:' .. ns .. ':' .. idx end
+  if desc == 'desc' then
+    keys = redis.call('ZRANGE', set, hi, lo, 'BYLEX', 'REV', 'LIMIT', 0, n)
+  else
+    keys = redis.call('ZRANGE', set, lo, hi, 'BYLEX', 'LIMIT', 0, n)
+  end
+end
+local out = {}
+for _, k in ipairs(keys) do
+  local f = redis.call('HMGET', P .. 'rec:' .. ns .. '/' .. k, 'd', 'v')
+  if f[1] then
+    out[#out + 1] = f[1]
+    out[#out + 1] = f[2]
+  end
+end
+return out
+`
+
 // Scripts are sent by SHA (EVALSHA) and loaded again when the server does
 // not know them (NOSCRIPT: a restart or a failover empties the cache).
 var (
@@ -586,4 +645,5 @@ var (
 	lookupScript   = redis.NewScript(lookupSrc)
 	statsScript    = redis.NewScript(statsSrc)
 	controlsScript = redis.NewScript(controlsSrc)
+	recordsScript  = redis.NewScript(recordsSrc)
 )

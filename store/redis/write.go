@@ -57,6 +57,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	if c.Control != nil {
 		c.Control.Version++
 	}
+	for _, r := range c.Records {
+		r.Version++
+	}
 	return nil
 }
 
@@ -115,7 +118,7 @@ func (s *Store) ClaimAdvices(ctx context.Context, c qrswitch.Claim) ([]*qrswitch
 		dueUS, dueNS = micros(c.DueBy)
 	}
 	untilUS, untilNS := micros(until)
-	res, err := claimScript.Run(withOp(ctx, opClaim), s.c, nil, s.prefix, c.PartnerID, c.Owner,
+	res, err := claimScript.Run(withOp(ctx, opClaim), s.c, nil, s.prefix, c.Destination, c.Owner,
 		itoa(nowUS), itoa(nowNS), itoa(dueUS), itoa(dueNS), itoa(untilUS), itoa(untilNS), c.Max).Slice()
 	if err != nil {
 		return nil, unavailable("claiming advices", err)

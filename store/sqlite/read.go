@@ -21,6 +21,7 @@ type readStmts struct {
 	trace, paymentAdvices, lookup, orphans *sql.Stmt
 	queueCounts, queueNext, queueAttempts  *sql.Stmt
 	control, controls                      *sql.Stmt
+	record                                 *sql.Stmt
 }
 
 func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
@@ -44,7 +45,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE state IN ('AWAITING_SCAN', 'FORWARDED') AND hold_until < ?1
 			ORDER BY hold_until LIMIT ?2`},
 		{&r.queueCounts, `SELECT state, COUNT(*), MIN(queued_at) FROM advices INDEXED BY advices_queue
-			WHERE partner_id = ?1 AND state IN ('PENDING', 'HELD', 'DEAD') GROUP BY state`},
+			WHERE partner_id = ?1 AND state IN ('PENDING', 'HELD', 'DEAD', 'OPERATOR') GROUP BY state`},
 		{&r.queueNext, `SELECT next_at FROM advices INDEXED BY advices_due
 			WHERE partner_id = ?1 AND state = 'PENDING' ORDER BY next_at LIMIT 1`},
 		{&r.queueAttempts, `SELECT attempts, COUNT(*) FROM (
@@ -53,6 +54,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			GROUP BY attempts`},
 		{&r.control, `SELECT data FROM partner_controls WHERE partner_id = ?1`},
 		{&r.controls, `SELECT data FROM partner_controls ORDER BY partner_id`},
+		{&r.record, `SELECT data FROM rail_records WHERE key = ?1`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -65,7 +67,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (r *readStmts) close() {
 	for _, st := range []*sql.Stmt{r.qr, r.payment, r.advice, r.trace, r.paymentAdvices, r.lookup, r.orphans,
-		r.queueCounts, r.queueNext, r.queueAttempts, r.control, r.controls} {
+		r.queueCounts, r.queueNext, r.queueAttempts, r.control, r.controls, r.record} {
 		if st != nil {
 			st.Close()
 		}
@@ -242,7 +244,7 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 		return nil, errClosed
 	}
 	const doing = "reading queue statistics"
-	st := &qrswitch.QueueStats{PartnerID: partnerID, Attempts: map[int]int{}}
+	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
 	rows, err := s.rs.queueCounts.QueryContext(ctx, partnerID)
 	if err != nil {
 		return nil, unavailable(doing, err)
@@ -262,6 +264,8 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 			st.Held = n
 		case qrswitch.AdviceDead:
 			st.Dead = n
+		case qrswitch.AdviceOperator:
+			st.Operator = n
 		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
@@ -294,26 +298,26 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 	return st, nil
 }
 
-// PartnerControl returns the control of a partner's queue, or ErrNotFound.
-func (s *Store) PartnerControl(ctx context.Context, partnerID string) (*qrswitch.PartnerControl, error) {
-	c := new(qrswitch.PartnerControl)
+// QueueControl returns the control of a partner's queue, or ErrNotFound.
+func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.QueueControl, error) {
+	c := new(qrswitch.QueueControl)
 	if err := s.one(ctx, s.rs.control, "partner control", partnerID, c); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// PartnerControls returns every partner control, by PartnerID.
-func (s *Store) PartnerControls(ctx context.Context) ([]*qrswitch.PartnerControl, error) {
-	return listPtr[qrswitch.PartnerControl](ctx, s, "reading partner controls", s.rs.controls, "")
+// QueueControls returns every partner control, by PartnerID.
+func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, error) {
+	return listPtr[qrswitch.QueueControl](ctx, s, "reading partner controls", s.rs.controls, "")
 }
 
 // ListAdvices returns advices matching q, oldest first.
 func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrswitch.Advice, error) {
 	var where []string
 	var args []any
-	if q.PartnerID != "" {
-		args = append(args, q.PartnerID)
+	if q.Destination != "" {
+		args = append(args, q.Destination)
 		where = append(where, fmt.Sprintf("partner_id = ?%d", len(args)))
 	}
 	if q.State != "" {

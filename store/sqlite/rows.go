@@ -24,9 +24,9 @@ type row struct {
 
 // The indexed columns of each table, in the order of row.vals.
 var (
-	qrCols      = []string{"retailer_id", "request_id"}
+	qrCols      = []string{"retailer_id", "request_id", "payment_key", "expires_at"}
 	paymentCols = []string{"retailer_id", "request_id", "tran_id", "rrn", "stan", "partner_id",
-		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until", "outcome"}
+		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until", "outcome", "finished_at"}
 	adviceCols = []string{"sender", "id", "payment_key", "partner_id", "state", "next_at", "lease_until", "created_at",
 		"queued_at", "attempts"}
 	controlCols = []string{"paused"}
@@ -39,7 +39,7 @@ func encodeQR(q *qrswitch.QRCode) (*row, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &row{key: q.TranID, version: q.Version, data: data, vals: []any{q.RetailerID, q.RequestID}}, nil
+	return &row{key: q.TranID, version: q.Version, data: data, vals: []any{q.RetailerID, q.RequestID, q.PaymentKey, nanos(q.ExpiresAt)}}, nil
 }
 
 func encodePayment(p *qrswitch.Payment) (*row, error) {
@@ -63,10 +63,28 @@ func encodePayment(p *qrswitch.Payment) (*row, error) {
 	return &row{key: p.Key(), version: p.Version, data: data, vals: []any{
 		p.RetailerID, p.RequestID, p.TranID, rrn, stan, p.PartnerID(),
 		merchant, terminal, string(p.State), amount, nanos(p.CreatedAt), nanos(p.HoldUntil), p.LegOutcome(),
+		finishedAt(p),
 	}}, nil
 }
 
-func encodeControl(c *qrswitch.PartnerControl) (*row, error) {
+// finishedAt is the finished_at column of a payment as this write would
+// set it: its UpdatedAt once it is final (the writer keeps the first one
+// stored; see table.sticky), 0 while it is not.
+func finishedAt(p *qrswitch.Payment) int64 {
+	if !p.State.Final() {
+		return 0
+	}
+	at := p.UpdatedAt
+	if at.IsZero() {
+		at = p.CreatedAt
+	}
+	if n := nanos(at); n > 0 {
+		return n
+	}
+	return 1 // a final payment with no time: the oldest there is
+}
+
+func encodeControl(c *qrswitch.QueueControl) (*row, error) {
 	next := *c
 	next.Version++
 	data, err := marshal(&next)
@@ -77,7 +95,7 @@ func encodeControl(c *qrswitch.PartnerControl) (*row, error) {
 	if c.Paused {
 		paused = 1
 	}
-	return &row{key: c.PartnerID, version: c.Version, data: data, vals: []any{paused}}, nil
+	return &row{key: c.Destination, version: c.Version, data: data, vals: []any{paused}}, nil
 }
 
 func encodeAdvice(a *qrswitch.Advice) (*row, error) {
@@ -91,7 +109,7 @@ func encodeAdvice(a *qrswitch.Advice) (*row, error) {
 }
 
 func adviceVals(a *qrswitch.Advice) []any {
-	return []any{a.Sender, a.ID, a.PaymentKey, a.PartnerID, string(a.State),
+	return []any{a.Sender, a.ID, a.PaymentKey, a.Destination, string(a.State),
 		nanos(a.NextAt), nanos(a.LeaseUntil), nanos(a.CreatedAt), nanos(a.QueuedAt), int64(a.Attempts)}
 }
 

@@ -100,7 +100,7 @@ func TestMigrationFromVersion1(t *testing.T) {
 	approved.State, approved.PayOutcome = outcome.Approved, outcome.Successful
 	held := newPayment("shop-1", "pay-2")
 	adv := &qrswitch.Advice{Sender: "shop-1", ID: "adv-1", Kind: qrswitch.Confirmation, PaymentKey: approved.Key(),
-		PartnerID: "wallet-a", State: qrswitch.AdvicePending, Attempts: 3, QueuedAt: queued, NextAt: queued, CreatedAt: queued}
+		Destination: "wallet-a", State: qrswitch.AdvicePending, Attempts: 3, QueuedAt: queued, NextAt: queued, CreatedAt: queued}
 	stmts := []string{"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL DEFAULT '')",
 		migrations[0], "INSERT INTO schema_migrations (version) VALUES (1)"}
 	for _, st := range stmts {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/qrswitch/qrswitch/outcome"
-	"github.com/qrswitch/qrswitch/store"
+	store "github.com/qrswitch/qrswitch/store/storetest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 

@@ -21,6 +21,7 @@ type op struct {
 
 	change *change
 	claim  *qrswitch.Claim
+	sweep  *sweepStep
 	// orig is the Change as the caller gave it, for the record cache.
 	orig *qrswitch.Change
 
@@ -42,8 +43,10 @@ type change struct {
 	payment  *row
 	advices  []*row
 	control  *row
+	records  []*railRow
 	traceKey string
 	trace    []string
+	traceAt  int64 // the latest At of trace, as nanos
 }
 
 // Commit applies c atomically. See qrswitch.Store and the package comment.
@@ -76,6 +79,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	}
 	if c.Control != nil {
 		c.Control.Version++
+	}
+	for _, r := range c.Records {
+		r.Version++
 	}
 	return nil
 }
@@ -157,6 +163,18 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			return nil, err
 		}
 	}
+	for i, r := range c.Records {
+		for _, o := range c.Records[:i] {
+			if railKey(r) == railKey(o) {
+				return nil, fmt.Errorf("committing: record %s appears twice in one Change", railKey(r))
+			}
+		}
+		rr, err := encodeRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		ch.records = append(ch.records, rr)
+	}
 	if len(c.Trace) > 0 {
 		if ch.traceKey == "" {
 			if c.Payment == nil {
@@ -166,6 +184,7 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 		}
 		ch.trace = make([]string, len(c.Trace))
 		for i := range c.Trace {
+			ch.traceAt = max(ch.traceAt, nanos(c.Trace[i].At))
 			b, err := json.Marshal(&c.Trace[i])
 			if err != nil {
 				return nil, fmt.Errorf("encoding trace entry: %w", err)
@@ -173,7 +192,7 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 			ch.trace[i] = string(b)
 		}
 	}
-	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && ch.control == nil && len(ch.trace) == 0 {
+	if ch.qr == nil && ch.payment == nil && len(ch.advices) == 0 && ch.control == nil && len(ch.records) == 0 && len(ch.trace) == 0 {
 		return nil, nil
 	}
 	return ch, nil
@@ -238,9 +257,12 @@ func (s *Store) runBatch(batch []*op) {
 	s.ws.trace = s.ws.trace[:0]
 	for _, o := range batch {
 		var err error
-		if o.change != nil {
+		switch {
+		case o.change != nil:
 			err = s.apply(ctx, o.change)
-		} else {
+		case o.sweep != nil:
+			err = s.sweepBatch(ctx, o.sweep)
+		default:
 			o.claimed, err = s.claimAdvices(ctx, o.claim)
 		}
 		var ce *qrswitch.CommitError
@@ -275,6 +297,9 @@ func (s *Store) runBatch(batch []*op) {
 		case o.change != nil:
 			s.commits.Add(1)
 			s.records.putCommitted(o.orig)
+		case o.sweep != nil:
+			s.sweeps.Add(1)
+			s.records.drop(o.sweep.dropped)
 		default:
 			s.claims.Add(1)
 			for _, a := range o.claimed {
@@ -341,6 +366,11 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 			return err
 		}
 	}
+	for _, r := range ch.records {
+		if err := add(&s.ws.records, &r.row); err != nil {
+			return err
+		}
+	}
 	// The unchecked create goes first: if it meets an existing key, nothing
 	// has been written.
 	slices.SortStableFunc(writes, func(a, b write) int {
@@ -348,6 +378,16 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 	})
 	for _, w := range writes {
 		if err := s.ws.write(ctx, s.w, w); err != nil {
+			return err
+		}
+	}
+	for _, r := range ch.records {
+		if err := s.ws.writeIndex(ctx, r); err != nil {
+			return err
+		}
+	}
+	if len(ch.trace) > 0 {
+		if err := s.noteOrphanTrace(ctx, ch); err != nil {
 			return err
 		}
 	}
@@ -389,6 +429,11 @@ func (w *writeStmts) checkUpdate(ctx context.Context, t *table, r *row) (uint64,
 	}
 	if cur.version != r.version {
 		return 0, &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrConflict}
+	}
+	for i := range r.vals {
+		if t.sticky&(1<<i) != 0 && cur.vals[i] != int64(0) {
+			r.vals[i] = cur.vals[i]
+		}
 	}
 	var changed uint64
 	for i, v := range r.vals {
@@ -491,8 +536,8 @@ func (s *Store) claimAdvices(ctx context.Context, c *qrswitch.Claim) ([]*qrswitc
 		dueBy = nanos(c.DueBy)
 	}
 	stmt, args := s.ws.dueAny, []any{now, dueBy}
-	if c.PartnerID != "" {
-		stmt, args = s.ws.due, []any{now, dueBy, c.PartnerID}
+	if c.Destination != "" {
+		stmt, args = s.ws.due, []any{now, dueBy, c.Destination}
 	}
 	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
@@ -549,6 +594,9 @@ type table struct {
 	// uniqueMask has their bits.
 	unique     []int
 	uniqueMask uint64
+	// sticky has the bits of integer columns that keep their first
+	// non-zero value (a payment's finished_at).
+	sticky uint64
 
 	insert, current, exists, taken *sql.Stmt
 	updates                        map[uint64]*sql.Stmt // by the set of columns changed
@@ -666,9 +714,10 @@ func (c *cache) reset() { c.cur, c.old = make(map[string]known), nil }
 // writeStmts are the writer's prepared statements and caches, bound to its
 // connection and used only by the writer goroutine.
 type writeStmts struct {
-	begin, commit, rollback          *sql.Stmt
-	qrs, payments, advices, controls table
-	lease, due, dueAny               *sql.Stmt
+	begin, commit, rollback                   *sql.Stmt
+	qrs, payments, advices, controls, records table
+	lease, due, dueAny                        *sql.Stmt
+	dropIndex, addIndex                       *sql.Stmt
 	// trace collects the batch's trace rows (key, data, key, data, …) for
 	// appendTrace; appendTrace[n] inserts n rows.
 	trace       []any
@@ -680,10 +729,11 @@ const maxTraceRows = 64
 
 func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	w.qrs = table{name: "qr_codes", record: "qr", key: "tran_id", cols: qrCols, unique: []int{0, 1}}
-	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols}
+	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols, sticky: 1 << finishedCol}
 	w.advices = table{name: "advices", record: "advice", key: "key", cols: adviceCols}
 	w.controls = table{name: "partner_controls", record: "control", key: "partner_id", cols: controlCols}
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	w.records = table{name: "rail_records", record: "record", key: "key", cols: recordCols}
+	for _, t := range w.tables() {
 		if err := t.prepare(ctx, conn); err != nil {
 			return fmt.Errorf("table %s: %w", t.name, err)
 		}
@@ -698,6 +748,8 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.lease, `UPDATE advices SET version = ?2, lease_until = ?3, data = ?4 WHERE key = ?1`},
 		{&w.due, dueSQL("advices_due", "a.partner_id = ?3 AND")},
 		{&w.dueAny, dueSQL("advices_due_any", "")},
+		{&w.dropIndex, `DELETE FROM rail_index WHERE owner = ?1 AND kind = ?2 AND rkey = ?3`},
+		{&w.addIndex, `INSERT INTO rail_index (owner, kind, idx, rkey) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING`},
 	} {
 		stmt, err := conn.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -709,9 +761,13 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	return nil
 }
 
+func (w *writeStmts) tables() []*table {
+	return []*table{&w.qrs, &w.payments, &w.advices, &w.controls, &w.records}
+}
+
 // reset forgets what the caches know, after a rollback.
 func (w *writeStmts) reset() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	for _, t := range w.tables() {
 		t.cache.reset()
 	}
 }
@@ -753,10 +809,10 @@ func dueSQL(index, partner string) string {
 }
 
 func (w *writeStmts) close() {
-	for _, t := range []*table{&w.qrs, &w.payments, &w.advices, &w.controls} {
+	for _, t := range w.tables() {
 		t.close()
 	}
-	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny} {
+	for _, st := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.lease, w.due, w.dueAny, w.dropIndex, w.addIndex} {
 		if st != nil {
 			st.Close()
 		}

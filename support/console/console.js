@@ -72,7 +72,7 @@
 
   class APIError extends Error {
     constructor(status, detail) {
-      super((detail && (detail.detailMessage || detail.errorMessage)) || "HTTP " + status);
+      super((detail && ((detail.detailMessage && detail.detailMessage.message) || detail.errorMessage)) || "HTTP " + status);
       this.status = status;
       this.detail = detail;
     }
@@ -347,7 +347,7 @@
         g.append(svg("line", { x1, y1: y, x2, y2: y, "marker-end": "url(#" + marker + ")" }));
         g.append(svg("line", { class: "hit", x1, y1: y, x2, y2: y }));
         const parts = [t.operation];
-        if (t.kind === "answer") parts.push(t.status ? String(t.status) : "no answer");
+        if (t.kind === "answer") parts.push(t.status ? String(t.status) : t.code || "no answer");
         if (t.outcome) parts.push(t.outcome);
         if (t.latencyMs) parts.push(Math.round(t.latencyMs) + " ms");
         if (late) parts.push("LATE, ignored");
@@ -371,7 +371,7 @@
     $("#message-title").textContent = t.operation + " (" + t.kind + ", " + (t.direction === "in" ? "to the switch" : t.direction === "out" ? "from the switch" : "inside the switch") + ")";
     const f = $("#message-fields");
     f.textContent = "";
-    for (const [k, v] of [["At", fmtTime(t.at) + " UTC"], ["Peer", t.peer], ["Message id", t.messageId], ["HTTP status", t.status],
+    for (const [k, v] of [["At", fmtTime(t.at) + " UTC"], ["Peer", t.peer], ["Message id", t.messageId], ["HTTP status", t.status], ["Code", t.code],
       ["Outcome", t.outcome], ["Latency", t.latencyMs ? t.latencyMs + " ms" : ""], ["Note", t.note]]) {
       if (v === undefined || v === null || v === "") continue;
       f.append(el("dt", {}, k), el("dd", {}, String(v)));
@@ -409,7 +409,7 @@
         el("td", {}, String(a.attempts)),
         el("td", { class: "mono" }, fmtTime(a.queuedAt)),
         el("td", { class: "mono" }, a.state === "PENDING" ? fmtTime(a.nextAt) : ""),
-        el("td", {}, (a.lastStatus ? a.lastStatus + " " : "") + (a.lastError || "")),
+        el("td", {}, (a.lastCode ? a.lastCode + " " : "") + (a.lastError || "")),
         el("td", {}, a.note || (a.mergedInto ? "merged into " + a.mergedInto : "")),
         el("td", {}, adviceActions(a, reload))));
     }
@@ -420,7 +420,7 @@
         el("td", { class: "mono" }, t.adviceKey),
         el("td", {}, String(t.n)),
         el("td", { class: "mono" }, fmtTime(t.at)),
-        el("td", {}, t.status ? String(t.status) : "no answer"),
+        el("td", {}, t.code || "no answer"),
         el("td", {}, badge(t.outcome)),
         el("td", {}, Math.round(t.latencyMs) + " ms"),
         el("td", {}, t.note || "")));
@@ -508,15 +508,15 @@
       const actions = el("div", { class: "actions" });
       if (isOperator()) {
         const add = (label, kind, cls) => {
-          const b = el("button", { type: "button", class: "small " + (cls || "") + " saf-" + kind, "data-partner": q.partnerId }, label);
-          b.addEventListener("click", (ev) => { ev.stopPropagation(); partnerAction(kind, q.partnerId); });
+          const b = el("button", { type: "button", class: "small " + (cls || "") + " saf-" + kind, "data-partner": q.destination }, label);
+          b.addEventListener("click", (ev) => { ev.stopPropagation(); partnerAction(kind, q.destination); });
           actions.append(b);
         };
         if (q.paused) add("Resume", "resume"); else add("Pause", "pause", "danger");
         if (!q.paused) add("Retry all now", "retry", "secondary");
       }
-      const tr = el("tr", { class: "queue" + (q.partnerId === currentPartner ? " selected" : ""), "data-partner": q.partnerId },
-        el("td", {}, q.partnerId + (q.name ? " (" + q.name + ")" : "")),
+      const tr = el("tr", { class: "queue" + (q.destination === currentPartner ? " selected" : ""), "data-partner": q.destination },
+        el("td", {}, q.destination + (q.name ? " (" + q.name + ")" : "")),
         el("td", {}, state),
         el("td", { class: "pending" }, String(q.pending)),
         el("td", {}, q.pending ? fmtAge(q.oldestQueuedAt) : ""),
@@ -526,7 +526,7 @@
         el("td", {}, String(q.sending)),
         el("td", {}, histogram(q.attempts)),
         el("td", {}, actions));
-      tr.addEventListener("click", () => openPartner(q.partnerId, currentState));
+      tr.addEventListener("click", () => openPartner(q.destination, currentState));
       body.append(tr);
     }
     if (currentPartner) openPartner(currentPartner, currentState);
@@ -574,7 +574,7 @@
         el("td", {}, badge(a.state)),
         el("td", {}, String(a.attempts)),
         el("td", { class: "mono" }, fmtTime(a.queuedAt)),
-        el("td", {}, (a.lastStatus ? a.lastStatus + " " : "") + (a.lastError || "")),
+        el("td", {}, (a.lastCode ? a.lastCode + " " : "") + (a.lastError || "")),
         el("td", {}, a.note || ""),
         el("td", {}, adviceActions(a, loadSAF))));
     }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 func TestAdviceRepeated(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // Bodies a Behaviour answers with, as Behaviour.Body names them.

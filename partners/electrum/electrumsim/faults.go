@@ -4,7 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // Operation names the partner endpoints a fault applies to.

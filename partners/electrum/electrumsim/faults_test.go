@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // setFault sets a fault through the control endpoint.

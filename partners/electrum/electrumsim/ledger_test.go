@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 func TestLedgerTotals(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // flakyAdviceFailures is how many advice deliveries of a behaviour-50
@@ -281,7 +281,7 @@ func (s *Sim) apply(a *advice, op Operation, adv *wire.BasicAdvice, body []byte)
 	fail := func(status int, errorType, message, note string) (int, []byte, bool) {
 		a.entry.Note = note
 		d := wire.NewErrorDetail(errorType, message, adv.ID, a.entry.TranID)
-		d.DetailMessage = note
+		d.DetailMessage = wire.Detail(note)
 		b, _ := json.Marshal(d) // an ErrorDetail of strings always marshals
 		return status, b, true
 	}

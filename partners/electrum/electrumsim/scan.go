@@ -9,8 +9,8 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/qr"
-	"github.com/qrswitch/qrswitch/wire"
 )
 
 // ScanRequest is what the customer app is asked to scan: a QR code payload,
@@ -163,7 +163,7 @@ func (s *Sim) serveScan(w http.ResponseWriter, r *http.Request) {
 			status, message = http.StatusGatewayTimeout, "Switch did not answer in time"
 		}
 		d := wire.NewErrorDetail(errorType, message, res.Notification.ID, res.Notification.TranID)
-		d.DetailMessage = res.Err.Error()
+		d.DetailMessage = wire.Detail(res.Err.Error())
 		w.Header().Set("X-Sim-Error", "scan not delivered")
 		writeError(w, status, d)
 		return

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 const (

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 // Defaults of Config.
@@ -144,9 +144,6 @@ func New(c Config) *Sim {
 	}
 	return s
 }
-
-// Identity returns the institution the sim answers and scans as.
-func (s *Sim) Identity() wire.Institution { return s.identity }
 
 // Handler returns the sim's HTTP surface: the partner endpoints under
 // /qr/v1/ and the controls under /sim/v1/ (see the package comment). The
@@ -283,7 +280,7 @@ func writeFormatError(w http.ResponseWriter, err error) {
 		msg = "Invalid " + fe.Field
 	}
 	d := wire.NewErrorDetail(wire.FormatError, msg, "", "")
-	d.DetailMessage = err.Error()
+	d.DetailMessage = wire.Detail(err.Error())
 	writeError(w, http.StatusBadRequest, d)
 }
 

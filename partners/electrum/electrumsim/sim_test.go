@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qrswitch/qrswitch/wire"
+	"github.com/qrswitch/qrswitch/internal/wire"
 )
 
 const (
@@ -206,8 +206,8 @@ func errorDetail(t *testing.T, body []byte) *wire.ErrorDetail {
 	if err := d.Validate(); err != nil {
 		t.Fatalf("ErrorDetail %s: %v", body, err)
 	}
-	if !wire.IsUUID(d.ID) {
-		t.Errorf("ErrorDetail id = %q, want a UUID", d.ID)
+	if d.ID == "" || len(d.ID) > 20 {
+		t.Errorf("ErrorDetail id = %q, want 1 to 20 characters (the interface's maxLength)", d.ID)
 	}
 	return &d
 }
@@ -518,7 +518,7 @@ func TestMalformedBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := wantError(t, "POST "+tc.path, e.do(http.MethodPost, tc.path, tc.body), http.StatusBadRequest, wire.FormatError)
-			detail, _ := d.DetailMessage.(string)
+			detail := d.DetailMessage.Message()
 			if tc.field != "" && (!strings.Contains(detail, tc.field) || !strings.Contains(d.ErrorMessage, tc.field[:min(len(tc.field), 20)])) {
 				t.Errorf("FORMAT_ERROR message %q detail %q, want them to name %s", d.ErrorMessage, detail, tc.field)
 			}
