@@ -282,7 +282,7 @@ func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Re
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
-	resp, err := h.Client.Do(req)
+	resp, err := h.client(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -292,6 +292,25 @@ func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Re
 		t.Fatal(err)
 	}
 	return Response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// checkExchanges, when set, wraps the transport of every exchange Do
+// makes: this package's tests set it (contract_test.go) so that each request
+// and answer is checked against the switch's OpenAPI document.
+var checkExchanges func(t testing.TB, next http.RoundTripper) http.RoundTripper
+
+// client is h.Client, its exchanges checked when checkExchanges is set
+// and there is a test to fail.
+func (h *Harness) client(t testing.TB) *http.Client {
+	if checkExchanges == nil || t == nil {
+		return h.Client
+	}
+	c := *h.Client
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
+	}
+	c.Transport = checkExchanges(t, c.Transport)
+	return &c
 }
 
 func (h *Harness) Post(t testing.TB, path, user, pass string, body any) Response {

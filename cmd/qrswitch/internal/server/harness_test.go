@@ -80,8 +80,9 @@ func (h *Harness) payAsync(req *wire.PaymentRequest) <-chan Response {
 	go func() {
 		enc, _ := json.Marshal(req)
 		hreq, _ := http.NewRequest(http.MethodPost, h.Base+"/qr/v1/payments", bytes.NewReader(enc))
+		hreq.Header.Set("Content-Type", "application/json")
 		hreq.SetBasicAuth(ShopUser, ShopPass)
-		resp, err := h.Client.Do(hreq)
+		resp, err := h.client(h.T).Do(hreq)
 		if err != nil {
 			ch <- Response{status: -1, body: []byte(err.Error())}
 			return
@@ -142,6 +143,7 @@ func (h *Harness) scan(t testing.TB, payload string) *electrumsim.ScanResult {
 	if res.Err != nil {
 		t.Fatalf("sim scan: %v", res.Err)
 	}
+	checkScan(t, h, res)
 	return res
 }
 
@@ -169,6 +171,8 @@ func (h *Harness) scanAsync(payload string) <-chan *electrumsim.ScanResult {
 		res, err := h.Sim.Scan(context.Background(), electrumsim.ScanRequest{QrCode: payload})
 		if err != nil || res.Err != nil {
 			res = nil
+		} else if h.T != nil {
+			checkScan(h.T, h, res)
 		}
 		ch <- res
 	}()
