@@ -12,7 +12,7 @@ import (
 	"github.com/qrswitch/qrswitch/internal/openapi/contract"
 )
 
-func load(t *testing.T) *contract.Document {
+func load(t testing.TB) *contract.Document {
 	t.Helper()
 	d, err := contract.Load()
 	if err != nil {
