@@ -24,10 +24,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/qrswitch/qrswitch/internal/openapi/contract"
@@ -146,6 +148,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	o.Out = &lockedWriter{w: o.Out} // the scan listener's log writes there too
 	if o.ScanURL == "" {
 		o.ScanURL = "https://" + o.Listener.Addr().String()
 	}
@@ -173,7 +176,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          nil,
+		// A vendor's app that does not trust the kit's certificate shows
+		// up here first (a failed TLS handshake): say so where the person
+		// looks.
+		ErrorLog: log.New(o.Out, "conform: scan listener: ", 0),
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(o.Listener, "", "") }()
@@ -220,3 +226,15 @@ func (k *kit) now() string { return k.o.Now().UTC().Format("2006-01-02T15:04:05.
 // newTranID returns a fresh tranId, as the switch makes them: a UUID's 32
 // hexadecimal digits.
 func newTranID() string { return strings.ReplaceAll(wire.NewID(), "-", "") }
+
+// lockedWriter serialises writes from the run and the scan listener.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

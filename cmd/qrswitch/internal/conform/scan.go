@@ -231,7 +231,11 @@ func (k *kit) scan(ctx context.Context, cs *Case, c *code, which string) *wire.S
 			}
 			delivered = nil // answered: the notification is in got
 		case <-ctx.Done():
-			cs.Problems = append(cs.Problems, fmt.Sprintf("no scan notification within %s", k.o.ScanWait))
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				cs.Problems = append(cs.Problems, fmt.Sprintf("no scan notification within %s", k.o.ScanWait))
+			} else {
+				cs.Problems = append(cs.Problems, "the run was stopped while waiting for the scan")
+			}
 			return nil
 		}
 	}
