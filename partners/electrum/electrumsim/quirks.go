@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
 )
@@ -26,17 +27,25 @@ const (
 	QuirkRepeatIsDuplicate Quirk = "repeat-is-duplicate"
 )
 
-// quirks are the quirks set.
+// quirks are the quirks set. Readers load them without a lock: the
+// simulator's hot path takes none.
 type quirks struct {
-	mu sync.Mutex
-	on []Quirk
+	mu sync.Mutex // serialises writers
+	on atomic.Pointer[[]Quirk]
 }
 
 // has reports whether q is set.
 func (qs *quirks) has(q Quirk) bool {
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	return slices.Contains(qs.on, q)
+	on := qs.on.Load()
+	return on != nil && slices.Contains(*on, q)
+}
+
+// list returns the quirks set, in the order they were set.
+func (qs *quirks) list() []Quirk {
+	if on := qs.on.Load(); on != nil {
+		return slices.Clone(*on)
+	}
+	return []Quirk{}
 }
 
 // QuirkSetting turns one quirk on or off: the body of POST /sim/v1/quirks.
@@ -67,20 +76,16 @@ func (s *Sim) SetQuirk(q Quirk, on bool) error {
 	qs := &s.quirks
 	qs.mu.Lock()
 	defer qs.mu.Unlock()
-	qs.on = slices.DeleteFunc(qs.on, func(x Quirk) bool { return x == q })
+	list := slices.DeleteFunc(qs.list(), func(x Quirk) bool { return x == q })
 	if on {
-		qs.on = append(qs.on, q)
+		list = append(list, q)
 	}
+	qs.on.Store(&list)
 	return nil
 }
 
 // Quirks returns the quirks set, in the order they were set.
-func (s *Sim) Quirks() []Quirk {
-	qs := &s.quirks
-	qs.mu.Lock()
-	defer qs.mu.Unlock()
-	return append([]Quirk{}, qs.on...)
-}
+func (s *Sim) Quirks() []Quirk { return s.quirks.list() }
 
 // repeatAsDuplicate answers a repeated advice as QuirkRepeatIsDuplicate
 // has it.

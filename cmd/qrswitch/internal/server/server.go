@@ -156,7 +156,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err != nil {
 		return nil, err
 	}
-	router.GET(openapi.Path, gin.WrapH(openapi.Handler())) // the document of every surface below: the wiring's
+	router.GET(openapi.Path, gin.WrapH(openapi.Handler())) // the OpenAPI document of every surface mounted here
 	retailers.Mount(router, s.engine, auth)
 	support.Mount(router, s.engine, auth)
 	if err := s.mountRails(router, s.rails, auth); err != nil {
