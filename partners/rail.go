@@ -288,6 +288,22 @@ func SetCause(w http.ResponseWriter, err error) {
 	}
 }
 
+// Currency is a unit a rail settles in that ISO 4217 does not name (a
+// chain's token), so that prices can be in it: amounts in it are minor
+// units of Exponent decimals, and its Code stands where an ISO 4217 numeric
+// code would (never three digits, so the two cannot be confused).
+type Currency struct {
+	Code     string
+	Exponent int
+	Name     string
+}
+
+// Currencies is a rail that declares the currencies of its own it settles
+// in (a token rail: its token), for shops to price in.
+type Currencies interface {
+	Currencies() []Currency
+}
+
 // Starter is a rail that watches something (a chain, an ILP peer) and
 // must be started after the engine and closed before it.
 type Starter interface {
@@ -346,7 +362,10 @@ type Host interface {
 	// the code, and commits p.Records with it, in one commit. On an error
 	// nothing was committed: ErrNotWaiting (no payment request can take it
 	// any more: the money must be refused or refunded), ErrAmount (not
-	// what the code asks), or a store error (try again).
+	// what the code asks), ErrNoRequestYet (paid before the POS's request
+	// arrived: report it again shortly), ErrConflict (one of p.Records
+	// changed since the rail read it: decide again), or a store error
+	// (try again).
 	Paid(ctx context.Context, p *Paid) error
 	// Seen reports progress short of payment (money on its way, partly
 	// received, or taken back by a reorg), recorded on the payment for a
@@ -397,6 +416,10 @@ var (
 	ErrNotWaiting = errors.New("no payment request waiting for this code")
 	// ErrAmount: the money is not what the code or its payment asks.
 	ErrAmount = errors.New("amount does not match the payment")
+	// ErrNoRequestYet: the code was paid before its payment request
+	// reached the switch (the interface has the POS send it before it
+	// shows the code, so this is a race): report it again shortly.
+	ErrNoRequestYet = errors.New("no payment request yet")
 )
 
 // Config is what a rail is built from: one partner's entry of the

@@ -39,3 +39,14 @@ func CurrencyNumeric(alpha string) (string, bool) {
 	}
 	return "", false
 }
+
+// CurrencyAlpha returns the ISO 4217 alphabetic code of a numeric one
+// ("710" → "ZAR") and whether it is known.
+func CurrencyAlpha(numeric string) (string, bool) {
+	for _, c := range currencies {
+		if c.numeric == numeric {
+			return c.alpha, true
+		}
+	}
+	return "", false
+}

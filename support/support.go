@@ -220,7 +220,7 @@ func (h *handlers) queues(c *gin.Context) {
 
 func (h *handlers) partner(c *gin.Context) (string, bool) {
 	id := c.Param("partner")
-	if _, ok := h.engine.Partner(id); !ok {
+	if !h.engine.HasQueue(id) {
 		httpapi.Fail(c, http.StatusNotFound, wire.NewErrorDetail(wire.PartnerUnknown, "Partner not configured", "", ""))
 		return "", false
 	}
@@ -234,9 +234,9 @@ func (h *handlers) advices(c *gin.Context) {
 	}
 	state := qrswitch.AdviceState(c.DefaultQuery("state", string(qrswitch.AdviceDead)))
 	switch state {
-	case qrswitch.AdvicePending, qrswitch.AdviceHeld, qrswitch.AdviceDead, qrswitch.AdviceDone, qrswitch.AdviceMerged:
+	case qrswitch.AdvicePending, qrswitch.AdviceHeld, qrswitch.AdviceDead, qrswitch.AdviceDone, qrswitch.AdviceMerged, qrswitch.AdviceOperator:
 	default:
-		badField(c, "state", "state is PENDING, HELD, DEAD, DONE or MERGED")
+		badField(c, "state", "state is PENDING, HELD, OPERATOR, DEAD, DONE or MERGED")
 		return
 	}
 	limit := 100

@@ -291,7 +291,7 @@ func (e *Engine) timeoutReversal(p *Payment, now time.Time) *Advice {
 	rev := &wire.PaymentReversal{
 		BasicAdvice: wire.BasicAdvice{
 			ID:                    wire.NewID(),
-			RequestID:             p.RequestID,
+			RequestID:             req.ID, // the request as the partner knew it (a checkout's is not its id)
 			Time:                  now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 			ThirdPartyIdentifiers: req.ThirdPartyIdentifiers,
 			Stan:                  req.Stan,

@@ -40,7 +40,10 @@ type Options struct {
 	// Destinations are advice queues that are not partners: retailers'
 	// endpoints (web shops' postbacks).
 	Destinations []Destination
-	Logger       zerolog.Logger
+	// Offers names, by retailer id, the partners whose pull rails offer on
+	// the retailer's QR codes; a retailer not in it gets every pull rail.
+	Offers map[string][]string
+	Logger zerolog.Logger
 	// Node names this process as the owner of the requests it holds and the
 	// advices it leases. Default: a random id per start.
 	Node string
@@ -129,9 +132,6 @@ type Notifier interface {
 type Retailer struct {
 	ID            string
 	InstitutionID string // when set, messages' originator.institution.id must match
-	// Offers names the partners whose pull rails offer on the retailer's
-	// QR codes; nil offers every pull rail.
-	Offers []string
 }
 
 // Destination is an advice queue that is not a partner.
@@ -259,6 +259,13 @@ func New(opts Options) (*Engine, error) {
 
 // Node returns the name this process uses as owner of held requests and leases.
 func (e *Engine) Node() string { return e.node }
+
+// HasQueue reports whether the engine has an advice queue of that
+// destination (a partner, or a retailer's endpoint).
+func (e *Engine) HasQueue(destination string) bool {
+	_, ok := e.queues[destination]
+	return ok
+}
 
 // Partner returns the partner with the id.
 func (e *Engine) Partner(id string) (*partners.Partner, bool) {

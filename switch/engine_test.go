@@ -311,7 +311,7 @@ func TestPullRailPaysTheHeldRequest(t *testing.T) {
 	}
 	ctx := t.Context()
 	paid := &partners.Paid{PartnerID: "pull", TranID: code.TranID, Reference: "money-1", Amount: &wire.LedgerAmount{Amount: 2500, Currency: "710"}}
-	if err := h.e.Paid(ctx, paid); !errors.Is(err, qrswitch.ErrNoRequestYet) {
+	if err := h.e.Paid(ctx, paid); !errors.Is(err, partners.ErrNoRequestYet) {
 		t.Fatalf("Paid before the payment request = %v, want ErrNoRequestYet", err)
 	}
 	req, answer := h.payAsync(t, code.TranID, 2500)
@@ -436,4 +436,39 @@ func TestOfferedCodeEchoesQrProperties(t *testing.T) {
 	if req.QrProperties != nil {
 		t.Fatal("CreateQR changed the request")
 	}
+}
+
+// TestPullMoneyWithoutRefundWaitsForAnOperator: the reversal of money that
+// arrived on a rail that cannot refund is not sent nor pretended done: it
+// waits, OPERATOR, until a person returns the money and marks it final.
+func TestPullMoneyWithoutRefundWaitsForAnOperator(t *testing.T) {
+	fake := &railtest.Fake{Pull: true, NoRefund: true}
+	nr, _ := fake.New(partners.Config{PartnerID: "pull", Name: "Pull Rail"})
+	h := newEngine(t, func(o *qrswitch.Options) { o.Partners[1].Rail = nr })
+	code := h.qrCode(t, 700)
+	req, answer := h.payAsync(t, code.TranID, 700)
+	if err := h.e.Paid(t.Context(), &partners.Paid{PartnerID: "pull", TranID: code.TranID, Reference: "m-1", Amount: &wire.LedgerAmount{Amount: 700, Currency: "710"}}); err != nil {
+		t.Fatal(err)
+	}
+	<-answer
+	if a := h.e.Reverse(t.Context(), h.r, &wire.PaymentReversal{BasicAdvice: wire.BasicAdvice{ID: wire.NewID(), RequestID: req.ID, Time: stamp()}, ReversalReason: wire.ReasonCancelled}, nil); a.Status != 202 {
+		t.Fatalf("reverse = %d %s", a.Status, a.Body)
+	}
+	p := h.waitState(t, req.ID, outcome.Reversing)
+	adv, err := h.store.Advice(t.Context(), p.AdviceKey)
+	if err != nil || adv.State != qrswitch.AdviceOperator {
+		t.Fatalf("reversal = %+v, %v; want OPERATOR", adv, err)
+	}
+	st, err := h.store.QueueStats(t.Context(), "pull")
+	if err != nil || st.Operator != 1 {
+		t.Fatalf("queue stats = %+v, %v; want the advice counted as waiting for an operator", st, err)
+	}
+	if n := len(fake.Calls("reverse")) + len(fake.Calls("refund")); n != 0 {
+		t.Fatalf("%d reversals or refunds sent to a rail that cannot refund", n)
+	}
+	op := qrswitch.Operator{Name: "alice", Reason: "refunded by bank transfer, ticket 77"}
+	if _, f := h.e.FinalizeAdvice(t.Context(), op, p.AdviceKey, outcome.Successful); f != nil {
+		t.Fatal(f)
+	}
+	h.waitState(t, req.ID, outcome.Reversed)
 }

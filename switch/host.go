@@ -25,6 +25,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 	if !ok {
 		return fmt.Errorf("paid: partner %s is not configured", n.PartnerID)
 	}
+	var lastVersion int64 = -1
 	for range maxRetries {
 		now := e.now()
 		at := n.At
@@ -45,7 +46,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 			if code.Expired(now) {
 				return fmt.Errorf("%w: code %s expired unpaid", partners.ErrNotWaiting, n.TranID)
 			}
-			return fmt.Errorf("%w: no payment request for code %s yet", ErrNoRequestYet, n.TranID)
+			return fmt.Errorf("%w: no payment request for code %s yet", partners.ErrNoRequestYet, n.TranID)
 		}
 		p, err := e.store.Payment(ctx, code.PaymentKey)
 		if err != nil {
@@ -54,6 +55,12 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 		if p.Paid != nil && p.Paid.Reference == n.Reference && p.PartnerID() == n.PartnerID {
 			return nil // reported before
 		}
+		if p.Version == lastVersion && len(n.Records) > 0 {
+			// The payment did not move since the last conflict: the rail's
+			// own records did, and only the rail can decide again.
+			return fmt.Errorf("paid: the rail's records changed: %w", partners.ErrConflict)
+		}
+		lastVersion = p.Version
 		if p.State != outcome.AwaitingScan {
 			return fmt.Errorf("%w: payment %s is %s", partners.ErrNotWaiting, p.Key(), p.State)
 		}
@@ -91,7 +98,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 			{At: at, Direction: Inbound, Peer: "partner:" + n.PartnerID, Operation: "paid", Kind: KindEvent, MessageID: n.Reference, Outcome: outcome.Successful.String(), Note: note},
 		}}
 		if p.Checkout != nil {
-			if err := e.settleCheckout(q, change, now); err != nil {
+			if err := e.settleCheckout(q, change, now, n.Reference); err != nil {
 				return err
 			}
 		} else {
@@ -110,11 +117,6 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 	}
 	return errContention
 }
-
-// ErrNoRequestYet says a pull rail was paid for a code whose payment
-// request has not arrived yet (the interface has the POS send it before it
-// shows the code, so this is a race): the rail should try again shortly.
-var ErrNoRequestYet = errors.New("no payment request yet")
 
 // paidAmount says what is wrong with the money a rail received for p, or
 // "": it must be in the request's currency and at least its amount.
@@ -145,28 +147,31 @@ func owned(partnerID string, rs []*partners.Record) []*partners.Record {
 // approves it: no till will send an advice, so the switch confirms the
 // payment with its rail itself, and tells the shop (a postback, repeated
 // until its endpoint answers 2xx) when it gave a postback URL.
-func (e *Engine) settleCheckout(q *Payment, change *Change, now time.Time) error {
+func (e *Engine) settleCheckout(q *Payment, change *Change, now time.Time, reference string) error {
 	confirming, err := move(q, outcome.Confirming, now)
 	if err != nil {
 		return err
 	}
 	*q = *confirming
+	c := *q.Checkout
+	c.PaidAt, c.Reference = now, reference
+	q.Checkout = &c
 	req := q.Request
-	c := &Advice{
+	conf := &Advice{
 		Sender: SwitchSender, ID: wire.NewID(), Kind: Confirmation, PaymentKey: q.Key(),
 		TranID: q.TranID, Destination: q.PartnerID(), CreatedAt: now, UpdatedAt: now,
 		Confirmation: &wire.PaymentConfirmation{BasicAdvice: wire.BasicAdvice{
-			ID: "", RequestID: q.RequestID, Time: now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+			ID: "", RequestID: req.ID, Time: now.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 			ThirdPartyIdentifiers: req.ThirdPartyIdentifiers, Amounts: req.Amounts, TranID: q.TranID,
 		}},
 	}
-	c.Confirmation.ID = c.ID
+	conf.Confirmation.ID = conf.ID
 	if partner, ok := e.partners[q.PartnerID()]; ok {
-		c.Confirmation.Partner = partner.Institution()
+		conf.Confirmation.Partner = partner.Institution()
 	}
-	e.queue(c, now)
-	q.AdviceKey = c.Key()
-	change.Advices = append(change.Advices, c)
+	e.queue(conf, now)
+	q.AdviceKey = conf.Key()
+	change.Advices = append(change.Advices, conf)
 	change.Trace = append(change.Trace, event(now, "checkoutPaid", "checkout paid: confirmed with "+q.PartnerID()+" by the switch (no till sends advices)"))
 	if q.Checkout.PostbackURL != "" {
 		payload, _ := json.Marshal(map[string]string{"url": q.Checkout.PostbackURL})
@@ -194,7 +199,7 @@ func (e *Engine) Seen(ctx context.Context, n *partners.Seen) error {
 			return err
 		}
 		if code.PaymentKey == "" {
-			return fmt.Errorf("%w: no payment request for code %s yet", ErrNoRequestYet, n.TranID)
+			return fmt.Errorf("%w: no payment request for code %s yet", partners.ErrNoRequestYet, n.TranID)
 		}
 		p, err := e.store.Payment(ctx, code.PaymentKey)
 		if err != nil {
@@ -205,8 +210,10 @@ func (e *Engine) Seen(ctx context.Context, n *partners.Seen) error {
 			note = fmt.Sprintf("%d received so far on %s", n.Received.Amount, n.PartnerID)
 		}
 		entry := TraceEntry{At: at, Direction: Inbound, Peer: "partner:" + n.PartnerID, Operation: "seen", Kind: KindEvent, MessageID: n.Reference, Note: note}
-		if p.State != outcome.AwaitingScan {
+		if p.State != outcome.AwaitingScan && p.Checkout == nil {
 			// Paid or over: progress changes nothing, but support sees it.
+			// (A checkout keeps it: money that came after its expiry is a
+			// checkout paid late, which its shop must see.)
 			return e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: []TraceEntry{entry}})
 		}
 		q := p.Clone()

@@ -424,7 +424,7 @@ func (e *Engine) applyPay(ctx context.Context, p *Payment, partner *partners.Par
 		q.Response = retailerResponse(q, partner, a.Response)
 		q.Error = nil
 		if held == nil && q.Checkout != nil {
-			if err := e.settleCheckout(q, change, now); err != nil {
+			if err := e.settleCheckout(q, change, now, tenderReference(q.Response)); err != nil {
 				return nil, err
 			}
 		}
@@ -558,4 +558,15 @@ func payAnswer(p *Payment) (*wire.PaymentResponse, *wire.Failure) {
 		status = 400
 	}
 	return nil, &wire.Failure{Status: status, Detail: p.Error}
+}
+
+// tenderReference is the partner's reference of an approval: its first
+// tender's, else the empty string.
+func tenderReference(r *wire.PaymentResponse) string {
+	for _, t := range r.Tenders {
+		if t.Reference != "" {
+			return t.Reference
+		}
+	}
+	return ""
 }

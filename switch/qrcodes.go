@@ -72,10 +72,11 @@ func (e *Engine) issue(ctx context.Context, r Retailer, req *wire.CreateQrCodeRe
 		}
 	}
 	if scheme == "" {
-		// A full EMVCo code needs a currency; a POS that asks for a code
-		// before it knows the amount gets the same layout without one.
+		// A full EMVCo code needs an ISO 4217 currency; a POS that asks for
+		// a code before it knows the amount, or a checkout priced in a
+		// rail's token, gets the same layout without one.
 		scheme = qr.SchemePseudoEMVCo
-		if value != nil && value.Currency != "" {
+		if value != nil && isoCurrency(value.Currency) {
 			scheme = qr.SchemeEMVCo
 		}
 	}
@@ -153,7 +154,7 @@ func (e *Engine) offerers(r Retailer) []*partners.Partner {
 		if _, ok := p.Rail.(partners.Offerer); !ok {
 			continue
 		}
-		if r.Offers != nil && !slices.Contains(r.Offers, id) {
+		if only, ok := e.opts.Offers[r.ID]; ok && !slices.Contains(only, id) {
 			continue
 		}
 		out = append(out, p)
@@ -206,7 +207,7 @@ func (e *Engine) qrPayload(o *wire.Originator, value *wire.LedgerAmount, scheme 
 	if e.scannable {
 		p.Accounts = []qr.MerchantAccount{electrumAccount(e.opts.ProviderGUID, tranID)}
 	}
-	if value != nil {
+	if value != nil && isoCurrency(value.Currency) {
 		p.Currency = value.Currency
 		if value.Amount > 0 {
 			p.Amount, p.HasAmount = value.Amount, true
@@ -281,4 +282,10 @@ func (e *Engine) QRImage(ctx context.Context, r Retailer, tranID string, size in
 		return nil, f
 	}
 	return img, nil
+}
+
+// isoCurrency reports whether c is an ISO 4217 numeric code, which the
+// EMVCo layout can carry (tag 53); a rail's token is not.
+func isoCurrency(c string) bool {
+	return len(c) == 3 && c[0] >= '0' && c[0] <= '9' && c[1] >= '0' && c[1] <= '9' && c[2] >= '0' && c[2] <= '9'
 }

@@ -155,6 +155,11 @@ type Checkout struct {
 	// Amount is the amount as the shop asked for it (a decimal string).
 	Amount    string    `json:"amount,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt"`
+	// PaidAt is when the checkout was paid, by whichever rail, and
+	// Reference that rail's name for the money (a transaction hash, the
+	// partner's reference).
+	PaidAt    time.Time `json:"paidAt,omitzero"`
+	Reference string    `json:"reference,omitempty"`
 }
 
 // Key returns the payment's store key.

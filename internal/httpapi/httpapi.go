@@ -98,7 +98,7 @@ func middleware(o Options) gin.HandlerFunc {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				logctx.Logger(c.Request.Context(), base).Error().Interface("panic", v).Str("route", route).Msg("handler panicked")
+				logctx.Logger(c.Request.Context(), base).Error().Str("panic", panicText(v)).Str("route", route).Msg("handler panicked")
 				if o.Observer != nil {
 					o.Observer.Panic(route)
 				}

@@ -27,6 +27,8 @@ type Fake struct {
 	ID, Name string
 	// Pull makes the fake a pull rail: it implements Offerer and Surface.
 	Pull bool
+	// NoRefund makes a pull fake one that cannot refund (no Refunder).
+	NoRefund bool
 	// Host is what the fake reports to (set by New from the Config).
 	Host partners.Host
 
@@ -236,11 +238,32 @@ func (f pullFake) pay(w http.ResponseWriter, r *http.Request) {
 // partners.RegisterForTest).
 func (f *Fake) New(c partners.Config) (partners.Rail, error) {
 	f.ID, f.Name, f.Host = c.PartnerID, c.Name, c.Host
-	if f.Pull {
+	switch {
+	case f.Pull && f.NoRefund:
+		return pullNoRefund{pullFake{f}}, nil
+	case f.Pull:
 		return pullFake{f}, nil
 	}
 	return f, nil
 }
+
+// pullNoRefund is a pull fake without Refund: the engine must hold the
+// reversal of its money for an operator.
+type pullNoRefund struct{ p pullFake }
+
+func (f pullNoRefund) Pay(ctx context.Context, p *partners.Payment) *partners.Answer {
+	return f.p.Pay(ctx, p)
+}
+func (f pullNoRefund) Confirm(ctx context.Context, a *partners.Advice) *partners.Answer {
+	return f.p.Confirm(ctx, a)
+}
+func (f pullNoRefund) Reverse(ctx context.Context, a *partners.Advice) *partners.Answer {
+	return f.p.Reverse(ctx, a)
+}
+func (f pullNoRefund) Offer(ctx context.Context, o *partners.OfferRequest) (*partners.Offer, error) {
+	return f.p.Offer(ctx, o)
+}
+func (f pullNoRefund) Routes() []partners.Route { return f.p.Routes() }
 
 // Interface guards
 var (

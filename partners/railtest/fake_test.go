@@ -13,7 +13,7 @@ import (
 // rail: the test rail of the seam passes what every pull rail must.
 func TestPullFakeConformance(t *testing.T) {
 	RunPull(t, Pull{
-		New: func(t *testing.T, host partners.Host) partners.Rail {
+		New: func(t *testing.T, host partners.Host, _ partners.Records) partners.Rail {
 			f := &Fake{Pull: true}
 			r, err := f.New(partners.Config{PartnerID: "fake-pull", Name: "Fake", Host: host})
 			if err != nil {

@@ -230,6 +230,10 @@ type Host struct {
 	mu sync.Mutex
 	// PaidErr, when set, answers Paid (ErrNotWaiting, ErrAmount, …).
 	PaidErr error
+	// Records, when set, are the rail's records in a real store: Paid
+	// commits the records it is given there, as the engine does with the
+	// approval.
+	Records partners.Records
 	paid    []*partners.Paid
 	seen    []*partners.Seen
 	ended   []string
@@ -245,7 +249,7 @@ func (h *Host) Scanned(context.Context, string, *wire.ScanNotification, []byte) 
 }
 
 // Paid records a payment report.
-func (h *Host) Paid(_ context.Context, p *partners.Paid) error {
+func (h *Host) Paid(ctx context.Context, p *partners.Paid) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.PaidErr != nil {
@@ -254,6 +258,11 @@ func (h *Host) Paid(_ context.Context, p *partners.Paid) error {
 	for _, q := range h.paid {
 		if q.TranID == p.TranID && q.Reference == p.Reference {
 			return nil // reported before: the engine's answer too
+		}
+	}
+	if h.Records != nil && len(p.Records) > 0 {
+		if err := h.Records.Commit(ctx, p.Records...); err != nil {
+			return err
 		}
 	}
 	h.paid = append(h.paid, p)
@@ -307,8 +316,13 @@ func (h *Host) WaitPaid(t testing.TB, n int, timeout time.Duration) []*partners.
 // Pull describes a pull rail to RunPull.
 type Pull struct {
 	// New builds the rail under test (and whatever its paying side needs)
-	// reporting to host.
-	New func(t *testing.T, host partners.Host) partners.Rail
+	// reporting to host, keeping its records in records (nil unless
+	// Records is set).
+	New func(t *testing.T, host partners.Host, records partners.Records) partners.Rail
+	// Records, when set, gives each test the rail's records in a fresh
+	// real store: offers' records are committed there, and the Host
+	// commits what Paid carries, as the engine does.
+	Records func(t *testing.T) partners.Records
 	// PayOffer pays an offer of the rail in full from the customer's side of
 	// its protocol, once (repeat true: its paying side sends its last
 	// message again, as a retry would), and returns when the rail has
@@ -331,7 +345,13 @@ func RunPull(t *testing.T, h Pull) {
 			ExpiresAt: time.Now().Add(5 * time.Minute), Now: time.Now(),
 		}
 	}
-	offer := func(t *testing.T, r partners.Rail, o *partners.OfferRequest) *partners.Offer {
+	rail := func(t *testing.T, host *Host) partners.Rail {
+		if h.Records != nil {
+			host.Records = h.Records(t)
+		}
+		return h.New(t, host, host.Records)
+	}
+	offer := func(t *testing.T, host *Host, r partners.Rail, o *partners.OfferRequest) *partners.Offer {
 		t.Helper()
 		of, ok := r.(partners.Offerer)
 		if !ok {
@@ -350,13 +370,18 @@ func RunPull(t *testing.T, h Pull) {
 		if _, err := qr.Encode(p); err != nil {
 			t.Fatalf("the offer's template does not fit an EMVCo code: %v", err)
 		}
+		if host.Records != nil && len(out.Records) > 0 {
+			if err := host.Records.Commit(t.Context(), out.Records...); err != nil {
+				t.Fatalf("committing the offer's records: %v", err)
+			}
+		}
 		return out
 	}
 	t.Run("paid once", func(t *testing.T) {
 		host := NewHost()
-		r := h.New(t, host)
+		r := rail(t, host)
 		o := request()
-		of := offer(t, r, o)
+		of := offer(t, host, r, o)
 		if !h.PayOffer(t, r, o, of, false) {
 			t.Fatal("the rail refused money for its own offer")
 		}
@@ -372,15 +397,15 @@ func RunPull(t *testing.T, h Pull) {
 	t.Run("money the engine refuses", func(t *testing.T) {
 		host := NewHost()
 		host.PaidErr = partners.ErrNotWaiting
-		r := h.New(t, host)
+		r := rail(t, host)
 		o := request()
-		of := offer(t, r, o)
+		of := offer(t, host, r, o)
 		if h.PayOffer(t, r, o, of, false) {
 			t.Fatal("the rail took money no payment request can take")
 		}
 	})
 	t.Run("pay is not supported", func(t *testing.T) {
-		r := h.New(t, NewHost())
+		r := rail(t, NewHost())
 		a := r.Pay(t.Context(), &partners.Payment{TranID: "t", Request: &wire.PaymentRequest{Transaction: wire.Transaction{ID: wire.NewID()}}})
 		if a.Outcome != outcome.Failed {
 			t.Fatalf("Pay on a pull rail = %s, want failed", a.Outcome)

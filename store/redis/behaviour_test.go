@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -70,7 +72,10 @@ func keys(t *testing.T, srv *redistest.Server, s *Store) []string {
 func TestLifetimes(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client(t)
-	const keep = 2 * time.Second
+	// TTLs are checked against bounds of an hour, so that a slow machine
+	// reading a TTL late still reads it inside them; what must pass the
+	// retention (50 ms) is swept after a sleep, which only ever lasts longer.
+	const keep = time.Hour
 	s := openOn(t, srv.URL(), newPrefix(), Options{Retention: 50 * time.Millisecond, QRKeep: keep, JanitorInterval: -1})
 	ctx := t.Context()
 	pttl := func(key string) time.Duration {
@@ -84,11 +89,11 @@ func TestLifetimes(t *testing.T) {
 	trace := []qrswitch.TraceEntry{{At: t0, Direction: qrswitch.Internal, Operation: "createQrCode"}}
 
 	t.Run("UnusedQRExpires", func(t *testing.T) {
-		q := qrCode("tran-unused", time.Now().Add(time.Second))
+		q := qrCode("tran-unused", time.Now().Add(time.Hour))
 		mustCommit(t, s, "qr", &qrswitch.Change{QR: q, TraceKey: "qr/tran-unused", Trace: trace})
 		for _, k := range []string{"qr:tran-unused", "qrreq:shop-1/qr-tran-unused", "tr:qr/tran-unused"} {
-			if d := pttl(k); d <= keep || d > keep+time.Second {
-				t.Errorf("PTTL(%s) = %v, want the second to expiry plus %v", k, d, keep)
+			if d := pttl(k); d <= keep || d > keep+time.Hour {
+				t.Errorf("PTTL(%s) = %v, want the hour to expiry plus %v", k, d, keep)
 			}
 		}
 		// A code that expired long ago is kept for keep only.
@@ -100,7 +105,7 @@ func TestLifetimes(t *testing.T) {
 	})
 
 	t.Run("FinishedPaymentLeavesEveryIndex", func(t *testing.T) {
-		q := qrCode("tran-1", time.Now().Add(time.Minute))
+		q := qrCode("tran-1", time.Now().Add(time.Hour))
 		mustCommit(t, s, "qr", &qrswitch.Change{QR: q, TraceKey: "qr/tran-1", Trace: trace})
 		p := payment("pay-1", "tran-1", t0)
 		q.PaymentKey = p.Key()
@@ -149,8 +154,8 @@ func TestLifetimes(t *testing.T) {
 			t.Errorf("Search after retention = %v, %v; want none", keysOf(got), err)
 		}
 		// The QR code it used goes back to the life of an unused code.
-		if d := pttl("qr:tran-1"); d <= keep || d > time.Minute+keep {
-			t.Errorf("PTTL(qr) after its payment was deleted = %v, want about a minute plus %v", d, keep)
+		if d := pttl("qr:tran-1"); d <= keep || d > time.Hour+keep {
+			t.Errorf("PTTL(qr) after its payment was deleted = %v, want up to an hour plus %v", d, keep)
 		}
 		// Nothing of the payment is left: no record, no index entry.
 		for _, k := range keys(t, srv, s) {
@@ -176,12 +181,21 @@ func TestLifetimes(t *testing.T) {
 	})
 
 	t.Run("TraceOfNothingExpires", func(t *testing.T) {
-		mustCommit(t, s, "trace", &qrswitch.Change{TraceKey: "shop-1/never-seen", Trace: trace})
-		if d := pttl("tr:shop-1/never-seen"); d <= 0 || d > 50*time.Millisecond {
-			t.Errorf("PTTL(trace of no payment) = %v, want the retention", d)
+		// On a store whose retention outlasts a slow read of the TTL.
+		long := openOn(t, srv.URL(), newPrefix(), Options{Retention: time.Hour, JanitorInterval: -1})
+		mustCommit(t, long, "trace", &qrswitch.Change{TraceKey: "shop-1/never-seen", Trace: trace})
+		d, err := rc.PTTL(ctx, long.Prefix()+"tr:shop-1/never-seen").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d <= 0 || d > time.Hour {
+			t.Errorf("PTTL(trace of no payment) = %v, want the retention (1h)", d)
 		}
 	})
 }
+
+// waitRefusal is the error of a Commit that too few replicas acknowledged.
+var waitRefusal = regexp.MustCompile(`acknowledged by [01] of 2\b`)
 
 func keysOf[T interface{ Key() string }](recs []T) []string {
 	out := make([]string, len(recs))
@@ -200,7 +214,10 @@ func TestWaitReplicas(t *testing.T) {
 	ctx := t.Context()
 	redistest.WaitReplica(t, master, replica)
 
-	one := openOn(t, master.URL(), prefix, Options{WaitReplicas: 1})
+	// WAIT returns as soon as the replica acknowledged; the timeout only
+	// bounds a replica that never does, so it is long: a loaded machine's
+	// replica may take more than the default 200 ms.
+	one := openOn(t, master.URL(), prefix, Options{WaitReplicas: 1, WaitTimeout: 10 * time.Second})
 	before := one.RoundTrips()
 	mustCommit(t, one, "payment acknowledged by 1 replica", &qrswitch.Change{Payment: payment("pay-1", "tran-1", t0)})
 	if n := one.RoundTrips() - before; n != 1 {
@@ -214,10 +231,12 @@ func TestWaitReplicas(t *testing.T) {
 	p := payment("pay-2", "tran-2", t0)
 	start := time.Now()
 	err := two.Commit(ctx, &qrswitch.Change{Payment: p})
-	if !errors.Is(err, qrswitch.ErrUnavailable) || !strings.Contains(err.Error(), "acknowledged by 1 of 2") {
-		t.Errorf("Commit needing 2 replicas of 1 = %v, want ErrUnavailable naming 1 of 2", err)
+	// How many of the 2 acknowledged within 100 ms depends on the machine's
+	// load (the one replica, or none yet); that 2 were wanted does not.
+	if !errors.Is(err, qrswitch.ErrUnavailable) || !waitRefusal.MatchString(err.Error()) {
+		t.Errorf("Commit needing 2 replicas of 1 = %v, want ErrUnavailable naming 0 or 1 of 2", err)
 	}
-	if took := time.Since(start); took < 100*time.Millisecond || took > 2*time.Second {
+	if took := time.Since(start); took < 100*time.Millisecond {
 		t.Errorf("Commit needing 2 replicas failed after %v, want after the 100ms WaitTimeout", took)
 	}
 	if p.Version != 0 {
@@ -241,23 +260,25 @@ func TestOutage(t *testing.T) {
 	mustCommit(t, s, "payment", &qrswitch.Change{Payment: p})
 
 	srv.Kill()
-	start := time.Now()
-	if err := s.Ping(ctx); !errors.Is(err, qrswitch.ErrUnavailable) {
-		t.Errorf("Ping with Redis down = %v, want ErrUnavailable", err)
+	// Failing fast means failing on the refused connection, not on a
+	// timeout: the verdict is the kind of error, not how long it took.
+	fast := func(what string, err error) {
+		t.Helper()
+		var ne net.Error
+		switch {
+		case !errors.Is(err, qrswitch.ErrUnavailable):
+			t.Errorf("%s with Redis down = %v, want ErrUnavailable", what, err)
+		case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded):
+			t.Errorf("%s with Redis down = %v, want it to fail on the refused connection, not after a timeout", what, err)
+		}
 	}
+	fast("Ping", s.Ping(ctx))
 	p.State = outcome.Forwarded
-	if err := s.Commit(ctx, &qrswitch.Change{Payment: p}); !errors.Is(err, qrswitch.ErrUnavailable) {
-		t.Errorf("Commit with Redis down = %v, want ErrUnavailable", err)
-	}
-	if _, err := s.Payment(ctx, p.Key()); !errors.Is(err, qrswitch.ErrUnavailable) {
-		t.Errorf("Payment with Redis down = %v, want ErrUnavailable", err)
-	}
-	if _, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1}); !errors.Is(err, qrswitch.ErrUnavailable) {
-		t.Errorf("ClaimAdvices with Redis down = %v, want ErrUnavailable", err)
-	}
-	if took := time.Since(start); took > 3*time.Second {
-		t.Errorf("four calls to a Redis that is down took %v, want them to fail fast", took)
-	}
+	fast("Commit", s.Commit(ctx, &qrswitch.Change{Payment: p}))
+	_, err := s.Payment(ctx, p.Key())
+	fast("Payment", err)
+	_, err = s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "wallet-a", Owner: "n", Now: t0, Lease: time.Second, Max: 1})
+	fast("ClaimAdvices", err)
 
 	srv.Restart()
 	mustCommit(t, s, "update after the restart", &qrswitch.Change{Payment: p})
@@ -430,8 +451,9 @@ func TestNotifier(t *testing.T) {
 	got := make(chan string, 4)
 	done := make(chan error, 1)
 	go func() { done <- a.Notifier().Listen(ctx, func(k string) { got <- k }) }()
-	// Listen subscribes first; publish until the subscription is up.
-	deadline := time.Now().Add(5 * time.Second)
+	// Listen subscribes first; publish until the subscription is up (the
+	// deadline is a backstop).
+	deadline := time.Now().Add(time.Minute)
 	for len(got) == 0 && time.Now().Before(deadline) {
 		if err := other.Notifier().Notify(ctx, "another switch"); err != nil {
 			t.Fatal(err)
@@ -447,7 +469,7 @@ func TestNotifier(t *testing.T) {
 			t.Errorf("Listen got %q, want shop-1/pay-1 (and nothing of another prefix)", k)
 		}
 	default:
-		t.Fatal("Listen got nothing within 5 s")
+		t.Fatal("Listen got nothing within a minute")
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -309,19 +309,19 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 	if err != nil {
 		return nil, unavailable(doing, err)
 	}
-	if len(res) < 5 {
+	if len(res) < 6 {
 		return nil, fmt.Errorf("%s: unexpected reply %v", doing, res)
 	}
 	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
-	var counts [3]int64
+	var counts [4]int64
 	for i := range counts {
 		if counts[i], err = num(res[i]); err != nil {
 			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
 	}
-	st.Pending, st.Held, st.Dead = int(counts[0]), int(counts[1]), int(counts[2])
+	st.Pending, st.Held, st.Dead, st.Operator = int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
 	for i, t := range []*time.Time{&st.OldestQueuedAt, &st.NextAt} {
-		if v, _ := str(res[3+i]); v != "" {
+		if v, _ := str(res[4+i]); v != "" {
 			us, err := strconv.ParseFloat(v, 64)
 			if err != nil {
 				return nil, fmt.Errorf("%s: score %q: %w", doing, v, err)
@@ -329,7 +329,7 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 			*t = fromMicros(int64(us), 0)
 		}
 	}
-	for _, v := range res[5:] {
+	for _, v := range res[6:] {
 		n, err := num(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: attempts: %w", doing, err)

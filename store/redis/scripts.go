@@ -29,7 +29,7 @@ local AF = {'id', 'pk', 'part', 'st'}
 local AIX = {id = 'a:id:', pk = 'a:pay:', part = 'a:part:', st = 'a:st:'}
 -- The advice states whose queue statistics are kept: one sorted set per
 -- state and partner, scored by QueuedAt.
-local QS = {PENDING = true, HELD = true, DEAD = true}
+local QS = {PENDING = true, HELD = true, DEAD = true, OPERATOR = true}
 local function qkey(st, part) return P .. 'q:' .. st .. ':' .. part end
 
 -- clock is the server's time in milliseconds. It only times housekeeping
@@ -394,7 +394,7 @@ for _, key in ipairs(due) do
     for j, ak in ipairs(advs) do
       fields[j] = advFields(ak)
       local st = fields[j] and fields[j].st
-      if st == 'PENDING' or st == 'HELD' or st == 'DEAD' then open = true end
+      if QS[st] then open = true end
     end
     if open then
       redis.call('ZADD', P .. 'gc', now + postpone, key)
@@ -573,18 +573,18 @@ return out
 `
 
 // statsSrc reads one partner's queue statistics. ARGV: prefix, partner,
-// sample. It returns {pending, held, dead, oldest QueuedAt µs or ”,
+// sample. It returns {pending, held, dead, operator, oldest QueuedAt µs or ”,
 // earliest NextAt µs or ”, then the attempts of up to sample pending
 // advices queued longest}. Every step is a count or a range of the queue's
 // own sorted sets, so its cost is bounded by the sample.
 const statsSrc = "#!lua flags=no-writes,no-cluster\n" + `
 local P, part, sample = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local function q(st) return P .. 'q:' .. st .. ':' .. part end
-local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), '', ''}
+local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), redis.call('ZCARD', q('OPERATOR')), '', ''}
 local oldest = redis.call('ZRANGE', q('PENDING'), 0, 0, 'WITHSCORES')
-if oldest[2] then out[4] = oldest[2] end
+if oldest[2] then out[5] = oldest[2] end
 local next = redis.call('ZRANGE', P .. 'due:' .. part, 0, 0, 'WITHSCORES')
-if next[2] then out[5] = next[2] end
+if next[2] then out[6] = next[2] end
 for _, ak in ipairs(redis.call('ZRANGE', q('PENDING'), 0, sample - 1)) do
   out[#out + 1] = redis.call('HGET', P .. 'adv:' .. ak, 'at') or '0'
 end

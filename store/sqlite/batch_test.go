@@ -33,9 +33,9 @@ func commitAll(t *testing.T, s *Store, changes []*qrswitch.Change) []error {
 	for i, c := range changes {
 		wg.Go(func() { errs[i] = s.Commit(context.Background(), c) })
 	}
-	for deadline := time.Now().Add(5 * time.Second); len(s.queue) < len(changes); {
+	for deadline := time.Now().Add(time.Minute); len(s.queue) < len(changes); {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d Changes queued after 5s", len(s.queue), len(changes))
+			t.Fatalf("%d of %d Changes queued after a minute", len(s.queue), len(changes))
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -45,7 +45,7 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE state IN ('AWAITING_SCAN', 'FORWARDED') AND hold_until < ?1
 			ORDER BY hold_until LIMIT ?2`},
 		{&r.queueCounts, `SELECT state, COUNT(*), MIN(queued_at) FROM advices INDEXED BY advices_queue
-			WHERE partner_id = ?1 AND state IN ('PENDING', 'HELD', 'DEAD') GROUP BY state`},
+			WHERE partner_id = ?1 AND state IN ('PENDING', 'HELD', 'DEAD', 'OPERATOR') GROUP BY state`},
 		{&r.queueNext, `SELECT next_at FROM advices INDEXED BY advices_due
 			WHERE partner_id = ?1 AND state = 'PENDING' ORDER BY next_at LIMIT 1`},
 		{&r.queueAttempts, `SELECT attempts, COUNT(*) FROM (
@@ -264,6 +264,8 @@ func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.Que
 			st.Held = n
 		case qrswitch.AdviceDead:
 			st.Dead = n
+		case qrswitch.AdviceOperator:
+			st.Operator = n
 		}
 	}
 	if err := errors.Join(rows.Err(), rows.Close()); err != nil {

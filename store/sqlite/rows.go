@@ -24,9 +24,9 @@ type row struct {
 
 // The indexed columns of each table, in the order of row.vals.
 var (
-	qrCols      = []string{"retailer_id", "request_id"}
+	qrCols      = []string{"retailer_id", "request_id", "payment_key", "expires_at"}
 	paymentCols = []string{"retailer_id", "request_id", "tran_id", "rrn", "stan", "partner_id",
-		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until", "outcome"}
+		"merchant_id", "terminal_id", "state", "amount", "created_at", "hold_until", "outcome", "finished_at"}
 	adviceCols = []string{"sender", "id", "payment_key", "partner_id", "state", "next_at", "lease_until", "created_at",
 		"queued_at", "attempts"}
 	controlCols = []string{"paused"}
@@ -39,7 +39,7 @@ func encodeQR(q *qrswitch.QRCode) (*row, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &row{key: q.TranID, version: q.Version, data: data, vals: []any{q.RetailerID, q.RequestID}}, nil
+	return &row{key: q.TranID, version: q.Version, data: data, vals: []any{q.RetailerID, q.RequestID, q.PaymentKey, nanos(q.ExpiresAt)}}, nil
 }
 
 func encodePayment(p *qrswitch.Payment) (*row, error) {
@@ -63,7 +63,25 @@ func encodePayment(p *qrswitch.Payment) (*row, error) {
 	return &row{key: p.Key(), version: p.Version, data: data, vals: []any{
 		p.RetailerID, p.RequestID, p.TranID, rrn, stan, p.PartnerID(),
 		merchant, terminal, string(p.State), amount, nanos(p.CreatedAt), nanos(p.HoldUntil), p.LegOutcome(),
+		finishedAt(p),
 	}}, nil
+}
+
+// finishedAt is the finished_at column of a payment as this write would
+// set it: its UpdatedAt once it is final (the writer keeps the first one
+// stored; see table.sticky), 0 while it is not.
+func finishedAt(p *qrswitch.Payment) int64 {
+	if !p.State.Final() {
+		return 0
+	}
+	at := p.UpdatedAt
+	if at.IsZero() {
+		at = p.CreatedAt
+	}
+	if n := nanos(at); n > 0 {
+		return n
+	}
+	return 1 // a final payment with no time: the oldest there is
 }
 
 func encodeControl(c *qrswitch.QueueControl) (*row, error) {

@@ -143,6 +143,37 @@ CREATE TABLE rail_index (
 	PRIMARY KEY (owner, kind, idx, rkey)
 ) WITHOUT ROWID;
 `,
+	// 4: retention (see retention.go). finished_at is when a payment
+	// reached a final state (its UpdatedAt then; 0 while it is not final),
+	// kept by later updates; rows written before it take their updatedAt,
+	// exact to the millisecond. A QR code's expiry and the payment using it
+	// become columns, and traces of nothing stored are listed with the time
+	// of their last entry.
+	`
+ALTER TABLE payments ADD COLUMN finished_at INTEGER NOT NULL DEFAULT 0;
+UPDATE payments SET finished_at = COALESCE(
+	unixepoch(json_extract(data, '$.updatedAt')) * 1000000000 + CAST(ROUND(1000 * (
+		unixepoch(json_extract(data, '$.updatedAt'), 'subsec') - unixepoch(json_extract(data, '$.updatedAt')))) AS INTEGER) * 1000000,
+	created_at)
+	WHERE state IN ('DECLINED', 'NO_SCAN', 'CONFIRMED', 'CONFIRM_FAILED', 'REVERSED', 'REVERSAL_FAILED', 'UNSETTLED');
+CREATE INDEX payments_finished ON payments (finished_at) WHERE finished_at <> 0;
+
+ALTER TABLE qr_codes ADD COLUMN payment_key TEXT NOT NULL DEFAULT '';
+ALTER TABLE qr_codes ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+UPDATE qr_codes SET
+	payment_key = COALESCE(json_extract(data, '$.paymentKey'), ''),
+	expires_at = COALESCE(
+		unixepoch(json_extract(data, '$.expiresAt')) * 1000000000 + CAST(ROUND(1000 * (
+			unixepoch(json_extract(data, '$.expiresAt'), 'subsec') - unixepoch(json_extract(data, '$.expiresAt')))) AS INTEGER) * 1000000,
+		0);
+CREATE INDEX qr_codes_expires ON qr_codes (expires_at);
+
+CREATE TABLE orphan_traces (
+	trace_key TEXT PRIMARY KEY,
+	last_at   INTEGER NOT NULL
+);
+CREATE INDEX orphan_traces_last ON orphan_traces (last_at);
+`,
 }
 
 // schemaVersion is the version this code writes.

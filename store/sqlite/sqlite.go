@@ -45,6 +45,14 @@
 // releases it when the holder exits, however it exits. Several replicas
 // sharing records is the Redis backend's job.
 //
+// # Retention
+//
+// With Options.Retention set, a janitor deletes finished payments (with
+// their advices and traces), unused expired QR codes and traces of nothing
+// stored, by the rules the Redis backend applies, in small steps that join
+// the writer's batches; dead letters and anything not final stay. See
+// retention.go.
+//
 // # URL
 //
 //	sqlite://./var/qrswitch.db          relative to the working directory
@@ -88,7 +96,25 @@ type Options struct {
 	MaxBatch int
 	// ReadConns is the number of read-only connections. Default 4.
 	ReadConns int
+	// Retention is how long a finished payment, its advices and its trace
+	// are kept after the commit that finished it (see retention.go).
+	// Default 0: everything is kept and the janitor does not run.
+	Retention time.Duration
+	// QRKeep is how long a QR code no payment uses is kept after it
+	// expires. Default 1 h.
+	QRKeep time.Duration
+	// JanitorInterval is how often the janitor sweeps, when Retention is
+	// set. Default 1 min; negative: never (call Sweep).
+	JanitorInterval time.Duration
+	// Now is the janitor's clock. Default time.Now.
+	Now func() time.Time
 }
+
+// Defaults of Options.
+const (
+	DefaultQRKeep          = time.Hour
+	DefaultJanitorInterval = time.Minute
+)
 
 // Stats counts the writer's work since Open.
 type Stats struct {
@@ -101,6 +127,9 @@ type Stats struct {
 	// one or more Changes and claims, and costs one fsync with
 	// synchronous=full.
 	Batches int64
+	// SweepSteps is the number of retention sweep steps committed; each
+	// looks at up to 16 candidates inside one batch.
+	SweepSteps int64
 }
 
 // Store is a qrswitch.Store in one SQLite file. It is safe for concurrent use.
@@ -116,6 +145,10 @@ type Store struct {
 	rs  readStmts
 	// records answers reads of recently written records without SQLite.
 	records *recordCache
+	sw      sweepStmts // the writer's, prepared on the first sweep
+
+	stopJanitor context.CancelFunc
+	janitorDone chan struct{}
 
 	// mu guards closed and sends on queue: Commit holds it shared while it
 	// queues, Close holds it exclusively to close queue, so no Change is
@@ -131,6 +164,7 @@ type Store struct {
 	commits atomic.Int64
 	claims  atomic.Int64
 	batches atomic.Int64
+	sweeps  atomic.Int64
 }
 
 // Open opens (creating it when missing) the database the URL names, takes
@@ -142,6 +176,17 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.run()
+	s.stopJanitor, s.janitorDone = func() {}, make(chan struct{})
+	if every := opts.JanitorInterval; opts.Retention > 0 && every >= 0 {
+		if every == 0 {
+			every = DefaultJanitorInterval
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopJanitor = cancel
+		go s.janitor(ctx, every)
+	} else {
+		close(s.janitorDone)
+	}
 	return s, nil
 }
 
@@ -159,6 +204,13 @@ func open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	cfg.maxBatch = opts.MaxBatch
 	cfg.readConns = opts.ReadConns
+	cfg.retention = opts.Retention
+	if cfg.qrKeep = opts.QRKeep; cfg.qrKeep <= 0 {
+		cfg.qrKeep = DefaultQRKeep
+	}
+	if cfg.now = opts.Now; cfg.now == nil {
+		cfg.now = time.Now
+	}
 
 	path, err := filepath.Abs(cfg.path)
 	if err != nil {
@@ -268,7 +320,7 @@ func (s *Store) Path() string { return s.path }
 
 // Stats returns the writer's counters.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.commits.Load(), Claims: s.claims.Load(), Batches: s.batches.Load()}
+	return Stats{Commits: s.commits.Load(), Claims: s.claims.Load(), Batches: s.batches.Load(), SweepSteps: s.sweeps.Load()}
 }
 
 // Ping checks that the store is open and its file answers a query.
@@ -288,6 +340,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // wrapping qrswitch.ErrUnavailable. Close is idempotent.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopJanitor != nil {
+			s.stopJanitor()
+			<-s.janitorDone
+		}
 		s.mu.Lock()
 		s.closed = true
 		close(s.queue)
@@ -312,6 +368,7 @@ func (s *Store) closeDBs() error {
 	var errs []error
 	s.rs.close()
 	s.ws.close()
+	s.sw.close()
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 	}
@@ -342,14 +399,17 @@ type config struct {
 	busyTimeout time.Duration
 	maxBatch    int
 	readConns   int
+	retention   time.Duration // 0: keep everything
+	qrKeep      time.Duration
+	now         func() time.Time
 }
 
 // Interface guards
 var _ qrswitch.Store = (*Store)(nil)
 
 func init() {
-	store.Register("sqlite", func(ctx context.Context, url string, _ store.Options) (*store.Backend, error) {
-		s, err := Open(ctx, url, Options{})
+	store.Register("sqlite", func(ctx context.Context, url string, o store.Options) (*store.Backend, error) {
+		s, err := Open(ctx, url, Options{Retention: o.Retention})
 		if err != nil {
 			return nil, err
 		}

@@ -21,6 +21,7 @@ type op struct {
 
 	change *change
 	claim  *qrswitch.Claim
+	sweep  *sweepStep
 	// orig is the Change as the caller gave it, for the record cache.
 	orig *qrswitch.Change
 
@@ -45,6 +46,7 @@ type change struct {
 	records  []*railRow
 	traceKey string
 	trace    []string
+	traceAt  int64 // the latest At of trace, as nanos
 }
 
 // Commit applies c atomically. See qrswitch.Store and the package comment.
@@ -182,6 +184,7 @@ func encodeChange(c *qrswitch.Change) (*change, error) {
 		}
 		ch.trace = make([]string, len(c.Trace))
 		for i := range c.Trace {
+			ch.traceAt = max(ch.traceAt, nanos(c.Trace[i].At))
 			b, err := json.Marshal(&c.Trace[i])
 			if err != nil {
 				return nil, fmt.Errorf("encoding trace entry: %w", err)
@@ -254,9 +257,12 @@ func (s *Store) runBatch(batch []*op) {
 	s.ws.trace = s.ws.trace[:0]
 	for _, o := range batch {
 		var err error
-		if o.change != nil {
+		switch {
+		case o.change != nil:
 			err = s.apply(ctx, o.change)
-		} else {
+		case o.sweep != nil:
+			err = s.sweepBatch(ctx, o.sweep)
+		default:
 			o.claimed, err = s.claimAdvices(ctx, o.claim)
 		}
 		var ce *qrswitch.CommitError
@@ -291,6 +297,9 @@ func (s *Store) runBatch(batch []*op) {
 		case o.change != nil:
 			s.commits.Add(1)
 			s.records.putCommitted(o.orig)
+		case o.sweep != nil:
+			s.sweeps.Add(1)
+			s.records.drop(o.sweep.dropped)
 		default:
 			s.claims.Add(1)
 			for _, a := range o.claimed {
@@ -377,6 +386,11 @@ func (s *Store) apply(ctx context.Context, ch *change) error {
 			return err
 		}
 	}
+	if len(ch.trace) > 0 {
+		if err := s.noteOrphanTrace(ctx, ch); err != nil {
+			return err
+		}
+	}
 	for _, t := range ch.trace {
 		s.ws.trace = append(s.ws.trace, ch.traceKey, t)
 	}
@@ -415,6 +429,11 @@ func (w *writeStmts) checkUpdate(ctx context.Context, t *table, r *row) (uint64,
 	}
 	if cur.version != r.version {
 		return 0, &qrswitch.CommitError{Record: t.record, Key: r.key, Err: qrswitch.ErrConflict}
+	}
+	for i := range r.vals {
+		if t.sticky&(1<<i) != 0 && cur.vals[i] != int64(0) {
+			r.vals[i] = cur.vals[i]
+		}
 	}
 	var changed uint64
 	for i, v := range r.vals {
@@ -575,6 +594,9 @@ type table struct {
 	// uniqueMask has their bits.
 	unique     []int
 	uniqueMask uint64
+	// sticky has the bits of integer columns that keep their first
+	// non-zero value (a payment's finished_at).
+	sticky uint64
 
 	insert, current, exists, taken *sql.Stmt
 	updates                        map[uint64]*sql.Stmt // by the set of columns changed
@@ -707,7 +729,7 @@ const maxTraceRows = 64
 
 func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 	w.qrs = table{name: "qr_codes", record: "qr", key: "tran_id", cols: qrCols, unique: []int{0, 1}}
-	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols}
+	w.payments = table{name: "payments", record: "payment", key: "key", cols: paymentCols, sticky: 1 << finishedCol}
 	w.advices = table{name: "advices", record: "advice", key: "key", cols: adviceCols}
 	w.controls = table{name: "partner_controls", record: "control", key: "partner_id", cols: controlCols}
 	w.records = table{name: "rail_records", record: "record", key: "key", cols: recordCols}

@@ -139,9 +139,11 @@ func (s *Server) waitReady() {
 	s.t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	// A backstop: a loaded machine may take seconds to start a server
+	// or load its AOF.
+	deadline := time.Now().Add(time.Minute)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
@@ -153,7 +155,7 @@ func (s *Server) waitReady() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("%s on port %d not answering after 10 s: %v; %s", filepath.Base(s.bin), s.Port, err, s.logTail())
+			s.t.Fatalf("%s on port %d not answering after a minute: %v; %s", filepath.Base(s.bin), s.Port, err, s.logTail())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -17,6 +17,12 @@ const (
 	EnvProduction  = "production"
 )
 
+// The values of RetailerCheckout.Credentials.
+const (
+	CheckoutCredentialsOptional = "optional"
+	CheckoutCredentialsRequired = "required"
+)
+
 // The values of SupportUser.Role.
 const (
 	// RoleViewer may look up transactions and read their traces.
@@ -43,6 +49,21 @@ const (
 	DevPartnerScanUsername = "sim-wallet"
 	DevPartnerScanPassword = "sim-wallet-dev-password"
 
+	// The ILP invoice rail of the development setup: the switch is the
+	// merchants' DFSP; the simulator plays the directory and a customer's
+	// DFSP that pays invoices from its account in the switch's ledger.
+	DevILPPartnerID    = "ilp"
+	DevILPBaseURL      = "https://127.0.0.1:9444"
+	DevILPDFSPID       = "sim-dfsp"
+	DevILPDFSPUsername = "sim-dfsp"
+	DevILPDFSPPassword = "sim-dfsp-dev-password"
+
+	DevShopID                 = "demo-webshop"
+	DevShopUsername           = "demo-webshop"
+	DevShopPassword           = "demo-webshop-dev-password"
+	DevShopInstitutionID      = "0002"
+	DevCheckoutPostbackSecret = "demo-webshop-dev-postback-secret"
+
 	DevSupportUsername = "support"
 	DevSupportPassword = "support-dev-password"
 	DevSupportRole     = RoleOperator
@@ -55,11 +76,15 @@ const (
 	defaultDataDir        = "./var"
 	defaultStoreFile      = "qrswitch.db"
 	defaultRetention      = Duration(2160 * time.Hour)
+	defaultTLSReload      = Duration(10 * time.Second)
 	defaultWaitTimeout    = Duration(200 * time.Millisecond)
 	defaultScanWait       = Duration(40 * time.Second)
 	defaultRetailerTimout = Duration(60 * time.Second)
 	defaultEarlyScanGrace = Duration(5 * time.Second)
 	defaultAdviceDeadline = Duration(168 * time.Hour)
+	defaultCheckoutListen = "127.0.0.1:8888"
+	defaultCheckoutMax    = "20999984"
+	defaultCheckoutExpiry = Duration(30 * time.Minute)
 	defaultQRTTL          = Duration(5 * time.Minute)
 	defaultSAFInitial     = Duration(time.Second)
 	defaultSAFMax         = Duration(60 * time.Second)
@@ -83,6 +108,12 @@ type Config struct {
 	// AdminListen is the host:port of the plain-HTTP listener for /healthz,
 	// /readyz and /metrics. Default 127.0.0.1:9090.
 	AdminListen string `yaml:"admin_listen"`
+	// PublicURL is the switch's HTTPS base URL as customers' apps and
+	// partners reach it (a load balancer's name, say): the rails put it in
+	// QR codes (an invoice URL, an incoming payment) and in what they
+	// publish. Rails whose URLs go into a QR code's 99-character template
+	// refuse to start when it is too long. Default https://{listen}.
+	PublicURL string `yaml:"public_url"`
 	// DataDir is the directory for local state such as the embedded store.
 	// Default ./var.
 	DataDir string `yaml:"data_dir"`
@@ -120,6 +151,9 @@ type Config struct {
 	AdviceDeadline Duration `yaml:"advice_deadline"`
 	// QRTTL is the expiry of a QR code whose request gives none. Default 5m.
 	QRTTL Duration `yaml:"qr_ttl"`
+	// Checkout is the web shops' listener (0xbtcpay's integration), which
+	// runs when a retailer has a checkout.
+	Checkout CheckoutListener `yaml:"checkout"`
 	// SAF tunes store-and-forward of confirmations and reversals.
 	SAF SAF `yaml:"saf"`
 	// Retailers are the downstream principals allowed on /qr/v1/*. At least
@@ -147,6 +181,10 @@ type TLS struct {
 	// ClientCAFile is a PEM bundle of CAs whose client certificates are
 	// verified (mutual TLS). Default empty: no client certificates asked.
 	ClientCAFile string `yaml:"client_ca_file"`
+	// ReloadInterval is how often CertFile and KeyFile are checked for a
+	// change (a new file, size or modification time) and reloaded, without
+	// a restart or SIGHUP; greater than 0. Default 10s.
+	ReloadInterval Duration `yaml:"reload_interval"`
 }
 
 // Store selects the store backend by URL.
@@ -158,8 +196,8 @@ type Store struct {
 	URL string `yaml:"url"`
 	// Retention is how long a finished payment, with its advices and
 	// trace, is kept after it finished; greater than 0. Default 2160h (90
-	// days). The Redis store applies it; the embedded SQLite store keeps
-	// everything for now.
+	// days). Both stores apply it (a janitor every minute); payments not
+	// final, and those with an advice not final, are kept.
 	Retention Duration `yaml:"retention"`
 	// WaitReplicas is how many Redis replicas must acknowledge every write
 	// before the switch answers it (Redis WAIT); when fewer do within
@@ -215,6 +253,59 @@ type Retailer struct {
 	// Offers lists the partners (ids) whose pull rails offer on this
 	// retailer's QR codes. Default: every partner with a pull rail.
 	Offers []string `yaml:"offers"`
+	// Checkout makes the retailer a web shop too: its server starts
+	// payments on the checkout listener. Absent (no allow list): none.
+	Checkout RetailerCheckout `yaml:"checkout"`
+}
+
+// CheckoutListener is where web shops call: start_payment and the public
+// status of a payment, as 0xbtcpay serves them.
+type CheckoutListener struct {
+	// Listen is its host:port. Default 127.0.0.1:8888 (0xbtcpay's port).
+	Listen string `yaml:"listen"`
+	// TLS serves it over HTTPS with the switch's certificate. Default
+	// false: plain HTTP, as 0xbtcpay, for a TLS proxy on the same host;
+	// production refuses plain HTTP on an address that is not loopback.
+	TLS bool `yaml:"tls"`
+}
+
+// RetailerCheckout is a retailer's web-shop checkout.
+type RetailerCheckout struct {
+	// Allow lists the IP addresses or CIDRs the shop's server calls from;
+	// a start_payment from anywhere else gets 403 before its body is read.
+	// Required for a checkout.
+	Allow []string `yaml:"allow"`
+	// Credentials is "optional" (the default: an allowed address is
+	// enough, as with 0xbtcpay) or "required": start_payment must also
+	// carry the retailer's Basic-auth credentials.
+	Credentials string `yaml:"credentials"`
+	// Currency is the unit of the shop's prices: an ISO 4217 numeric code
+	// ("710") or a token rail's currency code (its partner's
+	// options.currency). Required.
+	Currency string `yaml:"currency"`
+	// MaxAmount bounds an amount, as a decimal string. Default "20999984"
+	// (0xbtcpay's bound, the supply of its token).
+	MaxAmount string `yaml:"max_amount"`
+	// Expiry is how long a checkout may be paid. Default 30m, at most 24h.
+	Expiry Duration `yaml:"expiry"`
+	// PostbackSecret signs postbacks (HMAC-SHA256); at least 16
+	// characters. Plaintext, since it must be used: prefer
+	// QRSWITCH_RETAILERS_<i>_CHECKOUT_POSTBACK_SECRET. Required.
+	PostbackSecret string `yaml:"postback_secret"`
+	// Merchant names the shop on its checkouts' QR codes.
+	Merchant CheckoutMerchant `yaml:"merchant"`
+}
+
+// Enabled reports whether the retailer has a checkout.
+func (c *RetailerCheckout) Enabled() bool { return len(c.Allow) > 0 }
+
+// CheckoutMerchant is the merchant data of a shop's QR codes (EMVCo tags
+// 52, 58, 59, 60).
+type CheckoutMerchant struct {
+	Name    string `yaml:"name"`    // at most 25 characters
+	City    string `yaml:"city"`    // at most 15
+	Country string `yaml:"country"` // ISO 3166 alpha-2
+	MCC     string `yaml:"mcc"`     // 4 digits; default 5999
 }
 
 // Partner is an upstream payment partner: the switch reaches it through its
@@ -445,6 +536,17 @@ func development() *Config {
 			Username:      DevRetailerUsername,
 			Password:      DevRetailerPassword,
 			InstitutionID: DevRetailerInstitutionID,
+		}, {
+			ID:            DevShopID,
+			Username:      DevShopUsername,
+			Password:      DevShopPassword,
+			InstitutionID: DevShopInstitutionID,
+			Checkout: RetailerCheckout{
+				Allow:          []string{"127.0.0.1/32", "::1/128"},
+				Currency:       "710",
+				PostbackSecret: DevCheckoutPostbackSecret,
+				Merchant:       CheckoutMerchant{Name: "Demo Web Shop", City: "Cape Town", Country: "ZA"},
+			},
 		}},
 		Partners: []Partner{{
 			ID:           DevPartnerID,
@@ -456,6 +558,24 @@ func development() *Config {
 			Timeout:      defaultPartnerTimeout,
 			ScanUsername: DevPartnerScanUsername,
 			ScanPassword: DevPartnerScanPassword,
+		}, {
+			ID:      DevILPPartnerID,
+			Name:    "ILP invoices",
+			Rail:    "ilpinvoice",
+			BaseURL: DevILPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+currency: "710"
+ledger_prefix: test.qrswitch.
+identifier_type: msisdn
+fee_fixed: "0.50"
+dfsps:
+  - id: ` + DevILPDFSPID + `
+    name: Sim DFSP
+    balance: "100000.00"
+    username: ` + DevILPDFSPUsername + `
+    password: ` + DevILPDFSPPassword + `
+`),
 		}},
 		Support: []SupportUser{{
 			Username: DevSupportUsername,
@@ -463,6 +583,16 @@ func development() *Config {
 			Role:     DevSupportRole,
 		}},
 	}
+}
+
+// devOptions is a rail's options of the development setup, written as the
+// YAML an operator would write.
+func devOptions(doc string) yaml.Node {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		panic("config: development options: " + err.Error())
+	}
+	return *n.Content[0]
 }
 
 // ApplyDefaults fills every zero field with its default. The default store
@@ -475,6 +605,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&c.DataDir, defaultDataDir)
 	setDefault(&c.Store.URL, "sqlite://"+strings.TrimRight(c.DataDir, "/")+"/"+defaultStoreFile)
 	setDefault(&c.Store.Retention, defaultRetention)
+	setDefault(&c.TLS.ReloadInterval, defaultTLSReload)
 	setDefault(&c.Store.WaitTimeout, defaultWaitTimeout)
 	setDefault(&c.RetailerTimeout, defaultRetailerTimout)
 	setDefault(&c.ScanWait, defaultScanWait)
@@ -483,6 +614,17 @@ func (c *Config) ApplyDefaults() {
 		c.EarlyScanGrace = OptDuration{Duration: defaultEarlyScanGrace, Set: true}
 	}
 	setDefault(&c.QRTTL, defaultQRTTL)
+	setDefault(&c.Checkout.Listen, defaultCheckoutListen)
+	for i := range c.Retailers {
+		x := &c.Retailers[i].Checkout
+		if !x.Enabled() {
+			continue
+		}
+		setDefault(&x.Credentials, CheckoutCredentialsOptional)
+		setDefault(&x.MaxAmount, defaultCheckoutMax)
+		setDefault(&x.Expiry, defaultCheckoutExpiry)
+		setDefault(&x.Merchant.MCC, "5999")
+	}
 	setDefault(&c.SAF.InitialInterval, defaultSAFInitial)
 	setDefault(&c.SAF.MaxInterval, defaultSAFMax)
 	setDefault(&c.SAF.GiveUpAfter, defaultSAFGiveUpAfter)

@@ -51,12 +51,14 @@ func TestLoadFullSample(t *testing.T) {
 		Env:            EnvProduction,
 		Listen:         "0.0.0.0:8443",
 		AdminListen:    "127.0.0.1:9090",
+		PublicURL:      "https://qr.example.com",
 		DataDir:        "/var/lib/qrswitch",
 		TrustedProxies: []string{"10.0.0.0/8"},
 		TLS: TLS{
-			CertFile:     "/etc/qrswitch/tls/server.crt",
-			KeyFile:      "/etc/qrswitch/tls/server.key",
-			ClientCAFile: "/etc/qrswitch/tls/clients-ca.pem",
+			CertFile:       "/etc/qrswitch/tls/server.crt",
+			KeyFile:        "/etc/qrswitch/tls/server.key",
+			ClientCAFile:   "/etc/qrswitch/tls/clients-ca.pem",
+			ReloadInterval: sec(10 * time.Second),
 		},
 		Store:           Store{URL: "rediss://redis.internal:6380/0", Retention: sec(2160 * time.Hour), WaitReplicas: 1, WaitTimeout: sec(200 * time.Millisecond)},
 		RetailerTimeout: sec(60 * time.Second),
@@ -64,6 +66,7 @@ func TestLoadFullSample(t *testing.T) {
 		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
 		AdviceDeadline:  sec(168 * time.Hour),
 		QRTTL:           sec(5 * time.Minute),
+		Checkout:        CheckoutListener{Listen: "127.0.0.1:8888"},
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
 			MaxInterval:     sec(60 * time.Second),
@@ -71,7 +74,10 @@ func TestLoadFullSample(t *testing.T) {
 			Workers:         32,
 		},
 		Retailers: []Retailer{
-			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example", Offers: []string{"wallet-a"}},
+			{ID: "shop-1", Username: "shop-1", PasswordHash: fullShopHash, InstitutionID: "0042", ClientCert: "pos.shop-1.example", Offers: []string{"wallet-a"},
+				Checkout: RetailerCheckout{Allow: []string{"10.20.0.5"}, Credentials: "required", Currency: "710", MaxAmount: "1000000",
+					Expiry: sec(30 * time.Minute), PostbackSecret: "set-me-from-QRSWITCH_RETAILERS_0_CHECKOUT_POSTBACK_SECRET",
+					Merchant: CheckoutMerchant{Name: "Shop One", City: "Cape Town", Country: "ZA", MCC: "5999"}}},
 		},
 		Partners: []Partner{{
 			ID: "wallet-a", Name: "Wallet A", Rail: "electrum",
@@ -179,7 +185,7 @@ partners:
 		{"base_url optional", strings.Replace(minimal, `base_url: "https://wallet-a.example", `, "", 1), func(c *Config) any { return c.Partners[0].BaseURL }, ""},
 		{"partners[0].rail", minimal, func(c *Config) any { return c.Partners[0].Rail }, "electrum"},
 		{"partners[0].timeout", minimal, func(c *Config) any { return c.Partners[0].Timeout }, sec(60 * time.Second)},
-		{"tls empty", minimal, func(c *Config) any { return c.TLS }, TLS{}},
+		{"tls empty", minimal, func(c *Config) any { return c.TLS }, TLS{ReloadInterval: sec(10 * time.Second)}},
 		{"support empty", minimal, func(c *Config) any { return len(c.Support) }, 0},
 		{"development false with a file", minimal, func(c *Config) any { return c.Development }, false},
 		{"unquoted institution_id keeps its digits", strings.Replace(minimal, `"1"`, "0001", 1), func(c *Config) any { return c.Retailers[0].InstitutionID }, "0001"},
@@ -247,6 +253,7 @@ func TestDevelopmentSetup(t *testing.T) {
 		Listen:          "127.0.0.1:8443",
 		AdminListen:     "127.0.0.1:9090",
 		DataDir:         "./var",
+		TLS:             TLS{ReloadInterval: sec(10 * time.Second)},
 		Store:           Store{URL: "sqlite://./var/qrswitch.db", Retention: sec(2160 * time.Hour), WaitTimeout: sec(200 * time.Millisecond)},
 		RetailerTimeout: sec(60 * time.Second),
 		ScanWait:        sec(40 * time.Second),
@@ -259,25 +266,48 @@ func TestDevelopmentSetup(t *testing.T) {
 			GiveUpAfter:     sec(72 * time.Hour),
 			Workers:         32,
 		},
+		Checkout: CheckoutListener{Listen: "127.0.0.1:8888"},
 		Retailers: []Retailer{{
 			ID: "demo-shop", Username: "demo-shop", Password: "demo-shop-dev-password", InstitutionID: "0001",
+		}, {
+			ID: "demo-webshop", Username: "demo-webshop", Password: "demo-webshop-dev-password", InstitutionID: "0002",
+			Checkout: RetailerCheckout{Allow: []string{"127.0.0.1/32", "::1/128"}, Credentials: "optional", Currency: "710",
+				MaxAmount: "20999984", Expiry: sec(30 * time.Minute), PostbackSecret: "demo-webshop-dev-postback-secret",
+				Merchant: CheckoutMerchant{Name: "Demo Web Shop", City: "Cape Town", Country: "ZA", MCC: "5999"}},
 		}},
 		Partners: []Partner{{
 			ID: "sim-wallet", Name: "Sim Wallet", Rail: "electrum", BaseURL: "https://127.0.0.1:9443",
 			Username: "switch", Password: "switch-dev-password", Timeout: sec(60 * time.Second),
 			ScanUsername: "sim-wallet", ScanPassword: "sim-wallet-dev-password",
+		}, {
+			ID: "ilp", Name: "ILP invoices", Rail: "ilpinvoice", BaseURL: "https://127.0.0.1:9444", Timeout: sec(60 * time.Second),
 		}},
 		Support:     []SupportUser{{Username: "support", Password: "support-dev-password", Role: RoleOperator}},
 		Development: true,
+	}
+	// The rails' options are the rails' to read: compared as the maps they
+	// decode to, then left out of the comparison of the rest.
+	wantOptions := map[string]any{
+		"currency": "710", "ledger_prefix": "test.qrswitch.", "identifier_type": "msisdn", "fee_fixed": "0.50",
+		"dfsps": []any{map[string]any{"id": "sim-dfsp", "name": "Sim DFSP", "balance": "100000.00", "username": "sim-dfsp", "password": "sim-dfsp-dev-password"}},
+	}
+	options := func(c *Config) *Config {
+		t.Helper()
+		var m map[string]any
+		if err := c.Partners[1].Options.Decode(&m); err != nil || !reflect.DeepEqual(m, wantOptions) {
+			t.Errorf("development partner ilp options = %v (%v), want %v", m, err, wantOptions)
+		}
+		c.Partners[1].Options = yaml.Node{}
+		return c
 	}
 	got, err := Load("", nil)
 	if err != nil {
 		t.Fatalf(`Load("") error = %v, want nil`, err)
 	}
-	if !reflect.DeepEqual(got, want) {
+	if !reflect.DeepEqual(options(got), want) {
 		t.Errorf("Load(\"\") =\n%+v\nwant\n%+v", got, want)
 	}
-	if dev := Development(); !reflect.DeepEqual(dev, want) {
+	if dev := options(Development()); !reflect.DeepEqual(dev, want) {
 		t.Errorf("Development() =\n%+v\nwant\n%+v", dev, want)
 	}
 	if err := Development().Validate(); err != nil {

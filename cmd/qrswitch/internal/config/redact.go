@@ -21,6 +21,7 @@ func (c *Config) Redacted() *Config {
 		x := &r.Retailers[i]
 		mask(&x.PasswordHash)
 		mask(&x.Password)
+		mask(&x.Checkout.PostbackSecret)
 	}
 	r.Partners = slices.Clone(c.Partners)
 	for i := range r.Partners {

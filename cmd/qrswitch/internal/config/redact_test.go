@@ -46,7 +46,8 @@ func TestRedactedHidesEverySecret(t *testing.T) {
 }
 
 // TestRedactedCoversEveryPasswordKey guards the schema: every key that
-// names a password, present or future, must be masked, and nothing else.
+// names a password or a secret, present or future, must be masked, and
+// nothing else.
 func TestRedactedCoversEveryPasswordKey(t *testing.T) {
 	root := reflect.TypeFor[Config]()
 	c := new(Config)
@@ -67,7 +68,7 @@ func TestRedactedCoversEveryPasswordKey(t *testing.T) {
 			continue
 		}
 		want := "value-of-" + key
-		if strings.Contains(key, "password") {
+		if strings.Contains(key, "password") || strings.Contains(key, "secret") {
 			want = masked
 		}
 		if got.String() != want {

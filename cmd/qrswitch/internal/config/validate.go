@@ -1,6 +1,8 @@
 package config
 
 import (
+	"math/big"
+
 	"gopkg.in/yaml.v3"
 
 	"errors"
@@ -32,7 +34,7 @@ const (
 
 // devPasswords are the well-known passwords of the development setup.
 // Production refuses any credential that matches one of them.
-var devPasswords = []string{DevRetailerPassword, DevPartnerPassword, DevPartnerScanPassword, DevSupportPassword}
+var devPasswords = []string{DevRetailerPassword, DevShopPassword, DevPartnerPassword, DevPartnerScanPassword, DevSupportPassword}
 
 // Problem is one reason a configuration is refused.
 type Problem struct {
@@ -74,6 +76,7 @@ func (c *Config) Validate() error {
 	v.retailers(c.Retailers)
 	v.partners(c.Partners)
 	v.offers(c)
+	v.checkoutListener(c)
 	v.clientCerts(c)
 	v.support(c.Support)
 	v.devCredentials()
@@ -110,6 +113,9 @@ func (v *validator) top(c *Config) {
 	v.hostPort("admin_listen", c.AdminListen)
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		v.add("admin_listen", "must differ from listen (%s)", c.Listen)
+	}
+	if c.PublicURL != "" {
+		v.baseURL("public_url", c.PublicURL)
 	}
 	if c.DataDir == "" {
 		v.add("data_dir", "must not be empty")
@@ -149,6 +155,7 @@ func (v *validator) hostPort(path, addr string) {
 }
 
 func (v *validator) tls(t TLS) {
+	v.positive("tls.reload_interval", t.ReloadInterval)
 	const fallback = "without it the switch falls back to a self-signed development certificate"
 	switch {
 	case v.prod:
@@ -239,6 +246,50 @@ func (v *validator) retailers(rs []Retailer) {
 		v.id(base+".id", r.ID, ids)
 		v.username(base+".username", r.Username)
 		v.credential(base, "password_hash", r.PasswordHash, "password", r.Password)
+		v.checkout(base+".checkout", &r.Checkout)
+	}
+}
+
+// checkout checks a retailer's web-shop checkout, when it has one.
+func (v *validator) checkout(base string, c *RetailerCheckout) {
+	if !c.Enabled() {
+		if c.Currency != "" || c.PostbackSecret != "" {
+			v.add(base+".allow", "required for a checkout: the addresses the shop's server calls from")
+		}
+		return
+	}
+	for i, a := range c.Allow {
+		if net.ParseIP(a) == nil {
+			if _, _, err := net.ParseCIDR(a); err != nil {
+				v.add(fmt.Sprintf("%s.allow[%d]", base, i), "must be an IP address or a CIDR, got %q", a)
+			}
+		}
+	}
+	if c.Credentials != CheckoutCredentialsOptional && c.Credentials != CheckoutCredentialsRequired {
+		v.add(base+".credentials", "must be %q or %q, got %q", CheckoutCredentialsOptional, CheckoutCredentialsRequired, c.Credentials)
+	}
+	if c.Currency == "" {
+		v.add(base+".currency", "required: an ISO 4217 numeric code (710) or a token rail's currency code")
+	}
+	if m, ok := new(big.Rat).SetString(c.MaxAmount); !ok || m.Sign() <= 0 || strings.ContainsAny(c.MaxAmount, "eE/") {
+		v.add(base+".max_amount", "must be a positive decimal such as 20999984, got %q", c.MaxAmount)
+	}
+	switch {
+	case c.Expiry <= 0:
+		v.add(base+".expiry", "must be greater than 0, got %s", c.Expiry)
+	case c.Expiry > Duration(24*time.Hour):
+		v.add(base+".expiry", "must be at most 24h, got %s", c.Expiry)
+	}
+	if len(c.PostbackSecret) < 16 {
+		v.add(base+".postback_secret", "required, at least 16 characters: postbacks are signed with it (HMAC-SHA256)")
+	} else if v.prod && c.PostbackSecret == DevCheckoutPostbackSecret {
+		v.add(base+".postback_secret", "is the development setup's: refused in production")
+	}
+	if c.Merchant.Name == "" || c.Merchant.City == "" || c.Merchant.Country == "" {
+		v.add(base+".merchant", "name, city and country are required: they go on the checkout's QR code")
+	}
+	if len(c.Merchant.MCC) != 4 || strings.Trim(c.Merchant.MCC, "0123456789") != "" {
+		v.add(base+".merchant.mcc", "must be 4 digits, got %q", c.Merchant.MCC)
 	}
 }
 
@@ -273,6 +324,26 @@ func (v *validator) partners(ps []Partner) {
 		if p.ScanUsername != "" || p.ScanPasswordHash != "" || p.ScanPassword != "" {
 			v.username(base+".scan_username", p.ScanUsername)
 			v.credential(base, "scan_password_hash", p.ScanPasswordHash, "scan_password", p.ScanPassword)
+		}
+	}
+}
+
+// checkoutListener checks the web shops' listener when a retailer has a
+// checkout: plain HTTP only on loopback in production.
+func (v *validator) checkoutListener(c *Config) {
+	if !slices.ContainsFunc(c.Retailers, func(r Retailer) bool { return r.Checkout.Enabled() }) {
+		return
+	}
+	v.hostPort("checkout.listen", c.Checkout.Listen)
+	if c.Checkout.Listen == c.Listen || c.Checkout.Listen == c.AdminListen {
+		if !strings.HasSuffix(c.Checkout.Listen, ":0") {
+			v.add("checkout.listen", "must differ from listen and admin_listen")
+		}
+	}
+	if v.prod && !c.Checkout.TLS {
+		host, _, _ := net.SplitHostPort(c.Checkout.Listen)
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			v.add("checkout.tls", "plain HTTP on %s is refused in production: set tls: true, or listen on loopback behind a TLS proxy", c.Checkout.Listen)
 		}
 	}
 }

@@ -158,6 +158,7 @@ func TestValidateWithoutDefaults(t *testing.T) {
 		{"workers zero", func(c *Config) { c.SAF.Workers = 0 }, "saf.workers", "got 0"},
 		{"listen empty", func(c *Config) { c.Listen = "" }, "listen", "must be host:port"},
 		{"store empty", func(c *Config) { c.Store.URL = "" }, "store.url", "must be a URL"},
+		{"tls reload_interval negative", func(c *Config) { c.TLS.ReloadInterval = sec(-time.Second) }, "tls.reload_interval", "must be greater than 0"},
 		{"retention zero", func(c *Config) { c.Store.Retention = 0 }, "store.retention", "must be greater than 0"},
 		{"wait_timeout zero", func(c *Config) { c.Store.WaitTimeout = 0 }, "store.wait_timeout", "must be greater than 0"},
 		{"wait_timeout long", func(c *Config) { c.Store.WaitTimeout = sec(time.Minute) }, "store.wait_timeout", "at most 10s"},

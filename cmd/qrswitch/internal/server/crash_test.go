@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -31,9 +32,19 @@ const childEnv = "QRSWITCH_TEST_CHILD_CONFIG"
 // kill -9: with childEnv set it serves the named configuration until killed.
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
+		go exitWithParent()
 		os.Exit(serveChild(path))
 	}
 	os.Exit(m.Run())
+}
+
+// exitWithParent ends a child switch when its parent test binary is gone,
+// however it went: the parent holds the write end of the child's stdin, so
+// the read returns when the parent exits or is killed, and no orphaned
+// switch outlives an interrupted test run.
+func exitWithParent() {
+	io.Copy(io.Discard, os.Stdin)
+	os.Exit(3)
 }
 
 func serveChild(path string) int {
@@ -74,6 +85,9 @@ func startChild(t *testing.T, cfgFile string, logs *os.File) *child {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+cfgFile)
 	cmd.Stderr = logs
+	if _, err := cmd.StdinPipe(); err != nil { // held open until this process ends
+		t.Fatal(err)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

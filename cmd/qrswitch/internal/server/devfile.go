@@ -28,7 +28,10 @@ type DevInfo struct {
 	// Console is the support console's URL.
 	Console string `json:"console"`
 	// Store is the store's URL.
-	Store     string        `json:"store"`
+	Store string `json:"store"`
+	// Checkout is the web shops' listener (0xbtcpay's integration), when
+	// a retailer has a checkout.
+	Checkout  string        `json:"checkout,omitempty"`
 	Retailers []DevRetailer `json:"retailers"`
 	Partners  []DevPartner  `json:"partners"`
 	Support   []DevSupport  `json:"support"`
@@ -40,6 +43,17 @@ type DevRetailer struct {
 	Username      string `json:"username"`
 	Password      string `json:"password"`
 	InstitutionID string `json:"institutionId"`
+	// Checkout is the retailer's web-shop checkout, if it has one.
+	Checkout *DevCheckout `json:"checkout,omitempty"`
+}
+
+// DevCheckout is a web shop's checkout: where to start payments, how to
+// read their status, and the secret its postbacks are signed with.
+type DevCheckout struct {
+	StartPayment   string `json:"startPayment"`
+	Status         string `json:"status"`
+	Currency       string `json:"currency"`
+	PostbackSecret string `json:"postbackSecret"`
 }
 
 // DevPartner is a partner, its rail, its credentials and its simulator.
@@ -74,8 +88,20 @@ func (s *Server) DevInfo() *DevInfo {
 		Switch: base, Admin: "http://" + dialable(s.AdminAddr()), CAFile: s.devCA,
 		Console: base + "/console/", Store: s.cfg.Redacted().Store.URL,
 	}
+	scheme := "http://"
+	if s.cfg.Checkout.TLS {
+		scheme = "https://"
+	}
+	if s.checkoutLn != nil {
+		d.Checkout = scheme + dialable(s.CheckoutAddr())
+	}
 	for _, r := range s.cfg.Retailers {
-		d.Retailers = append(d.Retailers, DevRetailer{ID: r.ID, Username: r.Username, Password: r.Password, InstitutionID: r.InstitutionID})
+		dr := DevRetailer{ID: r.ID, Username: r.Username, Password: r.Password, InstitutionID: r.InstitutionID}
+		if r.Checkout.Enabled() && d.Checkout != "" {
+			dr.Checkout = &DevCheckout{StartPayment: d.Checkout + "/", Status: d.Checkout + "/{id}/status.json",
+				Currency: r.Checkout.Currency, PostbackSecret: r.Checkout.PostbackSecret}
+		}
+		d.Retailers = append(d.Retailers, dr)
 	}
 	sims := map[string]map[string]any{}
 	for _, sim := range s.sims {

@@ -74,14 +74,20 @@ func (h *Harness) createQR(t testing.TB) (tranID, payload string) {
 	return resp.TranID, resp.QrCode
 }
 
-// payAsync sends a payment request and delivers its answer on the channel.
+// payAsync sends a payment request of shop-1 and delivers its answer on the channel.
 func (h *Harness) payAsync(req *wire.PaymentRequest) <-chan Response {
+	return h.payAsyncAs(req, ShopUser, ShopPass)
+}
+
+// payAsyncAs sends a payment request as a retailer and delivers its answer
+// on the channel.
+func (h *Harness) payAsyncAs(req *wire.PaymentRequest, user, pass string) <-chan Response {
 	ch := make(chan Response, 1)
 	go func() {
 		enc, _ := json.Marshal(req)
 		hreq, _ := http.NewRequest(http.MethodPost, h.Base+"/qr/v1/payments", bytes.NewReader(enc))
 		hreq.Header.Set("Content-Type", "application/json")
-		hreq.SetBasicAuth(ShopUser, ShopPass)
+		hreq.SetBasicAuth(user, pass)
 		resp, err := h.client(h.T).Do(hreq)
 		if err != nil {
 			ch <- Response{status: -1, body: []byte(err.Error())}

@@ -28,6 +28,7 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 	_ "github.com/qrswitch/qrswitch/partners/rails" // every rail registers itself
 	"github.com/qrswitch/qrswitch/retailers"
+	"github.com/qrswitch/qrswitch/retailers/checkout"
 	"github.com/qrswitch/qrswitch/store"
 	_ "github.com/qrswitch/qrswitch/store/backends" // every store backend registers itself
 	"github.com/qrswitch/qrswitch/support"
@@ -78,6 +79,10 @@ type Server struct {
 	rails []*rail
 	sims  []*simulator
 
+	checkout    *checkout.Surface // nil when no retailer has a checkout
+	checkoutSrv *http.Server
+	checkoutLn  net.Listener
+
 	api, admin     *http.Server
 	apiLn, adminLn net.Listener
 	devCA          string
@@ -118,9 +123,28 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	for i, r := range s.rails {
 		ps[i] = r.partner
 	}
+	auth, err := s.authenticator()
+	if err != nil {
+		return nil, err
+	}
+	if s.checkout, err = s.buildCheckout(auth); err != nil {
+		return nil, err
+	}
+	var dests []qrswitch.Destination
+	if s.checkout != nil {
+		dests = s.checkout.Destinations()
+	}
+	offers := map[string][]string{}
+	for _, r := range cfg.Retailers {
+		if r.Offers != nil {
+			offers[r.ID] = r.Offers
+		}
+	}
 	s.engine, err = qrswitch.New(qrswitch.Options{
 		Store:           s.store,
 		Partners:        ps,
+		Destinations:    dests,
+		Offers:          offers,
 		Logger:          log,
 		Node:            opts.Node,
 		ScanWait:        cfg.ScanWait.D(),
@@ -147,9 +171,11 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	s.host.e.Store(s.engine)
-	auth, err := s.authenticator()
-	if err != nil {
-		return nil, err
+	if s.checkout != nil {
+		s.checkout.SetEngine(s.engine)
+		if err := s.setupCheckoutListener(); err != nil {
+			return nil, err
+		}
 	}
 	s.metrics.watch(s.engine, log)
 	router, err := httpapi.NewRouter(httpapi.Options{Logger: log, AccessLog: opts.AccessLog, Observer: s.metrics, TrustedProxies: cfg.TrustedProxies})
@@ -246,9 +272,9 @@ func (s *Server) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	if s.cfg.TLS.CertFile != "" {
-		wg.Go(func() { s.tls.Watch(watchCtx, tlsconfig.DefaultWatchInterval) })
+		wg.Go(func() { s.tls.Watch(watchCtx, s.cfg.TLS.ReloadInterval.D()) })
 	}
-	errs := make(chan error, 2+len(s.sims))
+	errs := make(chan error, 3+len(s.sims))
 	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
 		var err error
 		if tls {
@@ -262,6 +288,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	go serve("https", s.api, s.apiLn, true)
 	go serve("admin", s.admin, s.adminLn, false)
+	if s.checkoutSrv != nil {
+		go serve("checkout", s.checkoutSrv, s.checkoutLn, s.cfg.Checkout.TLS)
+	}
 	for _, sim := range s.sims {
 		go serve("simulator "+sim.partner, sim.srv, sim.ln, true)
 	}
@@ -289,6 +318,9 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn().Err(err).Int("held", s.engine.Held()).
 			Msg("requests still in flight at the drain deadline; recovery finishes them at the next start")
 	}
+	if s.checkoutSrv != nil {
+		s.checkoutSrv.Shutdown(shutCtx)
+	}
 	s.stopSimulators(shutCtx)
 	stopRails()
 	s.closeRails()
@@ -304,7 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 // close releases what New opened. Safe to call more than once.
 func (s *Server) close() {
 	s.closeOnce.Do(func() {
-		for _, ln := range []net.Listener{s.apiLn, s.adminLn} {
+		for _, ln := range []net.Listener{s.apiLn, s.adminLn, s.checkoutLn} {
 			if ln != nil {
 				ln.Close()
 			}
