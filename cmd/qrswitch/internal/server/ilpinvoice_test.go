@@ -20,14 +20,14 @@ import (
 // devHarness starts the development setup — what `qrswitch serve` runs with
 // no config, every rail's simulator included — on free ports, and returns
 // it with what var/dev.json says of it.
-func devHarness(t *testing.T) (*Harness, *DevInfo) {
+func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load("", []string{
+	cfg, err := config.Load("", append([]string{
 		"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0",
 		"QRSWITCH_PARTNERS_0_BASE_URL=https://" + freePort(t), "QRSWITCH_PARTNERS_1_BASE_URL=https://" + freePort(t),
 		"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
-	})
+	}, env...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,32 +119,7 @@ func TestILPInvoiceThroughTheSwitch(t *testing.T) {
 	if r := h.Post(t, sim["faults"], "", "", map[string]string{"notifications": "down"}); r.status != http.StatusOK {
 		t.Fatalf("setting the notifications fault = %d %s", r.status, r.body)
 	}
-	newCode := func(customer string) (tranID, invoiceURL string) {
-		t.Helper()
-		req := qrRequest(config.DevRetailerInstitutionID)
-		req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 1500, Currency: "710"}}
-		if customer != "" {
-			req.Customer = json.RawMessage(`{"msisdn":"` + customer + `"}`)
-		}
-		r := h.Post(t, "/qr/v1/qrCodes", retailer, pass, req)
-		var resp wire.CreateQrCodeResponse
-		if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
-			t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
-		}
-		p, err := qr.Decode(resp.QrCode)
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, ok := p.Account(ilpinvoice.GUID)
-		if !ok {
-			t.Fatalf("QR code %s has no invoice template", resp.QrCode)
-		}
-		invoiceURL, _ = a.Field("01")
-		if !strings.HasPrefix(invoiceURL, h.Base+"/ilpinvoice/"+config.DevILPPartnerID+"/invoice/") {
-			t.Fatalf("invoice URL %q, want one on the switch", invoiceURL)
-		}
-		return resp.TranID, invoiceURL
-	}
+	newCode := func(customer string) (string, string) { return invoiceCode(t, h, customer) }
 
 	// The POS names its customer: the notification waits for the DFSP.
 	tranID, invoiceURL := newCode("26547070")
@@ -237,5 +212,74 @@ func TestILPInvoiceThroughTheSwitch(t *testing.T) {
 	h.waitState(t, qrswitch.PaymentKey(config.DevRetailerID, req.ID), "REVERSED")
 	if got := balance(); got != paidOnce {
 		t.Fatalf("the DFSP's balance after the refund = %s, want %s (as before the reversed payment)", got, paidOnce)
+	}
+}
+
+// invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
+// the customer named when given, and returns its tranId and the invoice
+// URL its ILP invoice template carries.
+func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL string) {
+	t.Helper()
+	req := qrRequest(config.DevRetailerInstitutionID)
+	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 1500, Currency: "710"}}
+	if customer != "" {
+		req.Customer = json.RawMessage(`{"msisdn":"` + customer + `"}`)
+	}
+	r := h.Post(t, "/qr/v1/qrCodes", config.DevRetailerUsername, config.DevRetailerPassword, req)
+	var resp wire.CreateQrCodeResponse
+	if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
+		t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
+	}
+	p, err := qr.Decode(resp.QrCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := p.Account(ilpinvoice.GUID)
+	if !ok {
+		t.Fatalf("QR code %s has no invoice template", resp.QrCode)
+	}
+	invoiceURL, _ = a.Field("01")
+	if !strings.HasPrefix(invoiceURL, h.Base+"/ilpinvoice/"+config.DevILPPartnerID+"/invoice/") {
+		t.Fatalf("invoice URL %q, want one on the switch", invoiceURL)
+	}
+	return resp.TranID, invoiceURL
+}
+
+// TestILPInvoicePaidTooLate: the POS's wait ends with NO_SCAN_RECEIVED
+// when nothing was paid in time; a DFSP that pays the invoice afterwards
+// has its fulfillment refused, its transfer rejected and its funds back,
+// and the invoice is cancelled.
+func TestILPInvoicePaidTooLate(t *testing.T) {
+	h, d := devHarness(t, "QRSWITCH_SCAN_WAIT=1s")
+	sim := simulatorOf(t, d, ilpinvoice.Name)
+	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword
+	account := h.Base + "/ilpinvoice/" + config.DevILPPartnerID + "/ledger/accounts/" + config.DevILPDFSPID
+	var before, after struct{ Balance string }
+	h.getJSON(t, account, config.DevILPDFSPUsername, config.DevILPDFSPPassword, &before)
+
+	tranID, invoiceURL := invoiceCode(t, h, "")
+	a := <-h.payAsyncAs(payRequest(config.DevRetailerInstitutionID, tranID, 1500), retailer, pass)
+	if a.status != http.StatusBadRequest || a.detail(t).ErrorType != wire.NoScanReceived {
+		t.Fatalf("pay with nothing paid = %d %s, want 400 NO_SCAN_RECEIVED", a.status, a.body)
+	}
+	r := h.Post(t, sim["pay"], "", "", map[string]string{"invoiceUrl": invoiceURL})
+	var tr struct {
+		State  string
+		Fulfil struct {
+			Status int
+			Body   struct{ ID string }
+		}
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &tr) != nil || tr.State != "rejected" ||
+		tr.Fulfil.Status != http.StatusUnprocessableEntity || tr.Fulfil.Body.ID != "InvoiceNotPayableError" {
+		t.Fatalf("paying after the wait = %d %s, want the fulfillment refused (422 InvoiceNotPayableError) and the transfer rejected", r.status, r.body)
+	}
+	h.getJSON(t, account, config.DevILPDFSPUsername, config.DevILPDFSPPassword, &after)
+	if after.Balance != before.Balance {
+		t.Fatalf("the DFSP's balance = %s, want %s back", after.Balance, before.Balance)
+	}
+	var inv struct{ Status string }
+	if h.getJSON(t, invoiceURL, "", "", &inv); inv.Status != "cancelled" {
+		t.Fatalf("the invoice = %+v, want cancelled", inv)
 	}
 }
