@@ -48,8 +48,8 @@ type script struct {
 	transit time.Duration
 	// delay holds the answer this long after reading (and forwarding).
 	delay time.Duration
-	// trickle writes the body trickleChunk bytes at a time, this long
-	// apart.
+	// trickle writes the body trickleChunk bytes at a time, spread evenly
+	// over this long, whatever the body's length.
 	trickle time.Duration
 	// reset resets the TCP connection after reading (forwarding and delay)
 	// instead of answering.
@@ -191,6 +191,7 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	rc.Flush()
+	every := s.trickle / time.Duration((len(answer)+trickleChunk-1)/trickleChunk+1)
 	for len(answer) > 0 {
 		n := min(trickleChunk, len(answer))
 		if _, err := w.Write(answer[:n]); err != nil {
@@ -198,11 +199,25 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		answer = answer[n:]
 		rc.Flush()
-		if !waited(r.Context(), s.trickle) {
+		if !waited(r.Context(), every) {
 			return
 		}
 	}
 }
+
+// The partners' timeout in the fault matrix, and how long a late answer
+// is waited for. Rows "within the timeout" take a tenth of it and rows
+// "past the timeout" a third more and up: a loaded machine only makes the
+// first slower by a little and the second later still, so no row's verdict
+// hangs on the machine's speed.
+const (
+	faultTimeout    = 4 * time.Second
+	faultLateWindow = 3 * faultTimeout
+	// withinTimeout and pastTimeout are how long a row's partner or
+	// network takes, at most and at least.
+	withinTimeout = faultTimeout / 10
+	pastTimeout   = faultTimeout + faultTimeout/3
+)
 
 // trickleChunk is how many bytes of a trickled body are written at once.
 const trickleChunk = 8
@@ -399,6 +414,9 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 
 	simAddr := strings.TrimPrefix(partnerURL, "https://")
 	cfg := testConfig(dir, partnerURL, caFile)
+	for i := range cfg.Partners {
+		cfg.Partners[i].Timeout = config.Duration(faultTimeout)
+	}
 	tp := newToxiproxy()
 	fh := &faultHarness{partner: partner, lanes: make(chan *lane, lanes), untrusted: strings.TrimPrefix(bad.URL, "https://")}
 	for i := range lanes {
@@ -407,7 +425,7 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 		l.proxy = newLaneProxy(t, tp, id, simAddr)
 		cfg.Partners = append(cfg.Partners, config.Partner{
 			ID: id, Name: "Lane " + id, Rail: "electrum", BaseURL: "https://" + l.proxy.Listen,
-			Username: "switch", Password: "switch-secret", CAFile: caFile, Timeout: config.Duration(time.Second),
+			Username: "switch", Password: "switch-secret", CAFile: caFile, Timeout: config.Duration(faultTimeout),
 			ScanUsername: l.scanUser, ScanPassword: l.scanPass,
 		})
 		fh.lanes <- l
@@ -422,7 +440,7 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 			t.Logf("switch log:\n%s", h.Logs)
 		}
 	})
-	o := Options{LateWindow: 2 * time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
+	o := Options{LateWindow: faultLateWindow, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
 	for _, f := range tune {
 		f(&o)
 	}

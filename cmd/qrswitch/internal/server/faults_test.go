@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
@@ -130,12 +129,12 @@ func TestFaultMatrixPay(t *testing.T) {
 		{name: "200 with an ErrorDetail for a body", script: &script{forward: true, status: 200, body: errorBody(wire.GeneralError, "?")},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
-		{name: "approval after the timeout", script: &script{forward: true, delay: 1300 * time.Millisecond},
+		{name: "approval after the timeout", script: &script{forward: true, delay: pastTimeout},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased, late: true},
-		{name: "no answer within the timeout", script: &script{delay: 1500 * time.Millisecond, reset: true},
+		{name: "no answer within the timeout", script: &script{delay: pastTimeout + faultTimeout/6, reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
-		{name: "request still in transit at the timeout", script: &script{transit: 1500 * time.Millisecond, forward: true, reset: true},
+		{name: "request still in transit at the timeout", script: &script{transit: pastTimeout + faultTimeout/6, forward: true, reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
 		{name: "reset after the partner approved", script: &script{forward: true, reset: true},
@@ -143,9 +142,9 @@ func TestFaultMatrixPay(t *testing.T) {
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
 		{name: "reset after the request was read", script: &script{reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
-		{name: "body trickled within the timeout", script: &script{forward: true, trickle: time.Millisecond},
+		{name: "body trickled within the timeout", script: &script{forward: true, trickle: withinTimeout},
 			status: 201, outcome: successful, state: "APPROVED", partnerSaw: true, partnerState: electrumsim.StateReserved},
-		{name: "body trickled past the timeout", script: &script{forward: true, trickle: 15 * time.Millisecond},
+		{name: "body trickled past the timeout", script: &script{forward: true, trickle: pastTimeout},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased, late: true},
 		{name: "connection refused", net: netRefused,
@@ -293,13 +292,13 @@ func TestFaultMatrixAdvice(t *testing.T) {
 		{name: "202 with a malformed body", script: &script{forward: true, status: 202, body: `{"id":`}, final: both(ok), effect: true},
 		{name: "202 without body", script: &script{forward: true, status: 202}, final: both(ok), effect: true},
 		{name: "200", script: &script{forward: true, status: 200}, final: both(ok), effect: true},
-		{name: "no answer within the timeout", script: &script{delay: 1500 * time.Millisecond, reset: true, times: 1},
+		{name: "no answer within the timeout", script: &script{delay: pastTimeout + faultTimeout/6, reset: true, times: 1},
 			final: both(ok), retried: true, effect: true},
-		{name: "answer after the timeout", script: &script{forward: true, delay: 1300 * time.Millisecond, times: 1},
+		{name: "answer after the timeout", script: &script{forward: true, delay: pastTimeout, times: 1},
 			final: both(ok), retried: true, effect: true, late: true},
 		{name: "reset after the partner applied it", script: &script{forward: true, reset: true, times: 1},
 			final: both(ok), retried: true, effect: true},
-		{name: "body trickled past the timeout", script: &script{forward: true, trickle: 60 * time.Millisecond, times: 1},
+		{name: "body trickled past the timeout", script: &script{forward: true, trickle: pastTimeout, times: 1},
 			final: both(ok), retried: true, effect: true, late: true},
 		{name: "connection refused", net: netRefused, final: both(ok), retried: true, effect: true},
 		{name: "connection reset before the request was sent", net: netResetSoon, final: both(ok), retried: true, effect: true},
