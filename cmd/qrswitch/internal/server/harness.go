@@ -136,15 +136,18 @@ func startSim(t testing.TB, dir string, lateAfter time.Duration) (url, caFile st
 }
 
 // testConfig is a development-env configuration (plaintext passwords allowed)
-// with short timers, on free ports, in dir.
+// on free ports, in dir, with short timers where a test waits them out
+// and long ones where a test must beat them.
 func testConfig(dir, simURL, simCA string) *config.Config {
 	cfg := &config.Config{
-		Env:            config.EnvDevelopment,
-		Listen:         "127.0.0.1:0",
-		AdminListen:    "127.0.0.1:0",
-		DataDir:        dir,
-		Store:          config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
-		ScanWait:       config.Duration(2 * time.Second),
+		Env:         config.EnvDevelopment,
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		DataDir:     dir,
+		Store:       config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
+		// Long: a test scans well within it however loaded the machine;
+		// tests of a missing scan set a short one (noScanWait).
+		ScanWait:       config.Duration(20 * time.Second),
 		EarlyScanGrace: config.OptDuration{Duration: config.Duration(time.Second), Set: true},
 		QRTTL:          config.Duration(time.Minute),
 		SAF: config.SAF{
@@ -177,8 +180,9 @@ func testConfig(dir, simURL, simCA string) *config.Config {
 type HarnessOption func(*config.Config, *Options)
 
 // NewHarness starts a switch and its simulator for one test, with short
-// timers (scan wait 2 s, partners' timeout 1 s, late window 2 s); the test's
-// Cleanup stops them.
+// timers where tests wait them out (partners' timeout 1 s, late window 2 s)
+// and a long scan wait (20 s, see noScanWait); the test's Cleanup stops
+// them.
 func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 	t.Helper()
 	dir := t.TempDir()
@@ -211,7 +215,7 @@ func (h *Harness) start(o Options) {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: switchTLS, MaxIdleConnsPerHost: 64}}
+	h.Client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: switchTLS, MaxIdleConnsPerHost: 64}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)

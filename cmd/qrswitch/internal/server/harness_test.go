@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -103,7 +104,7 @@ func (h *Harness) payAsyncAs(req *wire.PaymentRequest, user, pass string) <-chan
 // waitState waits until the payment with the key is in one of the states.
 func (h *Harness) waitState(t testing.TB, key string, want ...string) *qrswitch.Payment {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settle)
 	var last string
 	for time.Now().Before(deadline) {
 		if p := h.payment(t, key); p != nil {
@@ -116,7 +117,7 @@ func (h *Harness) waitState(t testing.TB, key string, want ...string) *qrswitch.
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("payment %s is %q after 10 s, want one of %v", key, last, want)
+	t.Fatalf("payment %s is %q after %v, want one of %v", key, last, settle, want)
 	return nil
 }
 
@@ -204,17 +205,30 @@ func (h *Harness) ledgerPayment(id string) (electrumsim.PaymentEntry, bool) {
 	return electrumsim.PaymentEntry{}, false
 }
 
-// eventually polls cond until it holds or 10 s pass.
+// noScanWait gives the switch a short scan wait, for tests of a payment
+// request whose scan never comes (they wait it out; the others get a long
+// one so that their scans arrive in time on any machine).
+func noScanWait(c *config.Config, _ *Options) {
+	c.ScanWait = config.Duration(2 * time.Second)
+}
+
+// settle is how long a test waits for an event it expects (a state, a
+// delivery, a gauge) before it fails: a bound for a switch that is broken,
+// never a measure of speed, so it is long enough that a machine loaded by
+// other work only makes the wait longer, not the verdict different.
+const settle = 2 * time.Minute
+
+// eventually polls cond until it holds, or fails the test after settle.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settle)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s: not within 10 s", what)
+	t.Fatalf("%s: not within %v", what, settle)
 }
 
 func (h *Harness) story(t testing.TB, key string) qrswitch.Story {
