@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -72,6 +73,14 @@ type Options struct {
 	AuthServer string `yaml:"auth_server"`
 	// Wallets are the retailers' wallet addresses.
 	Wallets []Wallet `yaml:"wallets"`
+	// QuoteTTL is how long a quote may be acted on (capped by its
+	// receiver's expiry). Default 5m.
+	QuoteTTL time.Duration `yaml:"quote_ttl"`
+	// Rates is the rate table quotes pin their exchange rate from.
+	Rates []Rate `yaml:"rates"`
+	// Upstream is the ILP peer outgoing payments are settled through;
+	// without it outgoing payments fail.
+	Upstream Upstream `yaml:"upstream"`
 	// Peers are the ILP peers allowed to send Prepares to {path}/ilp, each
 	// by its bearer token.
 	Peers []Peer `yaml:"peers"`
@@ -90,6 +99,11 @@ type Wallet struct {
 	// places of the amounts) are the wallet's asset. Required.
 	AssetCode  string `yaml:"asset_code"`
 	AssetScale uint8  `yaml:"asset_scale"`
+	// FeeFixed (smallest units of the asset) and FeeBPS (basis points of
+	// the amount sent) are what the wallet's outgoing payments pay on top
+	// of what they send. Default none.
+	FeeFixed uint64 `yaml:"fee_fixed"`
+	FeeBPS   uint32 `yaml:"fee_bps"`
 }
 
 // Peer is an ILP peer of the rail.
@@ -128,6 +142,12 @@ type Rail struct {
 	// verify admits a request to a protected route; until the rail's GNAP
 	// server is wired it refuses every request (ErrUnauthorized).
 	verify func(r *http.Request, need Access) (*Grant, error)
+
+	upstream *ilphttp.Client
+	bgMu     sync.Mutex
+	bgCtx    context.Context
+	bgStop   context.CancelFunc
+	bg       sync.WaitGroup
 }
 
 // Access is what a protected route needs of a grant: a resource type
@@ -203,6 +223,16 @@ func New(c partners.Config) (partners.Rail, error) {
 		verify: func(*http.Request, Access) (*Grant, error) { return nil, ErrUnauthorized },
 	}
 	r.receiver.Now = func() time.Time { return r.now() }
+	r.bgCtx, r.bgStop = context.WithCancel(context.Background())
+	if o.QuoteTTL <= 0 {
+		r.opts.QuoteTTL = 5 * time.Minute
+	}
+	if o.Upstream.Timeout <= 0 {
+		r.opts.Upstream.Timeout = 30 * time.Second
+	}
+	if r.upstream, err = newUpstream(r.opts.Upstream, c.Transport); err != nil {
+		return nil, err
+	}
 	for i := range o.Wallets {
 		w := &o.Wallets[i]
 		if w.Retailer == "" {
@@ -219,6 +249,9 @@ func New(c partners.Config) (partners.Rail, error) {
 		}
 		if len(w.AssetCode) < 3 || strings.ToUpper(w.AssetCode) != w.AssetCode {
 			return nil, fmt.Errorf("options.wallets[%d].asset_code %q: want an upper-case asset code such as USD", i, w.AssetCode)
+		}
+		if w.FeeBPS > 10_000 {
+			return nil, fmt.Errorf("options.wallets[%d].fee_bps %d: want 0 to 10000", i, w.FeeBPS)
 		}
 		if _, dup := r.wallets[w.Name]; dup {
 			return nil, fmt.Errorf("options.wallets[%d].name %q used twice", i, w.Name)
@@ -300,6 +333,10 @@ func (r *Rail) Routes() []partners.Route {
 		route(http.MethodGet, "/incoming-payments", http.HandlerFunc(r.listIncoming)),
 		route(http.MethodGet, "/incoming-payments/{id}", http.HandlerFunc(r.getIncoming)),
 		route(http.MethodPost, "/incoming-payments/{id}/complete", http.HandlerFunc(r.completeIncoming)),
+		route(http.MethodPost, "/quotes", http.HandlerFunc(r.createQuote)),
+		route(http.MethodGet, "/quotes/{id}", http.HandlerFunc(r.getQuote)),
+		route(http.MethodPost, "/outgoing-payments", http.HandlerFunc(r.createOutgoing)),
+		route(http.MethodGet, "/outgoing-payments/{id}", http.HandlerFunc(r.getOutgoing)),
 		route(http.MethodPost, "/ilp", r.ilp),
 	}
 }
@@ -309,4 +346,5 @@ var (
 	_ partners.Rail    = (*Rail)(nil)
 	_ partners.Offerer = (*Rail)(nil)
 	_ partners.Surface = (*Rail)(nil)
+	_ partners.Starter = (*Rail)(nil)
 )

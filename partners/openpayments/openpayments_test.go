@@ -35,13 +35,19 @@ const (
 	partnerID = "op"
 	peerToken = "peer-token"
 	client    = "https://client.example/wallet"
-	// options of the tests: two wallets, one ILP peer.
+	// options of the tests: three wallets, one ILP peer, a rate, and the
+	// rail's own ILP endpoint as its upstream peer (%s).
 	testOptions = `
 ilp_address: test.qrswitch
+quote_ttl: 5m
+rates:
+  - {from: USD, to: EUR, rate: "0.5"}
+upstream: {url: %q, token: peer-token}
 stream_secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 wallets:
   - {retailer: shop-1, name: shop1, public_name: "Demo Shop", asset_code: USD, asset_scale: 2}
   - {retailer: shop-2, asset_code: EUR, asset_scale: 2}
+  - {retailer: customer, asset_code: USD, asset_scale: 2, fee_fixed: 10, fee_bps: 100}
 peers:
   - {name: payer, token: peer-token, address: test.qrswitch.payer, asset_code: USD, asset_scale: 2}
 `
@@ -49,7 +55,8 @@ peers:
 
 // env is the rail on a real SQLite store behind a TLS server.
 type env struct {
-	t       *testing.T
+	t       testing.TB
+	mux     *http.ServeMux
 	rail    partners.Rail
 	records partners.Records
 	host    *railtest.Host
@@ -70,10 +77,10 @@ func testVerifier(r *http.Request, need openpayments.Access) (*openpayments.Gran
 	return nil, openpayments.ErrUnauthorized
 }
 
-func newEnv(t *testing.T, host *railtest.Host) *env {
+func newEnv(t testing.TB, host *railtest.Host) *env {
 	t.Helper()
-	e := &env{t: t, host: host}
 	mux := http.NewServeMux()
+	e := &env{t: t, host: host, mux: mux}
 	e.srv = httptest.NewUnstartedServer(mux)
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
@@ -86,14 +93,18 @@ func newEnv(t *testing.T, host *railtest.Host) *env {
 	e.records = qrswitch.RailRecords(st, partnerID)
 	host.Records = e.records
 	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(testOptions), &node); err != nil {
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf(testOptions, e.srv.URL+"/op/ilp")), &node); err != nil {
 		t.Fatal(err)
 	}
 	r, err := openpayments.New(partners.Config{PartnerID: partnerID, Name: "Open Payments", Options: node.Content[0], Host: host,
-		Records: e.records, PublicURL: e.srv.URL, Timeout: 10 * time.Second, Logger: zerolog.Nop()})
+		Records: e.records, PublicURL: e.srv.URL, Timeout: 10 * time.Second, Logger: zerolog.Nop(), Transport: e.client.Transport})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.(partners.Starter).Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.(partners.Starter).Close() })
 	openpayments.SetVerifier(r, testVerifier)
 	for _, rt := range r.(partners.Surface).Routes() {
 		mux.Handle(rt.Method+" "+rt.Path, rt.Handler)
@@ -323,7 +334,7 @@ func (e *env) payWithPay(ip map[string]any, amount uint64) payResult {
 	m := ip["methods"].([]any)[0].(map[string]any)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	cmd := jstest.Command(ctx, e.t, filepath.Join("testdata", "pay.js"), e.base+"/ilp", peerToken,
+	cmd := jstest.Command(ctx, e.t.(*testing.T), filepath.Join("testdata", "pay.js"), e.base+"/ilp", peerToken,
 		m["ilpAddress"].(string), m["sharedSecret"].(string), strconv.FormatUint(amount, 10), "USD", "2")
 	cmd.Env = append(cmd.Environ(), "NODE_EXTRA_CA_CERTS="+e.caFile())
 	var stderr strings.Builder
