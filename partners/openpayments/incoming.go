@@ -277,19 +277,8 @@ func (r *Rail) reportSeen(ctx context.Context, ip *incoming) {
 // currencyOf is the ISO 4217 numeric code of a wallet's asset, or its
 // asset code when ISO 4217 does not name it.
 func currencyOf(w *Wallet) string {
-	if n, ok := numericOf[w.AssetCode]; ok {
+	if n, ok := qr.CurrencyNumeric(w.AssetCode); ok {
 		return n
 	}
 	return w.AssetCode
 }
-
-var numericOf = func() map[string]string {
-	m := map[string]string{}
-	for n := 0; n < 1000; n++ {
-		code := fmt.Sprintf("%03d", n)
-		if a, ok := qr.CurrencyAlpha(code); ok {
-			m[a] = code
-		}
-	}
-	return m
-}()

@@ -185,11 +185,9 @@ func (r *Rail) createQuote(w http.ResponseWriter, req *http.Request) {
 	}
 	var q createQuoteRequest
 	derr := decodeStrict(body, &q)
-	g, ok := r.authorize(w, req, Access{Type: "quote", Actions: []string{"create"}, Identifier: q.WalletAddress})
-	if !ok {
+	if _, ok := r.authorize(w, req, Access{Type: "quote", Actions: []string{"create"}, Identifier: q.WalletAddress}); !ok {
 		return
 	}
-	_ = g
 	if derr != nil {
 		writeError(w, http.StatusBadRequest, "invalid_request", "decoding body: "+derr.Error())
 		return
@@ -203,7 +201,7 @@ func (r *Rail) createQuote(w http.ResponseWriter, req *http.Request) {
 		writeError(w, status, code, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, r.quoteView(qt))
+	writeJSON(w, http.StatusCreated, r.quoteView(req.Context(), qt))
 }
 
 // newQuote prices and stores a quote.
@@ -271,9 +269,9 @@ func (r *Rail) newQuote(ctx context.Context, q *createQuoteRequest) (*quote, int
 	return qt, 0, "", nil
 }
 
-func (r *Rail) quoteView(q *quote) map[string]any {
+func (r *Rail) quoteView(ctx context.Context, q *quote) map[string]any {
 	from := r.wallets[q.Wallet]
-	to := r.wallets[r.incomingWallet(q.Incoming)]
+	to := r.wallets[r.incomingWallet(ctx, q.Incoming)]
 	v := map[string]any{"id": r.quoteURL(q.ID), "walletAddress": r.walletURL(q.Wallet), "receiver": q.Receiver, "method": "ilp",
 		"debitAmount": amountOf(q.Debit, from), "expiresAt": q.ExpiresAt.Format(timeFormat), "createdAt": q.CreatedAt.Format(timeFormat)}
 	if to != nil {
@@ -284,8 +282,8 @@ func (r *Rail) quoteView(q *quote) map[string]any {
 
 // incomingWallet names the wallet of a local incoming payment; its id
 // alone does not say, so the record is read.
-func (r *Rail) incomingWallet(id string) string {
-	ip, _, err := r.readIncoming(context.Background(), id)
+func (r *Rail) incomingWallet(ctx context.Context, id string) string {
+	ip, _, err := r.readIncoming(ctx, id)
 	if err != nil {
 		return ""
 	}
@@ -317,7 +315,7 @@ func (r *Rail) getQuote(w http.ResponseWriter, req *http.Request) {
 	if _, ok := r.authorize(w, req, Access{Type: "quote", Actions: []string{"read", "read-all"}, Identifier: r.walletURL(q.Wallet)}); !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, r.quoteView(q))
+	writeJSON(w, http.StatusOK, r.quoteView(req.Context(), q))
 }
 
 type createOutgoingRequest struct {
@@ -390,7 +388,7 @@ func (r *Rail) createOutgoing(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	r.startSending(op.ID)
-	writeJSON(w, http.StatusCreated, r.outgoingView(op))
+	writeJSON(w, http.StatusCreated, r.outgoingView(req.Context(), op))
 }
 
 func (r *Rail) outgoingRecord(op *outgoing, version int64) (*partners.Record, error) {
@@ -417,9 +415,9 @@ func (r *Rail) readOutgoing(ctx context.Context, id string) (*outgoing, *partner
 	return &op, rec, nil
 }
 
-func (r *Rail) outgoingView(op *outgoing) map[string]any {
+func (r *Rail) outgoingView(ctx context.Context, op *outgoing) map[string]any {
 	from := r.wallets[op.Wallet]
-	to := r.wallets[r.incomingWallet(op.Incoming)]
+	to := r.wallets[r.incomingWallet(ctx, op.Incoming)]
 	v := map[string]any{"id": r.outgoingURL(op.ID), "walletAddress": r.walletURL(op.Wallet), "quoteId": r.quoteURL(op.Quote),
 		"failed": op.Failed, "receiver": op.Receiver, "debitAmount": amountOf(op.Debit, from),
 		"sentAmount": amountOf(op.State.Sent, from), "createdAt": op.CreatedAt.Format(timeFormat), "updatedAt": op.UpdatedAt.Format(timeFormat)}
@@ -445,7 +443,7 @@ func (r *Rail) getOutgoing(w http.ResponseWriter, req *http.Request) {
 	if _, ok := r.authorize(w, req, Access{Type: "outgoing-payment", Actions: []string{"read", "read-all"}, Identifier: r.walletURL(op.Wallet)}); !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, r.outgoingView(op))
+	writeJSON(w, http.StatusOK, r.outgoingView(req.Context(), op))
 }
 
 // --- settlement ---------------------------------------------------------------
