@@ -420,7 +420,7 @@ func (r *Rail) outgoingView(ctx context.Context, op *outgoing) map[string]any {
 	to := r.wallets[r.incomingWallet(ctx, op.Incoming)]
 	v := map[string]any{"id": r.outgoingURL(op.ID), "walletAddress": r.walletURL(op.Wallet), "quoteId": r.quoteURL(op.Quote),
 		"failed": op.Failed, "receiver": op.Receiver, "debitAmount": amountOf(op.Debit, from),
-		"sentAmount": amountOf(op.State.Sent, from), "createdAt": op.CreatedAt.Format(timeFormat), "updatedAt": op.UpdatedAt.Format(timeFormat)}
+		"sentAmount": amountOf(op.State.Sent, from), "createdAt": op.CreatedAt.Format(timeFormat)}
 	if to != nil {
 		v["receiveAmount"] = amountOf(op.Receive, to)
 	}

@@ -142,7 +142,6 @@ type incomingView struct {
 	ExpiresAt      string          `json:"expiresAt,omitempty"`
 	Metadata       json.RawMessage `json:"metadata,omitempty"`
 	CreatedAt      string          `json:"createdAt"`
-	UpdatedAt      string          `json:"updatedAt"`
 	Methods        *[]method       `json:"methods,omitempty"`
 }
 
@@ -165,7 +164,7 @@ func (r *Rail) view(ip *incoming, withMethods bool) (*incomingView, error) {
 	w := r.wallets[ip.Wallet]
 	v := &incomingView{ID: r.incomingURL(ip.ID), WalletAddress: r.walletURL(w.Name), Completed: ip.Completed,
 		ReceivedAmount: amountOf(ip.Received, w), Metadata: ip.Metadata,
-		CreatedAt: ip.CreatedAt.UTC().Format(timeFormat), UpdatedAt: ip.UpdatedAt.UTC().Format(timeFormat)}
+		CreatedAt: ip.CreatedAt.UTC().Format(timeFormat)}
 	if ip.Amount != nil {
 		a := amountOf(*ip.Amount, w)
 		v.IncomingAmount = &a
