@@ -41,6 +41,9 @@ func TestOpenPaymentsClient(t *testing.T) {
 		GotQuote    map[string]any `json:"gotQuote"`
 		Outgoing    map[string]any `json:"outgoing"`
 		GotOutgoing map[string]any `json:"gotOutgoing"`
+		OutList     struct {
+			Result []map[string]any `json:"result"`
+		} `json:"outgoingList"`
 	}
 	if jerr := json.Unmarshal(out, &res); jerr != nil || err != nil || res.Error != "" {
 		t.Fatalf("node opclient.js: %v %v: %s %s\n%s", err, jerr, res.Error, res.Details, stderr.String())
@@ -66,5 +69,8 @@ func TestOpenPaymentsClient(t *testing.T) {
 	}
 	if res.Outgoing["quoteId"] != res.Quote["id"] || res.GotOutgoing["id"] != res.Outgoing["id"] || res.Outgoing["failed"] != false {
 		t.Fatalf("outgoing = %v, got %v: want one on the quote", res.Outgoing, res.GotOutgoing)
+	}
+	if len(res.OutList.Result) != 1 || res.OutList.Result[0]["id"] != res.Outgoing["id"] {
+		t.Fatalf("outgoing list = %v, want the one outgoing payment", res.OutList.Result)
 	}
 }

@@ -336,6 +336,7 @@ func (r *Rail) Routes() []partners.Route {
 		route(http.MethodPost, "/quotes", http.HandlerFunc(r.createQuote)),
 		route(http.MethodGet, "/quotes/{id}", http.HandlerFunc(r.getQuote)),
 		route(http.MethodPost, "/outgoing-payments", http.HandlerFunc(r.createOutgoing)),
+		route(http.MethodGet, "/outgoing-payments", http.HandlerFunc(r.listOutgoing)),
 		route(http.MethodGet, "/outgoing-payments/{id}", http.HandlerFunc(r.getOutgoing)),
 		route(http.MethodPost, "/ilp", r.ilp),
 	}

@@ -92,12 +92,25 @@ func newEnv(t testing.TB, host *railtest.Host) *env {
 	t.Cleanup(func() { st.Close() })
 	e.records = qrswitch.RailRecords(st, partnerID)
 	host.Records = e.records
+	r := newRail(t, host, e.records, e.srv.URL, e.client.Transport)
+	openpayments.SetVerifier(r, testVerifier)
+	for _, rt := range r.(partners.Surface).Routes() {
+		mux.Handle(rt.Method+" "+rt.Path, rt.Handler)
+	}
+	e.rail, e.base = r, e.srv.URL+"/op"
+	return e
+}
+
+// newRail builds and starts the rail of the tests on records, published
+// at publicURL, its upstream peer its own ILP endpoint.
+func newRail(t testing.TB, host partners.Host, records partners.Records, publicURL string, transport http.RoundTripper) partners.Rail {
+	t.Helper()
 	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(fmt.Sprintf(testOptions, e.srv.URL+"/op/ilp")), &node); err != nil {
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf(testOptions, publicURL+"/op/ilp")), &node); err != nil {
 		t.Fatal(err)
 	}
 	r, err := openpayments.New(partners.Config{PartnerID: partnerID, Name: "Open Payments", Options: node.Content[0], Host: host,
-		Records: e.records, PublicURL: e.srv.URL, Timeout: 10 * time.Second, Logger: zerolog.Nop(), Transport: e.client.Transport})
+		Records: records, PublicURL: publicURL, Timeout: 10 * time.Second, Logger: zerolog.Nop(), Transport: transport})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,12 +118,7 @@ func newEnv(t testing.TB, host *railtest.Host) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.(partners.Starter).Close() })
-	openpayments.SetVerifier(r, testVerifier)
-	for _, rt := range r.(partners.Surface).Routes() {
-		mux.Handle(rt.Method+" "+rt.Path, rt.Handler)
-	}
-	e.rail, e.base = r, e.srv.URL+"/op"
-	return e
+	return r
 }
 
 // do makes one request and decodes the JSON answer.

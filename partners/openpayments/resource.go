@@ -2,6 +2,7 @@ package openpayments
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -384,7 +385,7 @@ func (r *Rail) listIncoming(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	all := slices.Contains(g.Actions, "list-all")
-	items, hasMore, err := r.page(req, wal, page, func(ip *incoming) bool { return all || (g.Client != "" && ip.Client == g.Client) })
+	items, hasMore, err := pageOf(req.Context(), r.records, kindIncoming, wal, page, func(ip *incoming) bool { return all || (g.Client != "" && ip.Client == g.Client) })
 	if err != nil {
 		r.storeDown(w, err)
 		return
@@ -402,14 +403,22 @@ func (r *Rail) listIncoming(w http.ResponseWriter, req *http.Request) {
 		res.Result = append(res.Result, v)
 	}
 	if len(items) > 0 {
-		res.Pagination.StartCursor, res.Pagination.EndCursor = items[0].ID, items[len(items)-1].ID
-	}
-	if page.backward {
-		res.Pagination.HasPreviousPage, res.Pagination.HasNextPage = hasMore, page.cursor != ""
+		res.Pagination = page.info(items[0].ID, items[len(items)-1].ID, hasMore)
 	} else {
-		res.Pagination.HasNextPage, res.Pagination.HasPreviousPage = hasMore, page.cursor != ""
+		res.Pagination = page.info("", "", hasMore)
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// info is the page-info of a page from start to end.
+func (p pageQuery) info(start, end string, hasMore bool) pageInfo {
+	pi := pageInfo{StartCursor: start, EndCursor: end}
+	if p.backward {
+		pi.HasPreviousPage, pi.HasNextPage = hasMore, p.cursor != ""
+	} else {
+		pi.HasNextPage, pi.HasPreviousPage = hasMore, p.cursor != ""
+	}
+	return pi
 }
 
 type pageInfo struct {
@@ -458,27 +467,27 @@ func parsePage(q map[string][]string) (pageQuery, error) {
 	return p, nil
 }
 
-// page lists one page of wal's incoming payments that keep admits,
+// pageOf lists one page of wal's records of kind that keep admits,
 // newest first, and reports whether more lie beyond it.
-func (r *Rail) page(req *http.Request, wal *Wallet, p pageQuery, keep func(*incoming) bool) ([]*incoming, bool, error) {
-	var out []*incoming
-	q := partners.RecordQuery{Kind: kindIncoming, Index: "wallet:" + wal.Name, Desc: !p.backward, Limit: 200}
+func pageOf[T any](ctx context.Context, records partners.Records, kind string, wal *Wallet, p pageQuery, keep func(*T) bool) ([]*T, bool, error) {
+	var out []*T
+	q := partners.RecordQuery{Kind: kind, Index: "wallet:" + wal.Name, Desc: !p.backward, Limit: 200}
 	if p.backward {
 		q.After = p.cursor
 	} else {
 		q.Before = p.cursor
 	}
 	for {
-		recs, err := r.records.List(req.Context(), q)
+		recs, err := records.List(ctx, q)
 		if err != nil {
 			return nil, false, err
 		}
 		for _, rec := range recs {
-			var ip incoming
-			if err := json.Unmarshal(rec.Data, &ip); err != nil {
-				return nil, false, fmt.Errorf("decoding incoming payment %s: %w", rec.Key, err)
+			ip := new(T)
+			if err := json.Unmarshal(rec.Data, ip); err != nil {
+				return nil, false, fmt.Errorf("decoding %s %s: %w", kind, rec.Key, err)
 			}
-			if !keep(&ip) {
+			if !keep(ip) {
 				continue
 			}
 			if len(out) == p.size {
@@ -487,7 +496,7 @@ func (r *Rail) page(req *http.Request, wal *Wallet, p pageQuery, keep func(*inco
 				}
 				return out, true, nil
 			}
-			out = append(out, &ip)
+			out = append(out, ip)
 		}
 		if len(recs) < q.Limit {
 			break

@@ -45,7 +45,8 @@ const main = async () => {
     { walletAddress: payer.id, quoteId: quote.id, metadata: { description: 'opclient' } }
   )
   const gotOutgoing = await client.outgoingPayment.get({ url: outgoing.id, accessToken })
-  process.stdout.write(JSON.stringify({ wallet, keys, created, got, publicForm, list, completed, quote, gotQuote, outgoing, gotOutgoing }) + '\n')
+  const outgoingList = await client.outgoingPayment.list({ url: payer.resourceServer, walletAddress: payer.id, accessToken }, { first: 10 })
+  process.stdout.write(JSON.stringify({ wallet, keys, created, got, publicForm, list, completed, quote, gotQuote, outgoing, gotOutgoing, outgoingList }) + '\n')
 }
 
 main().catch((e) => {

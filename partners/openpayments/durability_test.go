@@ -1,0 +1,80 @@
+package openpayments_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/ilp"
+	"github.com/qrswitch/qrswitch/partners/ilp/ilphttp"
+	"github.com/qrswitch/qrswitch/partners/railtest"
+)
+
+// TestAnotherReplicaTakesThePayment: a second rail on the same store (a
+// replica, or the switch after a restart) with no memory of the incoming
+// payment resolves its ILP address and credits it: nothing but the server
+// secret is needed to match a packet to its incoming payment.
+func TestAnotherReplicaTakesThePayment(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	in := e.incomingFor("shop1", usd("700"), "")
+	_, ip := e.do("GET", in, "GNAP all", nil)
+	m := ip["methods"].([]any)[0].(map[string]any)
+
+	mux := http.NewServeMux()
+	srv := httptest.NewUnstartedServer(mux)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	replica := newRail(t, railtest.NewHost(), e.records, e.srv.URL, srv.Client().Transport)
+	for _, rt := range replica.(partners.Surface).Routes() {
+		mux.Handle(rt.Method+" "+rt.Path, rt.Handler)
+	}
+	c := ilphttp.NewClient(srv.URL+"/op/ilp", peerToken, 0)
+	c.HTTP.Transport = srv.Client().Transport
+	p := &onePacket{client: c}
+	if rep := p.send(t, ilp.Address(m["ilpAddress"].(string)), decodeSecret(t, m["sharedSecret"].(string)), 700); !isFulfill(rep) {
+		t.Fatalf("replica answered %+v, want a Fulfill", rep)
+	}
+	if _, got := e.do("GET", in, "GNAP all", nil); got["completed"] != true || fmt.Sprint(got["receivedAmount"]) != fmt.Sprint(usd("700")) {
+		t.Fatalf("incoming payment after the replica's credit = %v, want completed with 700", got)
+	}
+}
+
+func isFulfill(r ilp.Reply) bool { _, ok := r.(*ilp.Fulfill); return ok }
+
+// TestConcurrentPacketsNeverOverfill: twenty packets of 100 race for an
+// incoming payment of 1000: exactly ten are fulfilled, the rest refused,
+// and the payment holds 1000, completed.
+func TestConcurrentPacketsNeverOverfill(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	in := e.incomingFor("shop1", usd("1000"), "")
+	_, ip := e.do("GET", in, "GNAP all", nil)
+	m := ip["methods"].([]any)[0].(map[string]any)
+	dest, secret := ilp.Address(m["ilpAddress"].(string)), decodeSecret(t, m["sharedSecret"].(string))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	fulfilled, other := 0, map[string]int{}
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep := (&onePacket{client: e.ilpClient()}).send(t, dest, secret, 100)
+			mu.Lock()
+			defer mu.Unlock()
+			if isFulfill(rep) {
+				fulfilled++
+			} else {
+				other[string(rep.(*ilp.Reject).Code)]++
+			}
+		}()
+	}
+	wg.Wait()
+	if fulfilled != 10 {
+		t.Fatalf("%d packets fulfilled (others %v), want 10", fulfilled, other)
+	}
+	if _, got := e.do("GET", in, "GNAP all", nil); got["completed"] != true || fmt.Sprint(got["receivedAmount"]) != fmt.Sprint(usd("1000")) {
+		t.Fatalf("incoming payment = %v, want completed with 1000", got)
+	}
+}
