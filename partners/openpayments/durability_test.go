@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ilp"
 	"github.com/qrswitch/qrswitch/partners/ilp/ilphttp"
@@ -76,5 +78,42 @@ func TestConcurrentPacketsNeverOverfill(t *testing.T) {
 	}
 	if _, got := e.do("GET", in, "GNAP all", nil); got["completed"] != true || fmt.Sprint(got["receivedAmount"]) != fmt.Sprint(usd("1000")) {
 		t.Fatalf("incoming payment = %v, want completed with 1000", got)
+	}
+}
+
+// TestPaidBeforeTheRequest: a code paid before the POS's payment request
+// reached the switch (Host.Paid answers ErrNoRequestYet) is answered T00
+// with nothing credited; the sender's retry of the same packet, once the
+// request is there, is credited and reported once.
+func TestPaidBeforeTheRequest(t *testing.T) {
+	host := railtest.NewHost()
+	host.PaidErr = partners.ErrNoRequestYet
+	e := newEnv(t, host)
+	o := &partners.OfferRequest{TranID: wire.NewID(), RetailerID: "shop-1", Amount: &wire.LedgerAmount{Amount: 150, Currency: "840"},
+		ExpiresAt: time.Now().Add(5 * time.Minute), Now: time.Now()}
+	of, err := e.rail.(partners.Offerer).Offer(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.records.Commit(t.Context(), of.Records...); err != nil {
+		t.Fatal(err)
+	}
+	dest, secret := e.credentialsOf(of)
+	p := &onePacket{client: e.ilpClient()}
+	if rj, ok := p.send(t, dest, secret, 150).(*ilp.Reject); !ok || rj.Code != ilp.T00InternalError {
+		t.Fatalf("packet before the request = %+v, want Reject T00", rj)
+	}
+	if _, pub := e.do("GET", of.Reference, "", nil); fmt.Sprint(pub["receivedAmount"]) != fmt.Sprint(usd("0")) {
+		t.Fatalf("after T00: %v, want nothing received", pub)
+	}
+	host.PaidErr = nil
+	if rep := p.resend(t); !isFulfill(rep) {
+		t.Fatalf("retry = %+v, want a Fulfill", rep)
+	}
+	if rep := p.resend(t); !isFulfill(rep) {
+		t.Fatalf("repeat of the fulfilled packet = %+v, want the Fulfill again", rep)
+	}
+	if paid := host.PaidReports(); len(paid) != 1 || paid[0].Amount.Amount != 150 {
+		t.Fatalf("Paid reports = %v, want one of 150", paid)
 	}
 }
