@@ -42,7 +42,7 @@ ilp_address: test.qrswitch
 quote_ttl: 5m
 rates:
   - {from: USD, to: EUR, rate: "0.5"}
-upstream: {url: %q, token: peer-token}
+upstream: {url: %q, token: peer-token, timeout: %s}
 stream_secret: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 wallets:
   - {retailer: shop-1, name: shop1, public_name: "Demo Shop", asset_code: USD, asset_scale: 2}
@@ -105,8 +105,14 @@ func newEnv(t testing.TB, host *railtest.Host) *env {
 // at publicURL, its upstream peer its own ILP endpoint.
 func newRail(t testing.TB, host partners.Host, records partners.Records, publicURL string, transport http.RoundTripper) partners.Rail {
 	t.Helper()
+	return newRailUpstream(t, host, records, publicURL, transport, publicURL+"/op/ilp", "30s")
+}
+
+// newRailUpstream is newRail with another upstream peer and packet expiry.
+func newRailUpstream(t testing.TB, host partners.Host, records partners.Records, publicURL string, transport http.RoundTripper, upstream, expiry string) partners.Rail {
+	t.Helper()
 	var node yaml.Node
-	if err := yaml.Unmarshal([]byte(fmt.Sprintf(testOptions, publicURL+"/op/ilp")), &node); err != nil {
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf(testOptions, upstream, expiry)), &node); err != nil {
 		t.Fatal(err)
 	}
 	r, err := openpayments.New(partners.Config{PartnerID: partnerID, Name: "Open Payments", Options: node.Content[0], Host: host,

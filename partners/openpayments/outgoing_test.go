@@ -1,11 +1,16 @@
 package openpayments_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
 	"github.com/qrswitch/qrswitch/partners/railtest"
 )
@@ -120,4 +125,68 @@ func TestOutgoingPaymentSettles(t *testing.T) {
 	openpayments.SetClock(e.rail, func() time.Time { mu.Lock(); defer mu.Unlock(); return later })
 	st, out = e.do("POST", e.base+"/outgoing-payments", "GNAP all", map[string]any{"walletAddress": cust, "quoteId": q2["id"]})
 	checkError(t, "outgoing on an expired quote", st, 400, out)
+}
+
+// TestOutgoingPaymentResumes: an outgoing payment whose upstream peer
+// hangs is stopped with the rail; a rail started again on the same store
+// resumes it from its saved STREAM state over a working peer and delivers
+// the quote's amount exactly once.
+func TestOutgoingPaymentResumes(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	hung, release := make(chan struct{}, 64), make(chan struct{})
+	stuck := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hung <- struct{}{}
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	stuck.StartTLS()
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(release) })
+
+	// The first rail pays through the hung peer, with its own surface.
+	mux := http.NewServeMux()
+	srv := httptest.NewUnstartedServer(mux)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	first := newRailUpstream(t, railtest.NewHost(), e.records, e.srv.URL, stuck.Client().Transport, stuck.URL, "2s")
+	openpayments.SetVerifier(first, testVerifier)
+	for _, rt := range first.(partners.Surface).Routes() {
+		mux.Handle(rt.Method+" "+rt.Path, rt.Handler)
+	}
+	in := e.incomingFor("shop1", usd("400"), "")
+	_, q := e.do("POST", e.base+"/quotes", "GNAP all", map[string]any{"walletAddress": e.base + "/customer", "receiver": in, "method": "ilp"})
+	body, _ := json.Marshal(map[string]any{"walletAddress": e.base + "/customer", "quoteId": q["id"]})
+	req, _ := http.NewRequest("POST", srv.URL+"/op/outgoing-payments", bytes.NewReader(body))
+	req.Header.Set("Authorization", "GNAP all")
+	resp, err := srv.Client().Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create outgoing on the first rail = %v %v", resp, err)
+	}
+	var op map[string]any
+	json.NewDecoder(resp.Body).Decode(&op)
+	resp.Body.Close()
+	<-hung // a packet is on its way to the hung peer
+	first.(partners.Starter).Close()
+
+	// The rail of e (upstream: its own endpoint) is started again.
+	if err := e.rail.(partners.Starter).Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	deadline := time.Now().Add(60 * time.Second) // backstop; the verdict is the payment's own state
+	for {
+		_, got = e.do("GET", op["id"].(string), "GNAP all", nil)
+		if got["failed"] == true || fmt.Sprint(got["sentAmount"]) == fmt.Sprint(usd("400")) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got["failed"] != false || fmt.Sprint(got["sentAmount"]) != fmt.Sprint(usd("400")) {
+		t.Fatalf("resumed outgoing payment = %v, want 400 sent", got)
+	}
+	if _, ip := e.do("GET", in, "GNAP all", nil); ip["completed"] != true || fmt.Sprint(ip["receivedAmount"]) != fmt.Sprint(usd("400")) {
+		t.Fatalf("receiver = %v, want exactly 400, completed", ip)
+	}
 }
