@@ -169,14 +169,17 @@ type createQuoteRequest struct {
 func (r *Rail) localIncoming(ctx context.Context, u string) (*incoming, error) {
 	id, ok := strings.CutPrefix(u, r.base+"/incoming-payments/")
 	if !ok || !validSegment(id) {
-		return nil, errors.New("receiver is not an incoming payment of this resource server")
+		return nil, fmt.Errorf("%w: not an incoming payment of this resource server", errReceiver)
 	}
 	ip, _, err := r.readIncoming(ctx, id)
 	if errors.Is(err, partners.ErrNotFound) || (err == nil && r.wallets[ip.Wallet] == nil) {
-		return nil, errors.New("receiver not found")
+		return nil, fmt.Errorf("%w: not found", errReceiver)
 	}
 	return ip, err
 }
+
+// errReceiver is a quote's receiver the rail cannot pay.
+var errReceiver = errors.New("receiver")
 
 func (r *Rail) createQuote(w http.ResponseWriter, req *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
@@ -222,7 +225,7 @@ func (r *Rail) newQuote(ctx context.Context, q *createQuoteRequest) (*quote, int
 	}
 	ip, err := r.localIncoming(ctx, q.Receiver)
 	if err != nil {
-		if strings.Contains(err.Error(), "receiver") {
+		if errors.Is(err, errReceiver) {
 			return bad(err.Error())
 		}
 		return nil, http.StatusServiceUnavailable, "", err
