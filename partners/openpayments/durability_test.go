@@ -1,9 +1,11 @@
 package openpayments_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ilp"
 	"github.com/qrswitch/qrswitch/partners/ilp/ilphttp"
+	"github.com/qrswitch/qrswitch/partners/openpayments"
 	"github.com/qrswitch/qrswitch/partners/railtest"
 )
 
@@ -115,5 +118,55 @@ func TestPaidBeforeTheRequest(t *testing.T) {
 	}
 	if paid := host.PaidReports(); len(paid) != 1 || paid[0].Amount.Amount != 150 {
 		t.Fatalf("Paid reports = %v, want one of 150", paid)
+	}
+}
+
+// endHost hears ended offers.
+type endHost struct {
+	*railtest.Host
+	ended chan string
+}
+
+func (h endHost) OfferEnded(_ context.Context, tranID, _, reason string) error {
+	h.ended <- tranID + ": " + reason
+	return nil
+}
+
+// TestExpiredCodeReportedOnce: the sweeper tells the engine, once, that a
+// code whose incoming payment expired unpaid can no longer be paid.
+func TestExpiredCodeReportedOnce(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	host := endHost{Host: railtest.NewHost(), ended: make(chan string, 8)}
+	r := newRail(t, host, e.records, e.srv.URL, e.client.Transport)
+	var mu sync.Mutex
+	now := time.Now()
+	openpayments.SetClock(r, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	o := &partners.OfferRequest{TranID: wire.NewID(), RetailerID: "shop-1", Amount: &wire.LedgerAmount{Amount: 100, Currency: "840"},
+		ExpiresAt: now.Add(time.Minute), Now: now}
+	of, err := r.(partners.Offerer).Offer(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.records.Commit(t.Context(), of.Records...); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	select {
+	case got := <-host.ended:
+		if !strings.HasPrefix(got, o.TranID+": ") {
+			t.Fatalf("OfferEnded(%s), want code %s", got, o.TranID)
+		}
+	case <-time.After(30 * time.Second): // backstop; the sweeper runs every second
+		t.Fatal("no OfferEnded within 30 s of the code's expiry")
+	}
+	if err := r.(*openpayments.Rail).Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-host.ended:
+		t.Fatalf("OfferEnded again: %s", got)
+	default:
 	}
 }

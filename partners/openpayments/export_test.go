@@ -14,7 +14,7 @@ func SetVerifier(r partners.Rail, f func(*http.Request, Access) (*Grant, error))
 }
 
 // SetClock replaces the rail's clock.
-func SetClock(r partners.Rail, now func() time.Time) { r.(*Rail).now = now }
+func SetClock(r partners.Rail, now func() time.Time) { r.(*Rail).clock.Store(&now) }
 
 // DecodeCreate exposes the create decoder to the fuzzer.
 func DecodeCreate(r partners.Rail, b []byte) error {

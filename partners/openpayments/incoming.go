@@ -46,6 +46,8 @@ type incoming struct {
 	// engine took the money for the code.
 	TranID string `json:"tranId,omitempty"`
 	Paid   bool   `json:"paid,omitempty"`
+	// Ended says the engine was told the code's offer ended unpaid.
+	Ended bool `json:"ended,omitempty"`
 }
 
 // expired reports whether ip stopped taking money by its expiry at now.
@@ -95,7 +97,11 @@ func (r *Rail) incomingRecord(ip *incoming, version int64) (*partners.Record, er
 	if ip.TranID != "" {
 		index = append(index, "tran:"+ip.TranID)
 	}
-	return &partners.Record{Kind: kindIncoming, Key: ip.ID, Data: b, Index: index, Version: version}, nil
+	rec := &partners.Record{Kind: kindIncoming, Key: ip.ID, Data: b, Index: index, Version: version}
+	if ip.TranID != "" && !ip.Completed && !ip.Ended && !ip.ExpiresAt.IsZero() {
+		rec.DueAt = ip.ExpiresAt // the sweeper reports the code's offer ended
+	}
+	return rec, nil
 }
 
 // readIncoming reads an incoming payment and its record.
@@ -281,4 +287,39 @@ func currencyOf(w *Wallet) string {
 		return n
 	}
 	return w.AssetCode
+}
+
+// Sweep tells the engine of the codes whose incoming payments expired
+// unpaid (Host.OfferEnded), once each.
+func (r *Rail) Sweep(ctx context.Context) error {
+	now := r.now()
+	recs, err := r.records.List(ctx, partners.RecordQuery{Kind: kindIncoming, DueBy: now, Limit: 100})
+	if err != nil {
+		return fmt.Errorf("listing expired incoming payments: %w", err)
+	}
+	for _, rec := range recs {
+		var ip incoming
+		if err := json.Unmarshal(rec.Data, &ip); err != nil {
+			return fmt.Errorf("decoding incoming payment %s: %w", rec.Key, err)
+		}
+		if !ip.expired(now) || ip.Completed || ip.Ended {
+			continue
+		}
+		reason := "incoming payment expired unpaid"
+		if ip.Received > 0 {
+			reason = fmt.Sprintf("incoming payment expired with %d of %d received", ip.Received, *ip.Amount)
+		}
+		if err := r.host.OfferEnded(ctx, ip.TranID, r.id, reason); err != nil {
+			return fmt.Errorf("reporting an ended offer: %w", err)
+		}
+		ip.Ended = true
+		upd, err := r.incomingRecord(&ip, rec.Version)
+		if err != nil {
+			return err
+		}
+		if err := r.records.Commit(ctx, upd); err != nil && !errors.Is(err, partners.ErrConflict) {
+			return fmt.Errorf("marking an ended offer: %w", err)
+		}
+	}
+	return nil
 }

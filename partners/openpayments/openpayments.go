@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -76,6 +77,9 @@ type Options struct {
 	// QuoteTTL is how long a quote may be acted on (capped by its
 	// receiver's expiry). Default 5m.
 	QuoteTTL time.Duration `yaml:"quote_ttl"`
+	// SweepInterval is how often codes' incoming payments that expired
+	// unpaid are looked for, to report their offers ended. Default 1s.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// Rates is the rate table quotes pin their exchange rate from.
 	Rates []Rate `yaml:"rates"`
 	// Upstream is the ILP peer outgoing payments are settled through;
@@ -138,7 +142,8 @@ type Rail struct {
 	host     partners.Host
 	records  partners.Records
 	log      zerolog.Logger
-	now      func() time.Time
+	now      func() time.Time // reads clock
+	clock    atomic.Pointer[func() time.Time]
 	// verify admits a request to a protected route; until the rail's GNAP
 	// server is wired it refuses every request (ErrUnauthorized).
 	verify func(r *http.Request, need Access) (*Grant, error)
@@ -148,6 +153,7 @@ type Rail struct {
 	bgCtx    context.Context
 	bgStop   context.CancelFunc
 	bg       sync.WaitGroup
+	sweeping bool
 }
 
 // Access is what a protected route needs of a grant: a resource type
@@ -219,13 +225,19 @@ func New(c partners.Config) (partners.Rail, error) {
 		id: c.PartnerID, opts: o, base: base, path: o.Path, auth: o.AuthServer,
 		wallets: map[string]*Wallet{}, byShop: map[string]*Wallet{}, creds: creds, address: addr,
 		receiver: &stream.Receiver{Address: addr},
-		host:     c.Host, records: c.Records, log: c.Logger, now: time.Now,
+		host:     c.Host, records: c.Records, log: c.Logger,
 		verify: func(*http.Request, Access) (*Grant, error) { return nil, ErrUnauthorized },
 	}
-	r.receiver.Now = func() time.Time { return r.now() }
+	clock := time.Now
+	r.clock.Store(&clock)
+	r.now = func() time.Time { return (*r.clock.Load())() }
+	r.receiver.Now = r.now
 	r.bgCtx, r.bgStop = context.WithCancel(context.Background())
 	if o.QuoteTTL <= 0 {
 		r.opts.QuoteTTL = 5 * time.Minute
+	}
+	if o.SweepInterval <= 0 {
+		r.opts.SweepInterval = time.Second
 	}
 	if o.Upstream.Timeout <= 0 {
 		r.opts.Upstream.Timeout = 30 * time.Second

@@ -528,7 +528,8 @@ func (r *Rail) finish(ctx context.Context, id string, change func(*outgoing)) er
 	return errors.New("updating an outgoing payment: too many concurrent changes")
 }
 
-// Start resumes the outgoing payments still sending (after a restart).
+// Start resumes the outgoing payments still sending (after a restart)
+// and runs the sweeper of expired codes' incoming payments.
 func (r *Rail) Start(ctx context.Context) error {
 	if r.records == nil {
 		return nil
@@ -540,10 +541,33 @@ func (r *Rail) Start(ctx context.Context) error {
 	for _, rec := range recs {
 		r.startSending(rec.Key)
 	}
+	r.bgMu.Lock()
+	defer r.bgMu.Unlock()
+	if r.sweeping || r.bgCtx.Err() != nil {
+		return nil
+	}
+	r.sweeping = true
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		t := time.NewTicker(r.opts.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.bgCtx.Done():
+				return
+			case <-t.C:
+				if err := r.Sweep(r.bgCtx); err != nil && r.bgCtx.Err() == nil {
+					r.log.Warn().Err(err).Msg("sweeping expired incoming payments; tried again at the next sweep")
+				}
+			}
+		}
+	}()
 	return nil
 }
 
-// Close stops the senders and waits for them; their state is saved.
+// Close stops the senders and the sweeper and waits for them; the
+// senders' state is saved.
 func (r *Rail) Close() error {
 	r.bgMu.Lock()
 	r.bgStop()
