@@ -290,7 +290,7 @@ func currencyOf(w *Wallet) string {
 }
 
 // Sweep tells the engine of the codes whose incoming payments expired
-// unpaid (Host.OfferEnded), once each.
+// unpaid (Host.OfferEnded), at most once each.
 func (r *Rail) Sweep(ctx context.Context) error {
 	now := r.now()
 	recs, err := r.records.List(ctx, partners.RecordQuery{Kind: kindIncoming, DueBy: now, Limit: 100})
@@ -305,20 +305,25 @@ func (r *Rail) Sweep(ctx context.Context) error {
 		if !ip.expired(now) || ip.Completed || ip.Ended {
 			continue
 		}
-		reason := "incoming payment expired unpaid"
-		if ip.Received > 0 {
-			reason = fmt.Sprintf("incoming payment expired with %d of %d received", ip.Received, *ip.Amount)
-		}
-		if err := r.host.OfferEnded(ctx, ip.TranID, r.id, reason); err != nil {
-			return fmt.Errorf("reporting an ended offer: %w", err)
-		}
+		// Claim the report first (a versioned commit): of two sweepers,
+		// replicas or ticks, one reports. The report is for the trace, so
+		// at most once is the right side to err on.
 		ip.Ended = true
 		upd, err := r.incomingRecord(&ip, rec.Version)
 		if err != nil {
 			return err
 		}
-		if err := r.records.Commit(ctx, upd); err != nil && !errors.Is(err, partners.ErrConflict) {
+		if err := r.records.Commit(ctx, upd); errors.Is(err, partners.ErrConflict) {
+			continue
+		} else if err != nil {
 			return fmt.Errorf("marking an ended offer: %w", err)
+		}
+		reason := "incoming payment expired unpaid"
+		if ip.Received > 0 {
+			reason = fmt.Sprintf("incoming payment expired with %d of %d received", ip.Received, *ip.Amount)
+		}
+		if err := r.host.OfferEnded(ctx, ip.TranID, r.id, reason); err != nil {
+			r.log.Warn().Err(err).Str("tranId", ip.TranID).Msg("reporting an ended offer")
 		}
 	}
 	return nil
