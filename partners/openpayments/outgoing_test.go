@@ -167,7 +167,11 @@ func TestOutgoingPaymentResumes(t *testing.T) {
 	var op map[string]any
 	json.NewDecoder(resp.Body).Decode(&op)
 	resp.Body.Close()
-	<-hung // a packet is on its way to the hung peer
+	select {
+	case <-hung: // a packet is on its way to the hung peer
+	case <-time.After(30 * time.Second): // backstop
+		t.Fatal("the first rail sent nothing to its upstream peer within 30 s")
+	}
 	first.(partners.Starter).Close()
 
 	// The rail of e (upstream: its own endpoint) is started again.
