@@ -83,3 +83,42 @@ func FuzzILPEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// FuzzPayingRequests: any body POSTed to create a quote or an outgoing
+// payment is answered 201 or 400, never anything else, and a 400 carries
+// the Open Payments error shape.
+func FuzzPayingRequests(f *testing.F) {
+	e := newEnv(f, railtest.NewHost())
+	in := e.incomingFor("shop1", usd("1000"), "")
+	cust := e.base + "/customer"
+	for _, s := range []string{
+		`{"walletAddress":"` + cust + `","receiver":"` + in + `","method":"ilp"}`,
+		`{"walletAddress":"` + cust + `","receiver":"` + in + `","method":"ilp","debitAmount":{"value":"500","assetCode":"USD","assetScale":2}}`,
+		`{"walletAddress":"` + cust + `","receiver":"` + in + `","method":"ilp","receiveAmount":{"value":"18446744073709551615","assetCode":"USD","assetScale":2}}`,
+		`{"walletAddress":"` + cust + `","quoteId":"` + e.base + `/quotes/x"}`,
+		`{}`, `[]`, `"x"`,
+	} {
+		f.Add(0, []byte(s))
+		f.Add(1, []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, which int, b []byte) {
+		path := "/op/quotes"
+		if which%2 != 0 {
+			path = "/op/outgoing-payments"
+		}
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "GNAP all")
+		rec := httptest.NewRecorder()
+		e.mux.ServeHTTP(rec, req)
+		switch rec.Code {
+		case http.StatusCreated:
+		case http.StatusBadRequest:
+			var body struct{ Error struct{ Code string } }
+			if json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Error.Code == "" {
+				t.Fatalf("400 body %q is not an Open Payments error", rec.Body.Bytes())
+			}
+		default:
+			t.Fatalf("POST %s %q answered %d, want 201 or 400", path, b, rec.Code)
+		}
+	})
+}

@@ -194,3 +194,31 @@ func TestOutgoingPaymentResumes(t *testing.T) {
 		t.Fatalf("receiver = %v, want exactly 400, completed", ip)
 	}
 }
+
+// TestOutgoingPaymentFails: a receiver completed between the quote and the
+// payment refuses the money; the outgoing payment ends failed with nothing
+// sent.
+func TestOutgoingPaymentFails(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	in := e.incomingFor("shop1", usd("250"), "")
+	_, q := e.do("POST", e.base+"/quotes", "GNAP all", map[string]any{"walletAddress": e.base + "/customer", "receiver": in, "method": "ilp"})
+	if st, out := e.do("POST", in+"/complete", "GNAP all", nil); st != 200 {
+		t.Fatalf("complete = %d %v", st, out)
+	}
+	st, op := e.do("POST", e.base+"/outgoing-payments", "GNAP all", map[string]any{"walletAddress": e.base + "/customer", "quoteId": q["id"]})
+	if st != 201 {
+		t.Fatalf("create outgoing = %d %v", st, op)
+	}
+	var got map[string]any
+	deadline := time.Now().Add(60 * time.Second) // backstop; the verdict is the payment's own state
+	for {
+		_, got = e.do("GET", op["id"].(string), "GNAP all", nil)
+		if got["failed"] == true || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got["failed"] != true || fmt.Sprint(got["sentAmount"]) != fmt.Sprint(usd("0")) {
+		t.Fatalf("outgoing payment to a completed receiver = %v, want failed with nothing sent", got)
+	}
+}
