@@ -5,4 +5,6 @@ package rails
 import (
 	// The native Electrum QR rail.
 	_ "github.com/qrswitch/qrswitch/partners/electrum"
+	// Merchant invoices over SPSP/ILP (seed 001).
+	_ "github.com/qrswitch/qrswitch/partners/ilpinvoice"
 )
