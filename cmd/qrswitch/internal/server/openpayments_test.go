@@ -119,7 +119,9 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 
 	// Without a grant the resource server writes nothing.
 	post := h.Post(t, config.DevOPPath+"/incoming-payments", "", "", map[string]any{"walletAddress": walletURL})
-	var opErr struct{ Error struct{ Code, Description string } }
+	var opErr struct {
+		Error struct{ Code, Description string }
+	}
 	if post.status != http.StatusUnauthorized || json.Unmarshal(post.body, &opErr) != nil || opErr.Error.Code != "unauthorized" {
 		t.Fatalf("POST incoming-payments without a token = %d %s, want 401 unauthorized", post.status, post.body)
 	}
