@@ -58,6 +58,15 @@ const (
 	DevILPDFSPUsername = "sim-dfsp"
 	DevILPDFSPPassword = "sim-dfsp-dev-password"
 
+	// The Open Payments rail of the development setup: the switch is the
+	// demo retailer's account servicing entity; the simulator plays a
+	// customer's wallet whose provider is an ILP peer of the switch.
+	DevOPPartnerID = "op"
+	DevOPBaseURL   = "https://127.0.0.1:9445"
+	DevOPPath      = "/op"
+	DevOPPeer      = "sim-ase"
+	DevOPPeerToken = "sim-ase-dev-token"
+
 	DevShopID                 = "demo-webshop"
 	DevShopUsername           = "demo-webshop"
 	DevShopPassword           = "demo-webshop-dev-password"
@@ -575,6 +584,21 @@ dfsps:
     balance: "100000.00"
     username: ` + DevILPDFSPUsername + `
     password: ` + DevILPDFSPPassword + `
+`),
+		}, {
+			ID:      DevOPPartnerID,
+			Name:    "Open Payments",
+			Rail:    "openpayments",
+			BaseURL: DevOPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+path: ` + DevOPPath + `
+ilp_address: test.qrswitch
+rates: [{from: USD, to: ZAR, rate: "18.50"}]
+wallets:
+  - {retailer: ` + DevRetailerID + `, name: ` + DevRetailerID + `, public_name: Demo Shop, asset_code: ZAR, asset_scale: 2}
+peers:
+  - {name: ` + DevOPPeer + `, token: ` + DevOPPeerToken + `, address: test.qrswitch.` + DevOPPeer + `, asset_code: ZAR, asset_scale: 2}
 `),
 		}},
 		Support: []SupportUser{{

@@ -281,6 +281,8 @@ func TestDevelopmentSetup(t *testing.T) {
 			ScanUsername: "sim-wallet", ScanPassword: "sim-wallet-dev-password",
 		}, {
 			ID: "ilp", Name: "ILP invoices", Rail: "ilpinvoice", BaseURL: "https://127.0.0.1:9444", Timeout: sec(60 * time.Second),
+		}, {
+			ID: "op", Name: "Open Payments", Rail: "openpayments", BaseURL: "https://127.0.0.1:9445", Timeout: sec(60 * time.Second),
 		}},
 		Support:     []SupportUser{{Username: "support", Password: "support-dev-password", Role: RoleOperator}},
 		Development: true,
@@ -291,13 +293,21 @@ func TestDevelopmentSetup(t *testing.T) {
 		"currency": "710", "ledger_prefix": "test.qrswitch.", "identifier_type": "msisdn", "fee_fixed": "0.50",
 		"dfsps": []any{map[string]any{"id": "sim-dfsp", "name": "Sim DFSP", "balance": "100000.00", "username": "sim-dfsp", "password": "sim-dfsp-dev-password"}},
 	}
+	wantOPOptions := map[string]any{
+		"path": "/op", "ilp_address": "test.qrswitch",
+		"rates":   []any{map[string]any{"from": "USD", "to": "ZAR", "rate": "18.50"}},
+		"wallets": []any{map[string]any{"retailer": "demo-shop", "name": "demo-shop", "public_name": "Demo Shop", "asset_code": "ZAR", "asset_scale": 2}},
+		"peers":   []any{map[string]any{"name": "sim-ase", "token": "sim-ase-dev-token", "address": "test.qrswitch.sim-ase", "asset_code": "ZAR", "asset_scale": 2}},
+	}
 	options := func(c *Config) *Config {
 		t.Helper()
-		var m map[string]any
-		if err := c.Partners[1].Options.Decode(&m); err != nil || !reflect.DeepEqual(m, wantOptions) {
-			t.Errorf("development partner ilp options = %v (%v), want %v", m, err, wantOptions)
+		for i, want := range map[int]map[string]any{1: wantOptions, 2: wantOPOptions} {
+			var m map[string]any
+			if err := c.Partners[i].Options.Decode(&m); err != nil || !reflect.DeepEqual(m, want) {
+				t.Errorf("development partner %s options = %v (%v), want %v", c.Partners[i].ID, m, err, want)
+			}
+			c.Partners[i].Options = yaml.Node{}
 		}
-		c.Partners[1].Options = yaml.Node{}
 		return c
 	}
 	got, err := Load("", nil)

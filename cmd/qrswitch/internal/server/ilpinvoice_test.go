@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,11 +24,9 @@ import (
 func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load("", append([]string{
-		"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0",
-		"QRSWITCH_PARTNERS_0_BASE_URL=https://" + freePort(t), "QRSWITCH_PARTNERS_1_BASE_URL=https://" + freePort(t),
+	cfg, err := config.Load("", append(append(devListeners(t, dir),
 		"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
-	}, env...))
+	), env...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +41,18 @@ func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 		t.Fatalf("var/dev.json: %v\n%s", err, b)
 	}
 	return h, &d
+}
+
+// devListeners is the environment that moves the development setup to
+// free ports: its listeners and every simulated partner's base_url, so
+// that tests run side by side with each other and with a `qrswitch serve`.
+func devListeners(t *testing.T, dir string) []string {
+	t.Helper()
+	env := []string{"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0"}
+	for i := range config.Development().Partners {
+		env = append(env, fmt.Sprintf("QRSWITCH_PARTNERS_%d_BASE_URL=https://%s", i, freePort(t)))
+	}
+	return env
 }
 
 // simulatorOf returns what dev.json says of the simulator of a rail.
