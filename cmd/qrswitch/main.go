@@ -9,6 +9,7 @@
 //	qrswitch passwd < FILE            hash a password for the configuration
 //	qrswitch txn show|search ...      support: a transaction's story, searches
 //	qrswitch saf list|dead|pause|resume|retry|replay|final ...  support: the advice queues
+//	qrswitch conform --partner-url URL ...  partner vendors: the conformance kit
 package main
 
 import (
@@ -47,6 +48,7 @@ commands:
   passwd       print the bcrypt hash of a password read from stdin, for *_hash keys
   txn          support: show a transaction's story, search transactions (txn show KEY, txn search --retailer …)
   saf          support: the advice queues (saf list, dead, pause, resume, retry, replay, final)
+  conform      partner vendors: play the switch against a partner's implementation and report (conform --partner-url …)
 `
 
 // run dispatches a subcommand. environ is the process environment, passed
@@ -71,6 +73,8 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return runTxn(ctx, args[1:], environ, stdout, stderr)
 	case "saf":
 		return runSAF(ctx, args[1:], environ, stdout, stderr)
+	case "conform":
+		return runConform(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -50,6 +50,11 @@ func init() { partners.Register(Name, New) }
 // 01 holds the invoice's URL.
 const GUID = "org.interledger.invoice"
 
+// maxInvoiceURL is the longest invoice URL sub-tag 01 of the template can
+// hold: 99 characters less the GUID's sub-tag (4 + 23) and 01's own tag
+// and length (4).
+const maxInvoiceURL = 99 - 4 - len(GUID) - 4
+
 // Options are the rail's own keys (a partner's `options:`).
 type Options struct {
 	// Currency is the ISO 4217 numeric code of the ledger: invoices are
@@ -60,7 +65,9 @@ type Options struct {
 	LedgerPrefix string `yaml:"ledger_prefix"`
 	// DirectoryURL is the central directory where a customer's DFSP is
 	// looked up (GET {directory_url}/resources?identifier=…&identifierType=…).
-	// Empty: customers are not notified; they scan the code instead.
+	// Default {base_url}/directory when the partner has a base_url (the
+	// scheme the partner entry stands for); neither: customers are not
+	// notified, they scan the code instead.
 	DirectoryURL string `yaml:"directory_url"`
 	// IdentifierType is the directory's identifier type. Default "eur" (the
 	// document's example).
@@ -152,6 +159,9 @@ func New(c partners.Config) (partners.Rail, error) {
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Second
 	}
+	if o.DirectoryURL == "" && c.BaseURL != "" {
+		o.DirectoryURL = strings.TrimRight(c.BaseURL, "/") + "/directory"
+	}
 	if o.DirectoryURL != "" {
 		if u, err := url.Parse(o.DirectoryURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, fmt.Errorf("options.directory_url %q: want an http(s) URL", o.DirectoryURL)
@@ -179,6 +189,9 @@ func New(c partners.Config) (partners.Rail, error) {
 		client: &http.Client{Transport: transport, Timeout: c.Timeout + 30*time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		dfsps: map[string]*dfsp{}, byID: map[string]*dfsp{}, authOK: map[[sha256.Size]byte]string{},
+	}
+	if n := len(r.invoiceURL(newInvoiceID())); n > maxInvoiceURL {
+		return nil, fmt.Errorf("the invoice URLs %s/invoice/… would be %d characters, and a QR code's merchant-account template holds %d: shorten public_url or the partner id", r.base, n, maxInvoiceURL)
 	}
 	for i, d := range o.DFSPs {
 		if d.ID == "" || d.Username == "" {
@@ -217,6 +230,7 @@ func New(c partners.Config) (partners.Rail, error) {
 		if _, dup := r.byID[d.ID]; dup {
 			return nil, fmt.Errorf("options.dfsps[%d].id %q used twice", i, d.ID)
 		}
+		r.opts.DFSPs[i] = d // with its defaults
 		x := &dfsp{DFSP: d, hash: hash}
 		r.dfsps[d.Username], r.byID[d.ID] = x, x
 	}

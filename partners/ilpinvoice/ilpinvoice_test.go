@@ -646,6 +646,16 @@ func TestOptionsRefused(t *testing.T) {
 			}
 		})
 	}
+	t.Run("public URL too long for the template", func(t *testing.T) {
+		var node yaml.Node
+		if err := yaml.Unmarshal([]byte(`currency: "840"`), &node); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ilpinvoice.New(partners.Config{PartnerID: "ilp", Options: node.Content[0], PublicURL: "https://payments.switch-operator.example.com:8443"})
+		if err == nil || !strings.Contains(err.Error(), "shorten public_url") {
+			t.Fatalf("New with a long public URL = %v, want it refused", err)
+		}
+	})
 }
 
 // TestReferenceDFSP pays invoices with a DFSP written on the reference

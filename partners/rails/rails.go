@@ -5,4 +5,8 @@ package rails
 import (
 	// The native Electrum QR rail.
 	_ "github.com/qrswitch/qrswitch/partners/electrum"
+	// Merchant invoices over SPSP/ILP (seed 001).
+	_ "github.com/qrswitch/qrswitch/partners/ilpinvoice"
+	// Open Payments resource server paid over ILP STREAM (seed 000).
+	_ "github.com/qrswitch/qrswitch/partners/openpayments"
 )

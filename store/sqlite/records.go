@@ -44,6 +44,11 @@ func (c *recordCache) get(key string) (any, bool) {
 func (c *recordCache) put(key string, version int64, rec any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.putLocked(key, version, rec)
+}
+
+// putLocked is put with c.mu held.
+func (c *recordCache) putLocked(key string, version int64, rec any) {
 	if r, ok := c.cur[key]; ok && r.version >= version {
 		return
 	}
@@ -58,22 +63,35 @@ func (c *recordCache) put(key string, version int64, rec any) {
 
 // putCommitted caches the records of a Change just committed, at their new
 // versions (the caller's Versions are still the old ones: Commit raises
-// them once the writer answers).
+// them once the writer answers). They go in under one lock, as they were
+// committed in one transaction: a reader never sees a payment's new state
+// beside its advice's old one.
 func (c *recordCache) putCommitted(ch *qrswitch.Change) {
+	var q *qrswitch.QRCode
 	if ch.QR != nil {
-		q := ch.QR.Clone()
+		q = ch.QR.Clone()
 		q.Version++
-		c.put("q"+q.TranID, q.Version, q)
 	}
+	var p *qrswitch.Payment
 	if ch.Payment != nil {
-		p := ch.Payment.Clone()
+		p = ch.Payment.Clone()
 		p.Version++
-		c.put("p"+p.Key(), p.Version, p)
 	}
-	for _, a := range ch.Advices {
-		b := a.Clone()
-		b.Version++
-		c.put("a"+b.Key(), b.Version, b)
+	as := make([]*qrswitch.Advice, len(ch.Advices))
+	for i, a := range ch.Advices {
+		as[i] = a.Clone()
+		as[i].Version++
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q != nil {
+		c.putLocked("q"+q.TranID, q.Version, q)
+	}
+	if p != nil {
+		c.putLocked("p"+p.Key(), p.Version, p)
+	}
+	for _, b := range as {
+		c.putLocked("a"+b.Key(), b.Version, b)
 	}
 }
 

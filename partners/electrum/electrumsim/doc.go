@@ -66,6 +66,8 @@
 //	                         "fault":"none|500|503|504|hang|drop|refuse","count":N}
 //	DELETE /sim/v1/faults   clear every fault (204)
 //	POST   /sim/v1/scan     {"qrCode":"...","partnerPaymentToken":"...","tranId":"..."}
+//	GET    /sim/v1/quirks   the quirks set (see Quirk)
+//	POST   /sim/v1/quirks   {"quirk":"repeat-is-duplicate","on":true}
 //
 // A fault answers instead of the behaviour table, for the next count
 // requests that pass the auth and format checks (0: until cleared); see

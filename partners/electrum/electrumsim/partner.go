@@ -241,6 +241,11 @@ func (s *Sim) serveAdvice(w http.ResponseWriter, r *http.Request, op Operation) 
 		s.answerFault(w, r, fault, adv.ID, adv.TranID)
 		return
 	}
+	if a.answered && s.quirks.has(QuirkRepeatIsDuplicate) {
+		sh.mu.Unlock()
+		repeatAsDuplicate(w, adv)
+		return
+	}
 	status, out := a.entry.Status, a.body
 	if a.answered {
 		s.countAdvice(adv.RequestID)

@@ -81,6 +81,7 @@ type Sim struct {
 	advices  shards[advice]
 	scans    shards[ScanEntry]
 	faults   faults
+	quirks   quirks
 
 	client *http.Client // to the switch, for scans
 
@@ -164,6 +165,7 @@ func (s *Sim) Handler() http.Handler {
 	mux.HandleFunc("POST /sim/v1/reset", s.serveReset)
 	mux.HandleFunc("POST /sim/v1/scan", s.serveScan)
 	mux.HandleFunc("GET /sim/v1/health", s.serveHealth)
+	mux.HandleFunc("/sim/v1/quirks", s.serveQuirks)
 	return mux
 }
 

@@ -49,6 +49,24 @@ const (
 	DevPartnerScanUsername = "sim-wallet"
 	DevPartnerScanPassword = "sim-wallet-dev-password"
 
+	// The ILP invoice rail of the development setup: the switch is the
+	// merchants' DFSP; the simulator plays the directory and a customer's
+	// DFSP that pays invoices from its account in the switch's ledger.
+	DevILPPartnerID    = "ilp"
+	DevILPBaseURL      = "https://127.0.0.1:9444"
+	DevILPDFSPID       = "sim-dfsp"
+	DevILPDFSPUsername = "sim-dfsp"
+	DevILPDFSPPassword = "sim-dfsp-dev-password"
+
+	// The Open Payments rail of the development setup: the switch is the
+	// demo retailer's account servicing entity; the simulator plays a
+	// customer's wallet whose provider is an ILP peer of the switch.
+	DevOPPartnerID = "op"
+	DevOPBaseURL   = "https://127.0.0.1:9445"
+	DevOPPath      = "/op"
+	DevOPPeer      = "sim-ase"
+	DevOPPeerToken = "sim-ase-dev-token"
+
 	DevShopID                 = "demo-webshop"
 	DevShopUsername           = "demo-webshop"
 	DevShopPassword           = "demo-webshop-dev-password"
@@ -99,6 +117,12 @@ type Config struct {
 	// AdminListen is the host:port of the plain-HTTP listener for /healthz,
 	// /readyz and /metrics. Default 127.0.0.1:9090.
 	AdminListen string `yaml:"admin_listen"`
+	// PublicURL is the switch's HTTPS base URL as customers' apps and
+	// partners reach it (a load balancer's name, say): the rails put it in
+	// QR codes (an invoice URL, an incoming payment) and in what they
+	// publish. Rails whose URLs go into a QR code's 99-character template
+	// refuse to start when it is too long. Default https://{listen}.
+	PublicURL string `yaml:"public_url"`
 	// DataDir is the directory for local state such as the embedded store.
 	// Default ./var.
 	DataDir string `yaml:"data_dir"`
@@ -543,6 +567,39 @@ func development() *Config {
 			Timeout:      defaultPartnerTimeout,
 			ScanUsername: DevPartnerScanUsername,
 			ScanPassword: DevPartnerScanPassword,
+		}, {
+			ID:      DevILPPartnerID,
+			Name:    "ILP invoices",
+			Rail:    "ilpinvoice",
+			BaseURL: DevILPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+currency: "710"
+ledger_prefix: test.qrswitch.
+identifier_type: msisdn
+fee_fixed: "0.50"
+dfsps:
+  - id: ` + DevILPDFSPID + `
+    name: Sim DFSP
+    balance: "100000.00"
+    username: ` + DevILPDFSPUsername + `
+    password: ` + DevILPDFSPPassword + `
+`),
+		}, {
+			ID:      DevOPPartnerID,
+			Name:    "Open Payments",
+			Rail:    "openpayments",
+			BaseURL: DevOPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+path: ` + DevOPPath + `
+ilp_address: test.qrswitch
+rates: [{from: USD, to: ZAR, rate: "18.50"}]
+wallets:
+  - {retailer: ` + DevRetailerID + `, name: ` + DevRetailerID + `, public_name: Demo Shop, asset_code: ZAR, asset_scale: 2}
+peers:
+  - {name: ` + DevOPPeer + `, token: ` + DevOPPeerToken + `, address: test.qrswitch.` + DevOPPeer + `, asset_code: ZAR, asset_scale: 2}
+`),
 		}},
 		Support: []SupportUser{{
 			Username: DevSupportUsername,
@@ -550,6 +607,16 @@ func development() *Config {
 			Role:     DevSupportRole,
 		}},
 	}
+}
+
+// devOptions is a rail's options of the development setup, written as the
+// YAML an operator would write.
+func devOptions(doc string) yaml.Node {
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte(doc), &n); err != nil {
+		panic("config: development options: " + err.Error())
+	}
+	return *n.Content[0]
 }
 
 // ApplyDefaults fills every zero field with its default. The default store

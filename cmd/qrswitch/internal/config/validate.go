@@ -114,6 +114,9 @@ func (v *validator) top(c *Config) {
 	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		v.add("admin_listen", "must differ from listen (%s)", c.Listen)
 	}
+	if c.PublicURL != "" {
+		v.baseURL("public_url", c.PublicURL)
+	}
 	if c.DataDir == "" {
 		v.add("data_dir", "must not be empty")
 	}

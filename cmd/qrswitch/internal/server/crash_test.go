@@ -157,7 +157,7 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &Harness{Cfg: cfg, Base: "https://" + c.addr,
-		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS}}}
+		Client: &http.Client{Timeout: settle, Transport: &http.Transport{TLSClientConfig: clientTLS}}}
 	h.Sim = makeSim(h.Base, clientTLS)
 
 	// Approve payments, then queue advices the partner refuses with 500.

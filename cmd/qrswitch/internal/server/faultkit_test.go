@@ -48,8 +48,8 @@ type script struct {
 	transit time.Duration
 	// delay holds the answer this long after reading (and forwarding).
 	delay time.Duration
-	// trickle writes the body trickleChunk bytes at a time, this long
-	// apart.
+	// trickle writes the body trickleChunk bytes at a time, spread evenly
+	// over this long, whatever the body's length.
 	trickle time.Duration
 	// reset resets the TCP connection after reading (forwarding and delay)
 	// instead of answering.
@@ -59,6 +59,47 @@ type script struct {
 	// times is how many deliveries the script answers before the sim takes
 	// over again; 0 means all of them.
 	times int
+	// held, when set, stops the partner at that point until release is
+	// closed: the test closes it once it has seen the switch give up, so
+	// the answer comes after the switch's timeout on any machine, however
+	// slow.
+	held    heldAt
+	release chan struct{}
+}
+
+// heldAt is where a scripted partner waits for its release.
+type heldAt int
+
+const (
+	notHeld    heldAt = iota
+	heldRead          // before reading the message: a request still on its way
+	heldAnswer        // before answering, resetting, or sending the last bytes of a trickled body
+)
+
+// withRelease returns s with a release of its own if it is held, and the
+// function that releases it (idempotent, also run at the test's end).
+func withRelease(t testing.TB, s script) (script, func()) {
+	if s.held == notHeld {
+		return s, func() {}
+	}
+	s.release = make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(s.release) }) }
+	t.Cleanup(release)
+	return s, release
+}
+
+// released waits until the script is released, unless ctx ends first.
+func (s *script) released(ctx context.Context, at heldAt) bool {
+	if s.held != at {
+		return true
+	}
+	select {
+	case <-s.release:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // scriptedPartner answers messages by script, keyed by operation and
@@ -157,7 +198,7 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sim.ServeHTTP(w, r)
 		return
 	}
-	if !waited(r.Context(), s.transit) {
+	if !waited(r.Context(), s.transit) || !s.released(r.Context(), heldRead) {
 		return
 	}
 	status, answer := s.status, []byte(s.body)
@@ -176,6 +217,9 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !waited(r.Context(), s.delay) {
 		return
 	}
+	if s.trickle <= 0 && !s.released(r.Context(), heldAnswer) {
+		return
+	}
 	if s.reset {
 		resetConn(w)
 		return
@@ -191,18 +235,38 @@ func (p *scriptedPartner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc := http.NewResponseController(w)
 	rc.Flush()
+	every := s.trickle / time.Duration((len(answer)+trickleChunk-1)/trickleChunk+1)
 	for len(answer) > 0 {
 		n := min(trickleChunk, len(answer))
+		if n == len(answer) && !s.released(r.Context(), heldAnswer) {
+			return
+		}
 		if _, err := w.Write(answer[:n]); err != nil {
 			return
 		}
 		answer = answer[n:]
 		rc.Flush()
-		if !waited(r.Context(), s.trickle) {
+		if !waited(r.Context(), every) {
 			return
 		}
 	}
 }
+
+// The partners' timeout in the fault matrix, and how long a late answer
+// is waited for. No row races the timer: rows "within the timeout" take a
+// tenth of a long timeout, and rows "past the timeout" hold their answer
+// (script.held) until the test has seen the switch give up, so a loaded
+// machine makes a row slower, never its verdict different. The timeout is
+// long because every answer of the matrix that must beat it (a few
+// hundred milliseconds on an idle machine) was seen to take seconds beside
+// a CPU hog.
+const (
+	faultTimeout    = 15 * time.Second
+	faultLateWindow = 3 * faultTimeout
+	// withinTimeout is how long a row's partner or network takes at most
+	// when its answer must arrive in time.
+	withinTimeout = faultTimeout / 10
+)
 
 // trickleChunk is how many bytes of a trickled body are written at once.
 const trickleChunk = 8
@@ -399,6 +463,9 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 
 	simAddr := strings.TrimPrefix(partnerURL, "https://")
 	cfg := testConfig(dir, partnerURL, caFile)
+	for i := range cfg.Partners {
+		cfg.Partners[i].Timeout = config.Duration(faultTimeout)
+	}
 	tp := newToxiproxy()
 	fh := &faultHarness{partner: partner, lanes: make(chan *lane, lanes), untrusted: strings.TrimPrefix(bad.URL, "https://")}
 	for i := range lanes {
@@ -407,7 +474,7 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 		l.proxy = newLaneProxy(t, tp, id, simAddr)
 		cfg.Partners = append(cfg.Partners, config.Partner{
 			ID: id, Name: "Lane " + id, Rail: "electrum", BaseURL: "https://" + l.proxy.Listen,
-			Username: "switch", Password: "switch-secret", CAFile: caFile, Timeout: config.Duration(time.Second),
+			Username: "switch", Password: "switch-secret", CAFile: caFile, Timeout: config.Duration(faultTimeout),
 			ScanUsername: l.scanUser, ScanPassword: l.scanPass,
 		})
 		fh.lanes <- l
@@ -422,7 +489,7 @@ func newFaultHarness(t *testing.T, lanes int, tune ...func(*Options)) *faultHarn
 			t.Logf("switch log:\n%s", h.Logs)
 		}
 	})
-	o := Options{LateWindow: 2 * time.Second, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
+	o := Options{LateWindow: faultLateWindow, SAFPoll: 50 * time.Millisecond, DrainTimeout: 5 * time.Second}
 	for _, f := range tune {
 		f(&o)
 	}

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
@@ -130,12 +129,12 @@ func TestFaultMatrixPay(t *testing.T) {
 		{name: "200 with an ErrorDetail for a body", script: &script{forward: true, status: 200, body: errorBody(wire.GeneralError, "?")},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
-		{name: "approval after the timeout", script: &script{forward: true, delay: 1300 * time.Millisecond},
+		{name: "approval after the timeout", script: &script{forward: true, held: heldAnswer},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased, late: true},
-		{name: "no answer within the timeout", script: &script{delay: 1500 * time.Millisecond, reset: true},
+		{name: "no answer within the timeout", script: &script{held: heldAnswer, reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
-		{name: "request still in transit at the timeout", script: &script{transit: 1500 * time.Millisecond, forward: true, reset: true},
+		{name: "request still in transit at the timeout", script: &script{held: heldRead, forward: true, reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
 		{name: "reset after the partner approved", script: &script{forward: true, reset: true},
@@ -143,9 +142,9 @@ func TestFaultMatrixPay(t *testing.T) {
 			partnerSaw: true, partnerState: electrumsim.StateReleased},
 		{name: "reset after the request was read", script: &script{reset: true},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
-		{name: "body trickled within the timeout", script: &script{forward: true, trickle: time.Millisecond},
+		{name: "body trickled within the timeout", script: &script{forward: true, trickle: withinTimeout},
 			status: 201, outcome: successful, state: "APPROVED", partnerSaw: true, partnerState: electrumsim.StateReserved},
-		{name: "body trickled past the timeout", script: &script{forward: true, trickle: 15 * time.Millisecond},
+		{name: "body trickled past the timeout", script: &script{forward: true, trickle: withinTimeout, held: heldAnswer},
 			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED",
 			partnerSaw: true, partnerState: electrumsim.StateReleased, late: true},
 		{name: "connection refused", net: netRefused,
@@ -154,8 +153,11 @@ func TestFaultMatrixPay(t *testing.T) {
 			status: 503, errorType: wire.UpstreamUnavailable, outcome: failed, state: "DECLINED"},
 		{name: "TLS handshake failure", net: netBadTLS,
 			status: 503, errorType: wire.UpstreamUnavailable, outcome: failed, state: "DECLINED"},
+		// No byte passes, so the TLS handshake never completes: the
+		// transport's handshake bound (10 s, inside the 15 s partner timeout)
+		// ends it with the request provably unsent — a decline, no reversal.
 		{name: "network stalls", net: netStall,
-			status: 504, errorType: wire.UpstreamUnavailable, outcome: unknown, state: "REVERSED"},
+			status: 503, errorType: wire.UpstreamUnavailable, outcome: failed, state: "DECLINED"},
 		{name: "slow network within the timeout", net: netSlow,
 			status: 201, outcome: successful, state: "APPROVED", partnerSaw: true, partnerState: electrumsim.StateReserved},
 	}
@@ -169,13 +171,17 @@ func testPayFault(t *testing.T, fh *faultHarness, tt payRow) {
 	if tt.net != noNetFault {
 		l = fh.lane(t)
 	}
+	release := func() {}
 	req, answer := fh.startPay(t, l, 1001, func(req *wire.PaymentRequest) {
 		if tt.script != nil {
-			fh.partner.set(opPay, req.ID, *tt.script)
+			var s script
+			s, release = withRelease(t, *tt.script)
+			fh.partner.set(opPay, req.ID, s)
 		}
 		tt.net.apply(t, fh, l)
 	})
 	r := <-answer
+	release() // the switch has given up: a held answer is late now
 	if l != nil {
 		l.heal(t) // let the timeout reversal through
 	}
@@ -242,8 +248,8 @@ func testPayFault(t *testing.T, fh *faultHarness, tt payRow) {
 }
 
 // matrixConcurrency bounds the rows of a fault matrix run at once: enough
-// that the suite stays fast, few enough that a loaded machine still
-// answers well within the partners' 1 s timeout.
+// that the suite stays fast (rows mostly wait for timeouts), few enough
+// that the switch and its partner are not swamped.
 const matrixConcurrency = 12
 
 // notes joins the notes of trace entries.
@@ -293,13 +299,13 @@ func TestFaultMatrixAdvice(t *testing.T) {
 		{name: "202 with a malformed body", script: &script{forward: true, status: 202, body: `{"id":`}, final: both(ok), effect: true},
 		{name: "202 without body", script: &script{forward: true, status: 202}, final: both(ok), effect: true},
 		{name: "200", script: &script{forward: true, status: 200}, final: both(ok), effect: true},
-		{name: "no answer within the timeout", script: &script{delay: 1500 * time.Millisecond, reset: true, times: 1},
+		{name: "no answer within the timeout", script: &script{held: heldAnswer, reset: true, times: 1},
 			final: both(ok), retried: true, effect: true},
-		{name: "answer after the timeout", script: &script{forward: true, delay: 1300 * time.Millisecond, times: 1},
+		{name: "answer after the timeout", script: &script{forward: true, held: heldAnswer, times: 1},
 			final: both(ok), retried: true, effect: true, late: true},
 		{name: "reset after the partner applied it", script: &script{forward: true, reset: true, times: 1},
 			final: both(ok), retried: true, effect: true},
-		{name: "body trickled past the timeout", script: &script{forward: true, trickle: 60 * time.Millisecond, times: 1},
+		{name: "body trickled past the timeout", script: &script{forward: true, trickle: withinTimeout, held: heldAnswer, times: 1},
 			final: both(ok), retried: true, effect: true, late: true},
 		{name: "connection refused", net: netRefused, final: both(ok), retried: true, effect: true},
 		{name: "connection reset before the request was sent", net: netResetSoon, final: both(ok), retried: true, effect: true},
@@ -339,8 +345,11 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 		msg, adviceID = r, r.ID
 		op, path, traceOp, doneState, failState = opReverse, "/qr/v1/payments/reversals", "reversePayment", "REVERSED", "REVERSAL_FAILED"
 	}
+	release := func() {}
 	if tt.script != nil {
-		fh.partner.set(op, req.ID, *tt.script)
+		var s script
+		s, release = withRelease(t, *tt.script)
+		fh.partner.set(op, req.ID, s)
 	}
 	tt.net.apply(t, fh, l)
 
@@ -362,6 +371,15 @@ func testAdviceFault(t *testing.T, fh *faultHarness, kind qrswitch.AdviceKind, t
 			t.Logf("advice and story at the failure:\n%s", b)
 		}
 	})
+	if tt.script != nil && tt.script.held != notHeld {
+		// A held answer is released once the switch has traced the
+		// attempt as unknown (its timeout passed).
+		eventually(t, "first attempt timed out", func() bool {
+			got := answers(fh.story(t, req.ID), traceOp, adviceID)
+			return len(got) > 0 && got[0].Outcome == unknown
+		})
+		release()
+	}
 	if l != nil {
 		eventually(t, "two attempts through the fault", func() bool {
 			a, err := fh.Srv.Store().Advice(t.Context(), akey)

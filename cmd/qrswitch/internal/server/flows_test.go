@@ -184,7 +184,7 @@ func TestPartnerAnswers(t *testing.T) {
 }
 
 func TestNoScanAndLateScan(t *testing.T) {
-	h := NewHarness(t)
+	h := NewHarness(t, noScanWait)
 	tranID, payload := h.createQR(t)
 	req := payRequest("1234", tranID, 2000)
 	r := <-h.payAsync(req)
@@ -780,7 +780,7 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run = %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(settle):
 		t.Fatal("the server did not stop once nothing was held")
 	}
 	if _, err := http.Get(admin + "/healthz"); err == nil {

@@ -136,15 +136,18 @@ func startSim(t testing.TB, dir string, lateAfter time.Duration) (url, caFile st
 }
 
 // testConfig is a development-env configuration (plaintext passwords allowed)
-// with short timers, on free ports, in dir.
+// on free ports, in dir, with short timers where a test waits them out
+// and long ones where a test must beat them.
 func testConfig(dir, simURL, simCA string) *config.Config {
 	cfg := &config.Config{
-		Env:            config.EnvDevelopment,
-		Listen:         "127.0.0.1:0",
-		AdminListen:    "127.0.0.1:0",
-		DataDir:        dir,
-		Store:          config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
-		ScanWait:       config.Duration(2 * time.Second),
+		Env:         config.EnvDevelopment,
+		Listen:      "127.0.0.1:0",
+		AdminListen: "127.0.0.1:0",
+		DataDir:     dir,
+		Store:       config.Store{URL: "sqlite://" + filepath.Join(dir, "qrswitch.db")},
+		// Long: a test scans well within it however loaded the machine;
+		// tests of a missing scan set a short one (noScanWait).
+		ScanWait:       config.Duration(20 * time.Second),
 		EarlyScanGrace: config.OptDuration{Duration: config.Duration(time.Second), Set: true},
 		QRTTL:          config.Duration(time.Minute),
 		SAF: config.SAF{
@@ -177,8 +180,9 @@ func testConfig(dir, simURL, simCA string) *config.Config {
 type HarnessOption func(*config.Config, *Options)
 
 // NewHarness starts a switch and its simulator for one test, with short
-// timers (scan wait 2 s, partners' timeout 1 s, late window 2 s); the test's
-// Cleanup stops them.
+// timers where tests wait them out (partners' timeout 1 s, late window 2 s)
+// and a long scan wait (20 s, see noScanWait); the test's Cleanup stops
+// them.
 func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 	t.Helper()
 	dir := t.TempDir()
@@ -211,7 +215,7 @@ func (h *Harness) start(o Options) {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: switchTLS, MaxIdleConnsPerHost: 64}}
+	h.Client = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: switchTLS, MaxIdleConnsPerHost: 64}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
@@ -258,6 +262,8 @@ func (r Response) detail(t *testing.T) wire.ErrorDetail {
 	return d
 }
 
+// Do sends a request to path on the switch (or to a whole URL) and reads
+// the answer.
 func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Response {
 	t.Helper()
 	var rd io.Reader
@@ -274,7 +280,14 @@ func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Re
 		}
 		rd = bytes.NewReader(enc)
 	}
-	req, err := http.NewRequest(method, h.Base+path, rd)
+	url, client := h.Base+path, h.client(t)
+	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
+		url = path // another server of the setup, a simulator say
+		if !strings.HasPrefix(path, h.Base+"/") {
+			client = h.Client // not the switch's: its document says nothing of it
+		}
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +295,7 @@ func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Re
 	if user != "" {
 		req.SetBasicAuth(user, pass)
 	}
-	resp, err := h.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -292,6 +305,25 @@ func (h *Harness) Do(t testing.TB, method, path, user, pass string, body any) Re
 		t.Fatal(err)
 	}
 	return Response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// checkExchanges, when set, wraps the transport of every exchange Do
+// makes: this package's tests set it (contract_test.go) so that each request
+// and answer is checked against the switch's OpenAPI document.
+var checkExchanges func(t testing.TB, next http.RoundTripper) http.RoundTripper
+
+// client is h.Client, its exchanges checked when checkExchanges is set
+// and there is a test to fail.
+func (h *Harness) client(t testing.TB) *http.Client {
+	if checkExchanges == nil || t == nil {
+		return h.Client
+	}
+	c := *h.Client
+	if c.Transport == nil {
+		c.Transport = http.DefaultTransport
+	}
+	c.Transport = checkExchanges(t, c.Transport)
+	return &c
 }
 
 func (h *Harness) Post(t testing.TB, path, user, pass string, body any) Response {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -74,14 +75,21 @@ func (h *Harness) createQR(t testing.TB) (tranID, payload string) {
 	return resp.TranID, resp.QrCode
 }
 
-// payAsync sends a payment request and delivers its answer on the channel.
+// payAsync sends a payment request of shop-1 and delivers its answer on the channel.
 func (h *Harness) payAsync(req *wire.PaymentRequest) <-chan Response {
+	return h.payAsyncAs(req, ShopUser, ShopPass)
+}
+
+// payAsyncAs sends a payment request as a retailer and delivers its answer
+// on the channel.
+func (h *Harness) payAsyncAs(req *wire.PaymentRequest, user, pass string) <-chan Response {
 	ch := make(chan Response, 1)
 	go func() {
 		enc, _ := json.Marshal(req)
 		hreq, _ := http.NewRequest(http.MethodPost, h.Base+"/qr/v1/payments", bytes.NewReader(enc))
-		hreq.SetBasicAuth(ShopUser, ShopPass)
-		resp, err := h.Client.Do(hreq)
+		hreq.Header.Set("Content-Type", "application/json")
+		hreq.SetBasicAuth(user, pass)
+		resp, err := h.client(h.T).Do(hreq)
 		if err != nil {
 			ch <- Response{status: -1, body: []byte(err.Error())}
 			return
@@ -96,7 +104,7 @@ func (h *Harness) payAsync(req *wire.PaymentRequest) <-chan Response {
 // waitState waits until the payment with the key is in one of the states.
 func (h *Harness) waitState(t testing.TB, key string, want ...string) *qrswitch.Payment {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settle)
 	var last string
 	for time.Now().Before(deadline) {
 		if p := h.payment(t, key); p != nil {
@@ -109,7 +117,7 @@ func (h *Harness) waitState(t testing.TB, key string, want ...string) *qrswitch.
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("payment %s is %q after 10 s, want one of %v", key, last, want)
+	t.Fatalf("payment %s is %q after %v, want one of %v", key, last, settle, want)
 	return nil
 }
 
@@ -142,6 +150,7 @@ func (h *Harness) scan(t testing.TB, payload string) *electrumsim.ScanResult {
 	if res.Err != nil {
 		t.Fatalf("sim scan: %v", res.Err)
 	}
+	checkScan(t, h, res)
 	return res
 }
 
@@ -169,6 +178,8 @@ func (h *Harness) scanAsync(payload string) <-chan *electrumsim.ScanResult {
 		res, err := h.Sim.Scan(context.Background(), electrumsim.ScanRequest{QrCode: payload})
 		if err != nil || res.Err != nil {
 			res = nil
+		} else if h.T != nil {
+			checkScan(h.T, h, res)
 		}
 		ch <- res
 	}()
@@ -194,17 +205,30 @@ func (h *Harness) ledgerPayment(id string) (electrumsim.PaymentEntry, bool) {
 	return electrumsim.PaymentEntry{}, false
 }
 
-// eventually polls cond until it holds or 10 s pass.
+// noScanWait gives the switch a short scan wait, for tests of a payment
+// request whose scan never comes (they wait it out; the others get a long
+// one so that their scans arrive in time on any machine).
+func noScanWait(c *config.Config, _ *Options) {
+	c.ScanWait = config.Duration(2 * time.Second)
+}
+
+// settle is how long a test waits for an event it expects (a state, a
+// delivery, a gauge) before it fails: a bound for a switch that is broken,
+// never a measure of speed, so it is long enough that a machine loaded by
+// other work only makes the wait longer, not the verdict different.
+const settle = 2 * time.Minute
+
+// eventually polls cond until it holds, or fails the test after settle.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(settle)
 	for time.Now().Before(deadline) {
 		if cond() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s: not within 10 s", what)
+	t.Fatalf("%s: not within %v", what, settle)
 }
 
 func (h *Harness) story(t testing.TB, key string) qrswitch.Story {

@@ -200,7 +200,7 @@ func TestSAFMetricsFollowTheQueue(t *testing.T) {
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
 	// The figures are cached for up to 5 s.
-	deadline := time.Now().Add(8 * time.Second)
+	deadline := time.Now().Add(settle)
 	for {
 		body := scrape(t, h)
 		if gauge(body, "qrswitch_saf_pending") == 0 && gauge(body, "qrswitch_saf_oldest_age_seconds") == 0 {

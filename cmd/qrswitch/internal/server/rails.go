@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -87,7 +88,7 @@ func (s *Server) buildRails() ([]*rail, error) {
 			Timeout: pc.Timeout.D(), Options: opts,
 			Host: &s.host, Records: qrswitch.RailRecords(s.store, pc.ID),
 			Transport: newTransport(tlsConf), TLS: tlsConf,
-			PublicURL: "https://" + dialable(s.Addr()), Development: s.cfg.Development,
+			PublicURL: s.publicURL(), Development: s.cfg.Development,
 			Logger: s.log.With().Str("partner", pc.ID).Logger(),
 		})
 		if err != nil {
@@ -103,6 +104,14 @@ func (s *Server) buildRails() ([]*rail, error) {
 		out = append(out, &rail{cfg: pc, partner: &partners.Partner{ID: pc.ID, Name: pc.Name, Timeout: pc.Timeout.D(), Rail: r}})
 	}
 	return out, nil
+}
+
+// publicURL is the switch's base URL as the outside world reaches it.
+func (s *Server) publicURL() string {
+	if s.cfg.PublicURL != "" {
+		return strings.TrimRight(s.cfg.PublicURL, "/")
+	}
+	return "https://" + dialable(s.Addr())
 }
 
 // newTransport is the outbound transport of one partner: its own pool, so

@@ -288,7 +288,7 @@ func TestReplicaKilledHoldingLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := &Harness{T: t, Cfg: cfgA, Base: "https://" + child.addr,
-		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsA}}}
+		Client: &http.Client{Timeout: settle, Transport: &http.Transport{TLSClientConfig: tlsA}}}
 	a.Sim = makeSim(a.Base, tlsA)
 
 	cfgB := testConfig(filepath.Join(dir, "b"), simURL, simCA)

@@ -74,10 +74,7 @@ func TestPullRailThroughTheSeam(t *testing.T) {
 // simulated rail's simulator, which works as described.
 func TestDevelopmentSetupDescribesItself(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Load("", []string{
-		"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0",
-		"QRSWITCH_PARTNERS_0_BASE_URL=https://" + freePort(t),
-	})
+	cfg, err := config.Load("", devListeners(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

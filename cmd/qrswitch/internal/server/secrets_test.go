@@ -38,7 +38,10 @@ func TestSecretsStayOut(t *testing.T) {
 		if json.Unmarshal(b, &resp) != nil {
 			return b
 		}
-		resp["tenders"] = []map[string]any{{"tenderType": "CARD", "cardNumber": card, "accountType": "CREDIT"}}
+		// A tender as the interface models it (the switch passes tenders
+		// on unchecked, so an invalid one would reach the POS as sent).
+		resp["tenders"] = []map[string]any{{"tenderType": "CREDIT_CARD", "cardNumber": card, "accountType": "CREDIT",
+			"amount": map[string]any{"amount": 100, "currency": "710"}}}
 		out, _ := json.Marshal(resp)
 		return out
 	}

@@ -53,7 +53,7 @@ func (h *Harness) startTuned(o Options, caFile string, tune func(*Server)) {
 	if err != nil {
 		h.T.Fatal(err)
 	}
-	h.Client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}}
+	h.Client = &http.Client{Timeout: settle, Transport: &http.Transport{TLSClientConfig: clientTLS, MaxIdleConnsPerHost: 64}}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)

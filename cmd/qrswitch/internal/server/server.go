@@ -18,11 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/rs/zerolog"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/httpapi"
+	"github.com/qrswitch/qrswitch/internal/openapi"
 	"github.com/qrswitch/qrswitch/partners"
 	_ "github.com/qrswitch/qrswitch/partners/rails" // every rail registers itself
 	"github.com/qrswitch/qrswitch/retailers"
@@ -180,6 +182,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	if err != nil {
 		return nil, err
 	}
+	router.GET(openapi.Path, gin.WrapH(openapi.Handler())) // the OpenAPI document of every surface mounted here
 	retailers.Mount(router, s.engine, auth)
 	support.Mount(router, s.engine, auth)
 	if err := s.mountRails(router, s.rails, auth); err != nil {

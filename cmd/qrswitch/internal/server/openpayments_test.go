@@ -1,0 +1,166 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/partners/openpayments"
+	"github.com/qrswitch/qrswitch/qr"
+	qrswitch "github.com/qrswitch/qrswitch/switch"
+)
+
+// opAmount is the public form of an incoming payment's receivedAmount.
+type opAmount struct {
+	ReceivedAmount struct {
+		Value      string
+		AssetCode  string
+		AssetScale int
+	}
+	AuthServer string
+}
+
+// incomingPaymentCode asks the development setup for a QR code of 25.99
+// ZAR and returns its tranId and the incoming payment URL its Open
+// Payments template carries.
+func incomingPaymentCode(t *testing.T, h *Harness) (tranID, incomingURL string) {
+	t.Helper()
+	req := qrRequest(config.DevRetailerInstitutionID)
+	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 2599, Currency: "710"}}
+	r := h.Post(t, "/qr/v1/qrCodes", config.DevRetailerUsername, config.DevRetailerPassword, req)
+	var resp wire.CreateQrCodeResponse
+	if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
+		t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
+	}
+	p, err := qr.Decode(resp.QrCode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := p.Account(openpayments.GUID)
+	if !ok {
+		t.Fatalf("QR code %s has no Open Payments template", resp.QrCode)
+	}
+	incomingURL, _ = a.Field("01")
+	if !strings.HasPrefix(incomingURL, h.Base+config.DevOPPath+"/incoming-payments/") {
+		t.Fatalf("incoming payment URL %q, want one on the switch under %s", incomingURL, config.DevOPPath)
+	}
+	return resp.TranID, incomingURL
+}
+
+// received reads the public form of an incoming payment.
+func received(t *testing.T, h *Harness, url string) opAmount {
+	t.Helper()
+	var a opAmount
+	if st := h.getJSON(t, url, "", "", &a); st != http.StatusOK {
+		t.Fatalf("GET %s (public form) = %d, want 200", url, st)
+	}
+	return a
+}
+
+// TestOpenPaymentsThroughTheSwitch pays the development setup's retailer
+// over the Open Payments rail, as a person would with `qrswitch serve`: the
+// QR code carries an incoming payment of the retailer's wallet address,
+// the simulated customer's wallet pays it over ILP STREAM through the
+// switch's ILP-over-HTTP endpoint, and the held payment request answers
+// 201 naming the rail's partner. Paying the code again moves no money; the
+// protected routes refuse a request without a grant; a reversal of money
+// that arrived over STREAM, which the switch cannot send back by itself,
+// is held for an operator rather than pretended done.
+func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
+	h, d := devHarness(t)
+	sim := simulatorOf(t, d, openpayments.Name)
+	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword
+
+	var wallet struct{ ID, AssetCode, AuthServer, ResourceServer string }
+	walletURL := h.Base + config.DevOPPath + "/" + config.DevRetailerID
+	if st := h.getJSON(t, walletURL, "", "", &wallet); st != http.StatusOK || wallet.ID != walletURL || wallet.AssetCode != "ZAR" ||
+		wallet.ResourceServer != h.Base+config.DevOPPath {
+		t.Fatalf("GET %s = %d %+v, want the demo retailer's ZAR wallet address served by the switch", walletURL, st, wallet)
+	}
+
+	tranID, incomingURL := incomingPaymentCode(t, h)
+	if a := received(t, h, incomingURL); a.ReceivedAmount.Value != "0" || a.ReceivedAmount.AssetCode != "ZAR" || a.AuthServer != wallet.AuthServer {
+		t.Fatalf("the new code's incoming payment = %+v, want 0 ZAR received and the wallet's auth server", a)
+	}
+
+	req := payRequest(config.DevRetailerInstitutionID, tranID, 2599)
+	answer := h.payAsyncAs(req, retailer, pass)
+	key := qrswitch.PaymentKey(config.DevRetailerID, req.ID)
+	h.waitState(t, key, "AWAITING_SCAN")
+	r := h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL})
+	var paid struct {
+		Sent, Delivered uint64
+		Error           string
+	}
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &paid) != nil || paid.Delivered != 2599 || paid.Error != "" {
+		t.Fatalf("the wallet paying = %d %s, want 2599 delivered", r.status, r.body)
+	}
+	a := <-answer
+	var resp wire.PaymentResponse
+	if a.status != http.StatusCreated || json.Unmarshal(a.body, &resp) != nil || resp.Partner == nil || resp.Partner.ID != config.DevOPPartnerID ||
+		resp.Amounts == nil || resp.Amounts.ApprovedAmount == nil || resp.Amounts.ApprovedAmount.Amount != 2599 {
+		t.Fatalf("pay = %d %s, want 201 approving 2599 on partner %s", a.status, a.body, config.DevOPPartnerID)
+	}
+	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "2599" {
+		t.Fatalf("receivedAmount after payment = %s, want 2599", got)
+	}
+
+	// Paying the completed incoming payment again moves nothing.
+	r = h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL})
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &paid) != nil || paid.Delivered != 0 {
+		t.Fatalf("paying a completed incoming payment = %d %s, want nothing delivered", r.status, r.body)
+	}
+	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "2599" {
+		t.Fatalf("receivedAmount after a second payment = %s, want 2599", got)
+	}
+
+	// Without a grant the resource server writes nothing.
+	post := h.Post(t, config.DevOPPath+"/incoming-payments", "", "", map[string]any{"walletAddress": walletURL})
+	var opErr struct {
+		Error struct{ Code, Description string }
+	}
+	if post.status != http.StatusUnauthorized || json.Unmarshal(post.body, &opErr) != nil || opErr.Error.Code != "unauthorized" {
+		t.Fatalf("POST incoming-payments without a token = %d %s, want 401 unauthorized", post.status, post.body)
+	}
+
+	// The reversal of money that arrived is the operator's to return.
+	if r := h.Post(t, "/qr/v1/payments/reversals", retailer, pass, reversal(req.ID, wire.ReasonCancelled)); r.status != http.StatusAccepted {
+		t.Fatalf("reversal = %d %s", r.status, r.body)
+	}
+	h.waitState(t, key, "REVERSING")
+	var tx struct {
+		Results []struct{ Advices []qrswitch.Advice }
+	}
+	until(t, "the reversal to be held for an operator", func() bool {
+		h.getJSON(t, h.Base+"/support/v1/transactions/"+req.ID, config.DevSupportUsername, config.DevSupportPassword, &tx)
+		return len(tx.Results) == 1 && len(tx.Results[0].Advices) == 1 && tx.Results[0].Advices[0].State == qrswitch.AdviceOperator
+	})
+}
+
+// TestOpenPaymentsPaidTooLate: when nothing was paid during the POS's
+// wait, the request ends NO_SCAN_RECEIVED and a wallet that pays the
+// code's incoming payment afterwards has its packets rejected: nothing is
+// credited.
+func TestOpenPaymentsPaidTooLate(t *testing.T) {
+	h, d := devHarness(t, "QRSWITCH_SCAN_WAIT=1s")
+	sim := simulatorOf(t, d, openpayments.Name)
+	tranID, incomingURL := incomingPaymentCode(t, h)
+	a := <-h.payAsyncAs(payRequest(config.DevRetailerInstitutionID, tranID, 2599), config.DevRetailerUsername, config.DevRetailerPassword)
+	if a.status != http.StatusBadRequest || a.detail(t).ErrorType != wire.NoScanReceived {
+		t.Fatalf("pay with nothing paid = %d %s, want 400 NO_SCAN_RECEIVED", a.status, a.body)
+	}
+	r := h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL})
+	var paid struct {
+		Delivered uint64
+		Error     string
+	}
+	if r.status != http.StatusBadGateway || json.Unmarshal(r.body, &paid) != nil || paid.Delivered != 0 || !strings.Contains(paid.Error, "F02") {
+		t.Fatalf("paying after the wait = %d %s, want 502, nothing delivered, the packets rejected F02", r.status, r.body)
+	}
+	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "0" {
+		t.Fatalf("receivedAmount after a late payment = %s, want 0", got)
+	}
+}
