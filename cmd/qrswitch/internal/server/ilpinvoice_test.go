@@ -21,7 +21,7 @@ import (
 // devHarness starts the development setup — what `qrswitch serve` runs with
 // no config, every rail's simulator included — on free ports, and returns
 // it with what var/dev.json says of it.
-func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
+func devHarness(t testing.TB, env ...string) (*Harness, *DevInfo) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load("", append(append(devListeners(t, dir),
@@ -46,7 +46,7 @@ func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 // devListeners is the environment that moves the development setup to
 // free ports: its listeners and every simulated partner's base_url, so
 // that tests run side by side with each other and with a `qrswitch serve`.
-func devListeners(t *testing.T, dir string) []string {
+func devListeners(t testing.TB, dir string) []string {
 	t.Helper()
 	env := []string{"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0"}
 	for i := range config.Development().Partners {
@@ -56,7 +56,7 @@ func devListeners(t *testing.T, dir string) []string {
 }
 
 // simulatorOf returns what dev.json says of the simulator of a rail.
-func simulatorOf(t *testing.T, d *DevInfo, rail string) map[string]string {
+func simulatorOf(t testing.TB, d *DevInfo, rail string) map[string]string {
 	t.Helper()
 	for _, p := range d.Partners {
 		if p.Rail == rail {
@@ -86,7 +86,7 @@ func until(t *testing.T, what string, check func() bool) {
 }
 
 // getJSON GETs url on the switch's client and decodes the answer.
-func (h *Harness) getJSON(t *testing.T, url, user, pass string, v any) int {
+func (h *Harness) getJSON(t testing.TB, url, user, pass string, v any) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if user != "" {

@@ -3,8 +3,10 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
@@ -26,7 +28,7 @@ type opAmount struct {
 // incomingPaymentCode asks the development setup for a QR code of 25.99
 // ZAR and returns its tranId and the incoming payment URL its Open
 // Payments template carries.
-func incomingPaymentCode(t *testing.T, h *Harness) (tranID, incomingURL string) {
+func incomingPaymentCode(t testing.TB, h *Harness) (tranID, incomingURL string) {
 	t.Helper()
 	req := qrRequest(config.DevRetailerInstitutionID)
 	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 2599, Currency: "710"}}
@@ -51,7 +53,7 @@ func incomingPaymentCode(t *testing.T, h *Harness) (tranID, incomingURL string) 
 }
 
 // received reads the public form of an incoming payment.
-func received(t *testing.T, h *Harness, url string) opAmount {
+func received(t testing.TB, h *Harness, url string) opAmount {
 	t.Helper()
 	var a opAmount
 	if st := h.getJSON(t, url, "", "", &a); st != http.StatusOK {
@@ -163,4 +165,36 @@ func TestOpenPaymentsPaidTooLate(t *testing.T) {
 	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "0" {
 		t.Fatalf("receivedAmount after a late payment = %s, want 0", got)
 	}
+}
+
+// BenchmarkOpenPaymentsQRPayment pays QR codes of the development setup
+// over the Open Payments rail one after another: the POS's request is held,
+// then the simulated wallet reads the incoming payment and pays it over
+// STREAM through the switch's ILP endpoint. The latency is the customer's:
+// from the wallet's start to the POS's 201, reported as p50 and p99.
+func BenchmarkOpenPaymentsQRPayment(b *testing.B) {
+	h, d := devHarness(b)
+	sim := simulatorOf(b, d, openpayments.Name)
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		tranID, incomingURL := incomingPaymentCode(b, h)
+		req := payRequest(config.DevRetailerInstitutionID, tranID, 2599)
+		answer := h.payAsyncAs(req, config.DevRetailerUsername, config.DevRetailerPassword)
+		h.waitState(b, qrswitch.PaymentKey(config.DevRetailerID, req.ID), "AWAITING_SCAN")
+		b.StartTimer()
+		start := time.Now()
+		if r := h.Post(b, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL}); r.status != http.StatusOK {
+			b.Fatalf("the wallet paying = %d %s", r.status, r.body)
+		}
+		if a := <-answer; a.status != http.StatusCreated {
+			b.Fatalf("pay = %d %s", a.status, a.body)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 }
