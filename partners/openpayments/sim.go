@@ -87,8 +87,12 @@ func (s *simulator) Handler() http.Handler {
 
 func (s *simulator) Describe() map[string]any {
 	base := "https://" + s.listen
+	wallets := map[string]string{}
+	for _, w := range s.rail.wallets {
+		wallets[w.Retailer] = s.rail.walletURL(w.Name)
+	}
 	return map[string]any{"url": base, "pay": base + "/sim/v1/pay", "payments": base + "/sim/v1/payments", "reset": base + "/sim/v1/reset",
-		"ilpEndpoint": s.link.URL}
+		"ilpEndpoint": s.link.URL, "walletAddresses": wallets}
 }
 
 func (s *simulator) Close() error { s.stop(); return nil }

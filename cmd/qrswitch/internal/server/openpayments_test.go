@@ -83,6 +83,16 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 		t.Fatalf("GET %s = %d %+v, want the demo retailer's ZAR wallet address served by the switch", walletURL, st, wallet)
 	}
 
+	for _, p := range d.Partners {
+		if p.Rail != openpayments.Name {
+			continue
+		}
+		named, _ := p.Simulator["walletAddresses"].(map[string]any)
+		if named[config.DevRetailerID] != walletURL || sim["ilpEndpoint"] != h.Base+config.DevOPPath+"/ilp" {
+			t.Fatalf("dev.json simulator = %v, want the demo retailer's wallet address %s and the ILP endpoint", p.Simulator, walletURL)
+		}
+	}
+
 	tranID, incomingURL := incomingPaymentCode(t, h)
 	if a := received(t, h, incomingURL); a.ReceivedAmount.Value != "0" || a.ReceivedAmount.AssetCode != "ZAR" || a.AuthServer != wallet.AuthServer {
 		t.Fatalf("the new code's incoming payment = %+v, want 0 ZAR received and the wallet's auth server", a)
