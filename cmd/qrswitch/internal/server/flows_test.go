@@ -793,10 +793,11 @@ func TestGracefulShutdownFinishesHeldPayments(t *testing.T) {
 // of each waiting out its own backoff.
 func TestBacklogDrainsWhenPartnerReturns(t *testing.T) {
 	h := NewHarness(t, func(c *config.Config, _ *Options) {
-		// Long backoffs: after one failure an advice waits 10 s ± 50 %,
-		// so an advice done before its NextAt was sent by the drain.
-		c.SAF.InitialInterval = config.Duration(10 * time.Second)
-		c.SAF.MaxInterval = config.Duration(time.Minute)
+		// Long backoffs: after one failure an advice waits 60 s ± 50 %,
+		// so an advice done before its NextAt was sent by the drain, even
+		// on a machine slow enough to take seconds per request.
+		c.SAF.InitialInterval = config.Duration(time.Minute)
+		c.SAF.MaxInterval = config.Duration(5 * time.Minute)
 	})
 	var reqs []*wire.PaymentRequest
 	for i := range 8 {
