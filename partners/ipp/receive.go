@@ -157,7 +157,7 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 			if errors.Is(err, partners.ErrAmount) {
 				code = protocol.CodeVoided
 			}
-			p.Replies = map[string]*protocol.Reply{}
+			p.State, p.Replies = protocol.StateOffer, map[string]*protocol.Reply{}
 			rep, recs, derr := r.decide(p, n, code, err.Error())
 			if derr == nil {
 				derr = r.records.Commit(ctx, recs...)

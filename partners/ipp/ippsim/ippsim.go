@@ -188,6 +188,10 @@ func (s *Sim) query(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, 200, q)
 }
 
+// Sign signs any notification as the simulator's (tests forge with it)
+// and keeps it for verification queries.
+func (s *Sim) Sign(n *protocol.Notification) error { return s.sign(n) }
+
 // sign signs n and keeps it for verification queries.
 func (s *Sim) sign(n *protocol.Notification) error {
 	if err := s.signer.Sign(n); err != nil {
@@ -256,6 +260,7 @@ func (s *Sim) notify(w http.ResponseWriter, r *http.Request) {
 		d.Code, d.Status = code, code.Status()
 		if code == protocol.CodeReset {
 			d.RefAmount, d.Amount = n.Amount, halve(n.Amount)
+			d.RefXTime, d.RefMemo = n.XTime, n.Memo
 		}
 		if err := s.sign(&d); err != nil {
 			rep = &protocol.Reply{Code: protocol.CodeServerError, Status: protocol.CodeServerError.Status(), Message: err.Error()}
@@ -412,4 +417,29 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(b)
+}
+
+// Decide sends, later, the simulator's decision on an offer it received
+// (its URL-encoded body) to the offer's notifier: after answering 610
+// pending, say. A reset (640) halves the amount.
+func (s *Sim) Decide(ctx context.Context, offer string, code protocol.Code) (*PayResult, error) {
+	n, err := protocol.ParseNotification([]byte(offer))
+	if err != nil {
+		return nil, err
+	}
+	d := *n
+	d.Code, d.Status = code, code.Status()
+	if code == protocol.CodeReset {
+		// A reset's ref_* name the record it resets.
+		d.RefAmount, d.Amount = n.Amount, halve(n.Amount)
+		d.RefXTime, d.RefMemo = n.XTime, n.Memo
+	}
+	if err := s.sign(&d); err != nil {
+		return nil, err
+	}
+	notifier := n.To
+	if !n.Reversal() {
+		notifier = n.From
+	}
+	return s.Send(ctx, notifier, d.Encode())
 }

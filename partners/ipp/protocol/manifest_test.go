@@ -242,11 +242,16 @@ func TestVerify(t *testing.T) {
 		}, CodeSchemeDependency},
 		{"rsa with a garbled certificate", func(t *testing.T, s *setup) {
 			sign(t, s.site.key, s.n)
-			s.site.set(func(b *brandSite) { b.certPEM = []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n") })
+			s.site.set(func(b *brandSite) {
+				b.certPEM = []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+			})
 		}, CodeSchemeDependency},
 		{"query", func(t *testing.T, s *setup) { s.n.Scheme, s.n.VerData = SchemeQuery, s.n.SHA1(); s.site.keep(s.n) }, 0},
 		{"query without ver_data", func(t *testing.T, s *setup) { s.n.Scheme = SchemeQuery; s.site.keep(s.n) }, 0},
-		{"query wrong ver_data", func(t *testing.T, s *setup) { s.n.Scheme, s.n.VerData = SchemeQuery, strings.Repeat("0", 40); s.site.keep(s.n) }, CodeVerification},
+		{"query wrong ver_data", func(t *testing.T, s *setup) {
+			s.n.Scheme, s.n.VerData = SchemeQuery, strings.Repeat("0", 40)
+			s.site.keep(s.n)
+		}, CodeVerification},
 		{"query unknown record", func(t *testing.T, s *setup) { s.n.Scheme = SchemeQuery }, CodeVerification},
 		{"query other status", func(t *testing.T, s *setup) {
 			s.n.Scheme = SchemeQuery
@@ -308,5 +313,7 @@ func sign(t *testing.T, key *rsa.PrivateKey, n *Notification) {
 }
 
 func (s *brandSite) keep(n *Notification) {
-	s.set(func(b *brandSite) { b.records[n.SHA1()] = QueryReply{Code: n.Code, Status: n.Status, Record: n.Canonical()} })
+	s.set(func(b *brandSite) {
+		b.records[n.SHA1()] = QueryReply{Code: n.Code, Status: n.Status, Record: n.Canonical()}
+	})
 }

@@ -252,10 +252,11 @@ func encodeParams(ps [][2]string) string {
 func (n *Notification) Reversal() bool { return strings.HasPrefix(n.Amount, "-") }
 
 // OriginalKey names the payment a notification is about: its offer's
-// from, to, xtime, amount and unit. A reset names the original through
-// ref_xtime and ref_amount; an approval or voidance repeats it exactly.
+// relay, from, to, xtime, amount, unit and memo. A reset names the
+// original through ref_xtime, ref_amount and ref_memo; an approval or
+// voidance repeats it exactly.
 func (n *Notification) OriginalKey() string {
-	xtime, amount := n.XTime, n.Amount
+	xtime, amount, memo := n.XTime, n.Amount, n.Memo
 	if n.Code == CodeReset {
 		if n.RefXTime != 0 {
 			xtime = n.RefXTime
@@ -263,14 +264,17 @@ func (n *Notification) OriginalKey() string {
 		if n.RefAmount != "" {
 			amount = n.RefAmount
 		}
+		if n.RefMemo != "" {
+			memo = n.RefMemo
+		}
 	}
-	return PaymentKey(n.From, n.To, xtime, amount, n.Unit)
+	return PaymentKey(n.Relay, n.From, n.To, xtime, amount, n.Unit, memo)
 }
 
 // PaymentKey is the key of a payment record: a hash of its offer's
 // identifying parameters, so that both accountants compute the same.
-func PaymentKey(from, to string, xtime int64, amount, unit string) string {
-	s := sha1.Sum([]byte(strings.Join([]string{from, to, strconv.FormatInt(xtime, 10), canonicalAmount(amount), unit}, "\n")))
+func PaymentKey(relay, from, to string, xtime int64, amount, unit, memo string) string {
+	s := sha1.Sum([]byte(strings.Join([]string{relay, from, to, strconv.FormatInt(xtime, 10), canonicalAmount(amount), unit, memo}, "\n")))
 	return hex.EncodeToString(s[:])
 }
 
