@@ -82,6 +82,9 @@ type Options struct {
 	// Auditors may read the reports endpoint with a bearer token:
 	// token_sha256 (hex), or token in development.
 	Auditors []Auditor `yaml:"auditors"`
+	// PendingInterval is how often offers answered 610 (pending) are
+	// decided again and decisions due are notified. Default 1s.
+	PendingInterval time.Duration `yaml:"pending_interval"`
 	// SimBrandPath is the path of the brand the simulator plays under its
 	// listener (default "/buyer").
 	SimBrandPath string `yaml:"sim_brand_path"`
@@ -114,6 +117,9 @@ type Rail struct {
 	now      func() time.Time
 	dev      bool
 	timeout  time.Duration
+
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // New builds the rail for one partner.
@@ -143,6 +149,9 @@ func New(c partners.Config) (partners.Rail, error) {
 	}
 	if o.MaxSkew <= 0 {
 		o.MaxSkew = 15 * time.Minute
+	}
+	if o.PendingInterval <= 0 {
+		o.PendingInterval = time.Second
 	}
 	if o.SimBrandPath == "" {
 		o.SimBrandPath = "/buyer"
@@ -345,6 +354,7 @@ var (
 	_ partners.Refunder  = (*Rail)(nil)
 	_ partners.Surface   = (*Rail)(nil)
 	_ partners.Simulated = (*Rail)(nil)
+	_ partners.Starter   = (*Rail)(nil)
 )
 
 // authAuditor returns the auditor whose bearer token req carries.

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,6 +61,8 @@ type envOpts struct {
 	simRSA bool // the simulator signs with RSA
 	extra  string
 	host   *railtest.Host
+	// wrap, when set, is the Host the rail reports to, around e.host.
+	wrap func(*railtest.Host) partners.Host
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -96,8 +99,12 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err := yaml.Unmarshal([]byte(opts), &node); err != nil {
 		t.Fatal(err)
 	}
+	var host partners.Host = e.host
+	if o.wrap != nil {
+		host = o.wrap(e.host)
+	}
 	r, err := ipp.New(partners.Config{
-		PartnerID: partnerID, Name: "IPP", Options: node.Content[0], Host: e.host, Records: e.records,
+		PartnerID: partnerID, Name: "IPP", Options: node.Content[0], Host: host, Records: e.records,
 		Transport: e.client.Transport, PublicURL: e.srv.URL, Development: true, Timeout: 10 * time.Second, Logger: zerolog.Nop(),
 	})
 	if err != nil {
@@ -717,5 +724,93 @@ func TestOptionsRefused(t *testing.T) {
 	yaml.Unmarshal([]byte(fmt.Sprintf("currency: \"840\"\nkey_file: %q\ncert_file: %q\n", key, cert)), &node)
 	if _, err := ipp.New(partners.Config{PartnerID: partnerID, Options: node.Content[0], PublicURL: "https://127.0.0.1:8443"}); err != nil {
 		t.Fatalf("New(key pair) = %v", err)
+	}
+}
+
+// lateHost is an engine whose payment request arrives late: Paid answers
+// ErrNoRequestYet until ready (or ErrNotWaiting once ended).
+type lateHost struct {
+	*railtest.Host
+	ready, ended atomic.Bool
+}
+
+func (h *lateHost) Paid(ctx context.Context, p *partners.Paid) error {
+	switch {
+	case h.ended.Load():
+		return partners.ErrNotWaiting
+	case !h.ready.Load():
+		return partners.ErrNoRequestYet
+	}
+	return h.Host.Paid(ctx, p)
+}
+
+// TestPendingThenNotified: an offer that comes before the POS's payment
+// request is answered 610; once the request is there the payment is
+// approved and the decision notified to the payer's accountant (repeated
+// while it is down); an offer whose payment ended meanwhile is notified
+// voided (663).
+func TestPendingThenNotified(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  bool
+		want protocol.Code
+	}{{"approved", false, protocol.CodeApproved}, {"ended", true, protocol.CodeUnexpected}} {
+		t.Run(tt.name, func(t *testing.T) {
+			late := &lateHost{}
+			e := newEnv(t, envOpts{extra: "pending_interval: 20ms\n", wrap: func(h *railtest.Host) partners.Host { late.Host = h; return late }})
+			_, of := e.offer(1000, time.Minute)
+			res := e.pay(of, "10.00")
+			if res.Reply.Code != protocol.CodePending {
+				t.Fatalf("early offer answered %+v, want 610", res.Reply)
+			}
+			e.sim.SetFaults(ippsim.Faults{Down: true})
+			if err := e.rail.(partners.Starter).Start(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.rail.(partners.Starter).Close() })
+			if tt.end {
+				late.ended.Store(true)
+			} else {
+				late.ready.Store(true)
+			}
+			// The first notification meets the accountant down; it is
+			// repeated once it is up.
+			waitReceived(t, e, 1)
+			e.sim.SetFaults(ippsim.Faults{})
+			var got *protocol.Notification
+			for got == nil {
+				for _, r := range e.sim.Received() {
+					if r.Reply != nil && r.Reply.Code == tt.want {
+						got, _ = protocol.ParseNotification([]byte(r.Body))
+					}
+				}
+				if got == nil {
+					waitReceived(t, e, len(e.sim.Received())+1)
+				}
+			}
+			if got.Code != tt.want || got.Relay != of.Reference {
+				t.Fatalf("decision notified = %+v, want %d for relay %s", got, tt.want, of.Reference)
+			}
+			if n := len(e.host.PaidReports()); n != map[bool]int{false: 1, true: 0}[tt.end] {
+				t.Fatalf("%d payments reported, want %v", n, !tt.end)
+			}
+			if again := e.send(res.Offer); again.Code != tt.want {
+				t.Fatalf("the offer repeated after the decision = %d, want %d", again.Code, tt.want)
+			}
+		})
+	}
+}
+
+// waitReceived waits until the simulator received n notifications (a
+// backstop of 30 s; the test decides on the notifications).
+func waitReceived(t *testing.T, e *env, n int) {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for len(e.sim.Received()) < n {
+		select {
+		case <-e.sim.Changed():
+		case <-deadline:
+			t.Fatalf("the payer's accountant received %d notifications, want %d", len(e.sim.Received()), n)
+		}
 	}
 }

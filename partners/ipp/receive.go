@@ -169,7 +169,7 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 				return replyOf(protocol.CodeServerError, "recording the voidance: %v", derr)
 			}
 			return rep
-		case errors.Is(err, partners.ErrNoRequestYet) && attempt < 20:
+		case errors.Is(err, partners.ErrNoRequestYet) && attempt < 5:
 			select {
 			case <-ctx.Done():
 				return replyOf(protocol.CodeServerError, "%v", ctx.Err())
@@ -177,7 +177,21 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 			}
 			continue
 		case errors.Is(err, partners.ErrNoRequestYet):
-			return replyOf(protocol.CodeServerError, "the POS's payment request has not reached the switch yet: send the offer again")
+			// Pending (610): the relay is held for this offer, and the
+			// decision is notified once the POS's request is there.
+			p.State, p.Replies = protocol.StatePending, map[string]*protocol.Reply{}
+			p.Decision, p.DecisionRecord, p.DecisionScheme, p.DecisionData, p.Decided = 0, "", "", "", time.Time{}
+			rep := replyOf(protocol.CodePending, "the payment request has not reached the payee yet: the decision will be notified")
+			p.Replies[sum] = rep
+			p.Due = r.now().Add(r.opts.PendingInterval)
+			err := r.records.Commit(ctx, r.paymentRecord(p), relayRec)
+			if retry(err, attempt) {
+				continue
+			}
+			if err != nil {
+				return replyOf(protocol.CodeServerError, "recording the pending offer: %v", err)
+			}
+			return rep
 		case retry(err, attempt):
 			continue
 		}

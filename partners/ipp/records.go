@@ -67,7 +67,12 @@ type payment struct {
 	Created  time.Time `json:"created"`
 	Decided  time.Time `json:"decided,omitzero"`
 	Note     string    `json:"note,omitempty"`
-	Version  int64     `json:"-"`
+	// Due is when the sweeper takes the record up again: a pending offer
+	// to decide, or a decision to notify (Notify).
+	Due            time.Time `json:"due,omitzero"`
+	Notify         bool      `json:"notify,omitempty"`
+	NotifyAttempts int       `json:"notifyAttempts,omitempty"`
+	Version        int64     `json:"-"`
 }
 
 // own is a record the switch authored, answered to verification queries.
@@ -94,7 +99,9 @@ func (r *Rail) paymentRecord(p *payment) *partners.Record {
 	if p.State.Reportable() {
 		index = append(index, "reportable")
 	}
-	return r.encode(kindPayment, p.Key, p, p.Version, index...)
+	rec := r.encode(kindPayment, p.Key, p, p.Version, index...)
+	rec.DueAt = p.Due
+	return rec
 }
 
 func (r *Rail) ownRecord(n *protocol.Notification) *partners.Record {

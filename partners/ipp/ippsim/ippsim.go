@@ -236,9 +236,9 @@ func (s *Sim) notify(w http.ResponseWriter, r *http.Request) {
 	n, err := protocol.ParseNotification(body)
 	if err == nil {
 		// The notifier of an offer to be paid is the payer; of a reversal
-		// offer, the payee.
+		// offer, the payee; of a decision, the other side of the offer.
 		notifier := n.From
-		if n.Reversal() {
+		if n.Reversal() == (n.Code == protocol.CodeOffer) {
 			notifier = n.To
 		}
 		_, err = protocol.Verifier{Dir: s.dir}.Verify(r.Context(), n, notifier)
@@ -249,6 +249,8 @@ func (s *Sim) notify(w http.ResponseWriter, r *http.Request) {
 		rep = &protocol.Reply{Code: pe.Code, Status: pe.Code.Status(), Message: pe.Error()}
 	case err != nil:
 		rep = &protocol.Reply{Code: protocol.CodeServerError, Status: protocol.CodeServerError.Status(), Message: err.Error()}
+	case n.Code != protocol.CodeOffer:
+		rep = &protocol.Reply{Code: n.Code, Status: n.Code.Status(), Message: "recorded"}
 	case f.Code != 0 && !f.Code.Decision() || f.Code == protocol.CodePending:
 		rep = &protocol.Reply{Code: f.Code, Status: f.Code.Status(), Message: "simulated"}
 	default:
