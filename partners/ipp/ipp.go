@@ -326,12 +326,13 @@ func (r *Rail) Simulator(env partners.SimEnv) (partners.Simulator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &simulator{Sim: sim, base: base, path: r.opts.SimBrandPath}, nil
+	return &simulator{Sim: sim, base: base, path: r.opts.SimBrandPath, rail: r}, nil
 }
 
 type simulator struct {
 	*ippsim.Sim
 	base, path string
+	rail       *Rail
 }
 
 func (s *simulator) Close() error { s.Sim.Close(); return nil }
@@ -344,6 +345,10 @@ func (s *simulator) Describe() map[string]any {
 		"pay":        s.base + "/sim/v1/pay",
 		"faults":     s.base + "/sim/v1/faults",
 		"received":   s.base + "/sim/v1/received",
+		// The switch's side: a retailer's brand, its page, and the reports.
+		"switchBrand":     s.rail.prefix + "{retailer}",
+		"switchBrandPage": s.rail.base + "/b/{retailer}",
+		"switchReports":   s.rail.base + "/reports",
 	}
 }
 

@@ -7,4 +7,6 @@ import (
 	_ "github.com/qrswitch/qrswitch/partners/electrum"
 	// Merchant invoices over SPSP/ILP (seed 001).
 	_ "github.com/qrswitch/qrswitch/partners/ilpinvoice"
+	// The Inter-Entity Payment Protocol (seed 004).
+	_ "github.com/qrswitch/qrswitch/partners/ipp"
 )

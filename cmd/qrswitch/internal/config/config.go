@@ -57,6 +57,9 @@ const (
 	DevILPDFSPID       = "sim-dfsp"
 	DevILPDFSPUsername = "sim-dfsp"
 	DevILPDFSPPassword = "sim-dfsp-dev-password"
+	DevIPPPartnerID    = "ipp"
+	DevIPPBaseURL      = "https://127.0.0.1:9445"
+	DevIPPAuditorToken = "ipp-auditor-dev-token"
 
 	DevShopID                 = "demo-webshop"
 	DevShopUsername           = "demo-webshop"
@@ -575,6 +578,16 @@ dfsps:
     balance: "100000.00"
     username: ` + DevILPDFSPUsername + `
     password: ` + DevILPDFSPPassword + `
+`),
+		}, {
+			ID:      DevIPPPartnerID,
+			Name:    "IPP",
+			Rail:    "ipp",
+			BaseURL: DevIPPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+currency: "710"
+auditors: [{name: auditor, token: ` + DevIPPAuditorToken + `}]
 `),
 		}},
 		Support: []SupportUser{{

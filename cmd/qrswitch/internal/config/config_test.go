@@ -281,6 +281,8 @@ func TestDevelopmentSetup(t *testing.T) {
 			ScanUsername: "sim-wallet", ScanPassword: "sim-wallet-dev-password",
 		}, {
 			ID: "ilp", Name: "ILP invoices", Rail: "ilpinvoice", BaseURL: "https://127.0.0.1:9444", Timeout: sec(60 * time.Second),
+		}, {
+			ID: "ipp", Name: "IPP", Rail: "ipp", BaseURL: "https://127.0.0.1:9445", Timeout: sec(60 * time.Second),
 		}},
 		Support:     []SupportUser{{Username: "support", Password: "support-dev-password", Role: RoleOperator}},
 		Development: true,
@@ -298,6 +300,11 @@ func TestDevelopmentSetup(t *testing.T) {
 			t.Errorf("development partner ilp options = %v (%v), want %v", m, err, wantOptions)
 		}
 		c.Partners[1].Options = yaml.Node{}
+		var ipp map[string]any
+		if err := c.Partners[2].Options.Decode(&ipp); err != nil || ipp["currency"] != "710" {
+			t.Errorf("development partner ipp options = %v (%v), want currency 710", ipp, err)
+		}
+		c.Partners[2].Options = yaml.Node{}
 		return c
 	}
 	got, err := Load("", nil)

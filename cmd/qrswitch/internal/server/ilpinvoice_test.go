@@ -26,6 +26,7 @@ func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 	cfg, err := config.Load("", append([]string{
 		"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0",
 		"QRSWITCH_PARTNERS_0_BASE_URL=https://" + freePort(t), "QRSWITCH_PARTNERS_1_BASE_URL=https://" + freePort(t),
+		"QRSWITCH_PARTNERS_2_BASE_URL=https://" + freePort(t),
 		"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
 	}, env...))
 	if err != nil {

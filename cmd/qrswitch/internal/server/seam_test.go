@@ -77,6 +77,7 @@ func TestDevelopmentSetupDescribesItself(t *testing.T) {
 	cfg, err := config.Load("", []string{
 		"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0",
 		"QRSWITCH_PARTNERS_0_BASE_URL=https://" + freePort(t), "QRSWITCH_PARTNERS_1_BASE_URL=https://" + freePort(t),
+		"QRSWITCH_PARTNERS_2_BASE_URL=https://" + freePort(t),
 	})
 	if err != nil {
 		t.Fatal(err)
