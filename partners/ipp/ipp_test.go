@@ -814,3 +814,54 @@ func waitReceived(t *testing.T, e *env, n int) {
 		}
 	}
 }
+
+// TestReversalAnswers: every code the payer's accountant may answer a
+// reversal offer with, and what the advice comes to: final decisions and
+// the notifier's and verifier's refusals are final, manifest trouble and
+// the catch-all 900 are repeated.
+func TestReversalAnswers(t *testing.T) {
+	e := newEnv(t, envOpts{simRSA: true})
+	for _, tt := range []struct {
+		code protocol.Code
+		want outcome.Outcome
+	}{
+		{protocol.CodeApproved, outcome.Successful},
+		{protocol.CodePending, outcome.Unknown},
+		{protocol.CodeReset, outcome.Failed},
+		{protocol.CodeVoided, outcome.Failed},
+		{protocol.CodeBlocked, outcome.Failed},
+		{protocol.CodeAdvisory, outcome.Failed},
+		{protocol.CodeUnexpected, outcome.Failed},
+		{protocol.CodeManifestNotFound, outcome.Unknown},
+		{protocol.CodeManifestURL, outcome.Unknown},
+		{protocol.CodeSchemeDependency, outcome.Unknown},
+		{protocol.CodeBadRequest, outcome.Failed},
+		{protocol.CodeInvalidRelay, outcome.Failed},
+		{protocol.CodeInvalidCredentials, outcome.Failed},
+		{protocol.CodeVerification, outcome.Failed},
+		{protocol.CodeResetRefused, outcome.Failed},
+		{protocol.CodeConflictStatus, outcome.Failed},
+		{protocol.CodeConflictUnits, outcome.Failed},
+		{protocol.CodeServerError, outcome.Unknown},
+		{protocol.CodeSchemeUnsupported, outcome.Failed},
+		{protocol.CodeInsufficientFunds, outcome.Failed},
+		{protocol.CodeAccountNotAuth, outcome.Failed},
+		{protocol.CodeUserNotAuth, outcome.Failed},
+	} {
+		t.Run(tt.code.String(), func(t *testing.T) {
+			e.t = t
+			e.sim.SetFaults(ippsim.Faults{})
+			adv, _ := e.paidAdvice()
+			if tt.code != protocol.CodeApproved {
+				e.sim.SetFaults(ippsim.Faults{Code: tt.code})
+			}
+			a := e.refund(adv)
+			if a.Outcome != tt.want || a.Code != tt.code.String() {
+				t.Fatalf("Refund answered %d = %s %q (%v), want %s", tt.code, a.Outcome, a.Code, a.Err, tt.want)
+			}
+			if a.Outcome == outcome.Failed && a.Err == nil {
+				t.Errorf("Refund answered %d failed without a cause for support", tt.code)
+			}
+		})
+	}
+}
