@@ -115,8 +115,6 @@ type Rail struct {
 	blocked  map[string]bool
 	log      zerolog.Logger
 	now      func() time.Time
-	dev      bool
-	timeout  time.Duration
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -178,7 +176,7 @@ func New(c partners.Config) (partners.Rail, error) {
 	r := &Rail{
 		id: c.PartnerID, opts: o, exp: exp, unit: unit, prefix: prefix,
 		base: strings.TrimRight(c.PublicURL, "/") + "/ipp/" + c.PartnerID,
-		host: c.Host, records: c.Records, client: client, log: c.Logger, now: time.Now, dev: c.Development, timeout: c.Timeout,
+		host: c.Host, records: c.Records, client: client, log: c.Logger, now: time.Now,
 		dir:      &protocol.Directory{Client: client, Scheme: o.BrandScheme, TTL: o.ManifestTTL},
 		auditors: map[[sha256.Size]byte]string{}, blocked: map[string]bool{},
 	}

@@ -384,6 +384,12 @@ func TestCodes(t *testing.T) {
 			_, of := e.offer(1000, time.Minute)
 			return offerFor(e, of, func(p *ippsim.PayRequest) { p.Relay = "nosuchrelay" })
 		}, protocol.CodeInvalidRelay, 0},
+		{"801 before any fetch: unknown relay from a brand nobody serves", envOpts{}, func(t *testing.T, e *env) *protocol.Reply {
+			_, of := e.offer(1000, time.Minute)
+			n, _ := e.sim.Offer(ippsim.PayRequest{To: brandOf(of), Relay: "nosuchrelay", Amount: "10.00"})
+			n.From = "127.0.0.1:1/nobody" // a fetch of its page would answer 702
+			return e.send(n.Encode())
+		}, protocol.CodeInvalidRelay, 0},
 		{"801 no relay", envOpts{}, func(t *testing.T, e *env) *protocol.Reply {
 			_, of := e.offer(1000, time.Minute)
 			return offerFor(e, of, func(p *ippsim.PayRequest) { p.Relay = "" })

@@ -59,6 +59,30 @@ func (r *Rail) Receive(ctx context.Context, body []byte) *protocol.Reply {
 	if _, ours := r.retailerOf(n.To); !ours {
 		return replyOf(protocol.CodeInvalidRelay, "to: %s is not a brand this accountant serves", n.To)
 	}
+	// Verification fetches the notifier's manifest and asks its
+	// accountant: only a notification that names something of the
+	// switch's (a live relay of the brand it is sent to, or one of the
+	// switch's offers) gets that far, so nobody can make the switch fetch
+	// arbitrary URLs. Refusing the others before verification does
+	// nothing for them.
+	switch {
+	case n.Code == protocol.CodeOffer && n.Reversal():
+		return replyOf(protocol.CodeUserNotAuth, "a reversal offer comes from the payee: this accountant's brands accept none")
+	case n.Code == protocol.CodeOffer:
+		if rep := r.checkRelay(ctx, n); rep != nil {
+			return rep
+		}
+	default:
+		p, err := r.readPayment(ctx, n.OriginalKey())
+		switch {
+		case errors.Is(err, partners.ErrNotFound):
+			return replyOf(protocol.CodeInvalidRelay, "no offer of this accountant is the decision's record")
+		case err != nil:
+			return replyOf(protocol.CodeServerError, "reading the payment record: %v", err)
+		case p.Role != roleReversal:
+			return replyOf(protocol.CodeConflictStatus, "the payment is the counterpart's offer, decided by this accountant")
+		}
+	}
 	// The counterpart is the payer's brand: the offerer of a payment to
 	// one of the switch's brands, and the decider on the switch's reversal
 	// offers of such a payment.
@@ -66,13 +90,27 @@ func (r *Rail) Receive(ctx context.Context, body []byte) *protocol.Reply {
 	if err != nil {
 		return replyErr(err)
 	}
-	switch {
-	case n.Code == protocol.CodeOffer && n.Reversal():
-		return replyOf(protocol.CodeUserNotAuth, "a reversal offer comes from the payee: %s accepts none for its brands", "this accountant")
-	case n.Code == protocol.CodeOffer:
+	if n.Code == protocol.CodeOffer {
 		return r.receiveOffer(ctx, n, ev)
 	}
 	return r.receiveDecision(ctx, n, ev)
+}
+
+// checkRelay answers an offer that names no live relay of its brand.
+func (r *Rail) checkRelay(ctx context.Context, n *protocol.Notification) *protocol.Reply {
+	if n.Relay == "" {
+		return replyOf(protocol.CodeInvalidRelay, "ipp_relay: an offer to %s names the relay of its QR code", n.To)
+	}
+	rl, _, err := r.readRelay(ctx, n.Relay)
+	switch {
+	case errors.Is(err, partners.ErrNotFound):
+		return replyOf(protocol.CodeInvalidRelay, "ipp_relay: no QR code has this relay")
+	case err != nil:
+		return replyOf(protocol.CodeServerError, "reading the relay: %v", err)
+	case rl.Brand != n.To:
+		return replyOf(protocol.CodeInvalidCredentials, "the relay is not %s's", n.To)
+	}
+	return nil
 }
 
 // receiveOffer decides a verified offer for one of the switch's codes.
