@@ -167,6 +167,9 @@ func New(c partners.Config) (partners.Rail, error) {
 	if n := 4 + len(GUID) + 4 + relayLen + 4 + len(prefix) + 16; n > 99 {
 		return nil, fmt.Errorf("brands %sRETAILER would make the QR template %d characters, over 99: shorten public_url or the partner id", prefix, n)
 	}
+	if c.Timeout <= 0 {
+		c.Timeout = partners.DefaultTimeout
+	}
 	transport := c.Transport
 	if transport == nil {
 		transport = http.DefaultTransport

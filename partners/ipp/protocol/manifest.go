@@ -182,7 +182,27 @@ type Directory struct {
 type dirEntry struct {
 	m       *Manifest
 	cert    *x509.Certificate
+	fetched time.Time
 	expires time.Time
+}
+
+// minRefresh is how old a cached manifest must be before a failed
+// verification refetches it: a brand that rotated its key is seen at once,
+// and forged notifications cannot make the switch refetch at will.
+const minRefresh = 30 * time.Second
+
+// Stale drops brand's cached manifest if it was fetched at least 30 s
+// ago, and reports whether it did: a verification that failed against it
+// may then be tried once more against a fresh copy.
+func (d *Directory) Stale(brand string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.entries[brand]
+	if e == nil || d.now().Sub(e.fetched) < minRefresh {
+		return false
+	}
+	delete(d.entries, brand)
+	return true
 }
 
 // Fetches counts the manifests fetched (not served from the cache).
@@ -254,7 +274,7 @@ func (d *Directory) entry(ctx context.Context, brand string) (*dirEntry, error) 
 	if age, ok := maxAge(hdr.Get("Cache-Control")); ok && age < ttl {
 		ttl = age
 	}
-	e = &dirEntry{m: m, expires: d.now().Add(ttl)}
+	e = &dirEntry{m: m, fetched: d.now(), expires: d.now().Add(ttl)}
 	d.mu.Lock()
 	if d.entries == nil {
 		d.entries = map[string]*dirEntry{}

@@ -317,3 +317,34 @@ func (s *brandSite) keep(n *Notification) {
 		b.records[n.SHA1()] = QueryReply{Code: n.Code, Status: n.Status, Record: n.Canonical()}
 	})
 }
+
+// TestVerifyAfterKeyRotation: a brand that rotated its key is verified
+// against its new certificate once the cached one is 30 s old; a younger
+// cache is not refetched (forgeries cannot make the verifier fetch at
+// will).
+func TestVerifyAfterKeyRotation(t *testing.T) {
+	site := newBrandSite(t, time.Now().Add(time.Hour))
+	now := time.Now()
+	d := &Directory{Client: site.srv.Client(), Now: func() time.Time { return now }}
+	n := site.offer(t)
+	sign(t, site.key, n)
+	if _, err := (Verifier{Dir: d}).Verify(t.Context(), n, site.brand); err != nil {
+		t.Fatalf("Verify = %v", err)
+	}
+	key, cert := testCert(t, site.brand, time.Now().Add(time.Hour))
+	site.set(func(s *brandSite) { s.key, s.certPEM = key, cert })
+	m := site.offer(t)
+	m.Memo = "after rotation"
+	sign(t, key, m)
+	now = now.Add(10 * time.Second)
+	if _, err := (Verifier{Dir: d}).Verify(t.Context(), m, site.brand); err == nil {
+		t.Fatal("Verify with a 10 s old cache refetched it, want the cached certificate used")
+	}
+	now = now.Add(30 * time.Second)
+	if _, err := (Verifier{Dir: d}).Verify(t.Context(), m, site.brand); err != nil {
+		t.Fatalf("Verify after the rotation with a 40 s old cache = %v, want verified against the new certificate", err)
+	}
+	if got := site.hit("/shop/manifest.json"); got != 2 {
+		t.Fatalf("manifest fetched %d times, want 2", got)
+	}
+}

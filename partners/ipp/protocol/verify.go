@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,7 +72,20 @@ type Evidence struct {
 // counterpart the notification comes from). Errors are *ParamError with
 // 701–703 (brand's manifest), 804 (verification failed), 900 (the
 // notifier's accountant could not be asked) or 901 (an unknown scheme).
+//
+// A failure against a manifest cached for 30 s or more is tried once more
+// against a fresh copy (the brand may have rotated its key or moved its
+// accountant).
 func (v Verifier) Verify(ctx context.Context, n *Notification, brand string) (*Evidence, error) {
+	ev, err := v.verify(ctx, n, brand)
+	var pe *ParamError
+	if errors.As(err, &pe) && pe.Code != CodeSchemeUnsupported && v.Dir.Stale(brand) {
+		return v.verify(ctx, n, brand)
+	}
+	return ev, err
+}
+
+func (v Verifier) verify(ctx context.Context, n *Notification, brand string) (*Evidence, error) {
 	if n.Scheme != SchemeQuery && n.Scheme != SchemeRSA {
 		return nil, &ParamError{Code: CodeSchemeUnsupported, Param: "ver_scheme", Msg: fmt.Sprintf("%s is not supported; use %s or %s", n.Scheme, SchemeQuery, SchemeRSA)}
 	}
