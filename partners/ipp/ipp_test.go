@@ -833,6 +833,7 @@ func TestReversalAnswers(t *testing.T) {
 	}{
 		{protocol.CodeApproved, outcome.Successful},
 		{protocol.CodePending, outcome.Unknown},
+		{601, outcome.Unknown}, // "to be specified"
 		{protocol.CodeReset, outcome.Failed},
 		{protocol.CodeVoided, outcome.Failed},
 		{protocol.CodeBlocked, outcome.Failed},

@@ -130,17 +130,10 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 		if d := r.now().Sub(time.Unix(n.XTime, 0)); d > r.opts.MaxSkew || d < -r.opts.MaxSkew {
 			return replyOf(protocol.CodeVerification, "xtime is %s from this accountant's clock, beyond %s: stale or replayed", d.Round(time.Second), r.opts.MaxSkew)
 		}
-		if n.Relay == "" {
-			return replyOf(protocol.CodeInvalidRelay, "ipp_relay: an offer to %s names the relay of its QR code", n.To)
-		}
-		rl, version, err := r.readRelay(ctx, n.Relay)
+		rl, version, err := r.readRelay(ctx, n.Relay) // checked before verification; read again at its version
 		switch {
-		case errors.Is(err, partners.ErrNotFound):
-			return replyOf(protocol.CodeInvalidRelay, "ipp_relay: no QR code has this relay")
 		case err != nil:
 			return replyOf(protocol.CodeServerError, "reading the relay: %v", err)
-		case rl.Brand != n.To:
-			return replyOf(protocol.CodeInvalidCredentials, "the relay is not %s's", n.To)
 		case n.Unit != r.unit:
 			return replyOf(protocol.CodeConflictUnits, "unit %s: %s keeps its ledger in %s", n.Unit, n.To, r.unit)
 		}

@@ -22,7 +22,8 @@ import (
 // successful; pending (610) and the recoverable errors (7xx, 900, no
 // answer) leave it unknown, so the store-and-forward queue repeats it;
 // voided, a reset (not acceptable) and every other error are final and
-// failed, with the code and message in the trace for support.
+// failed, with the code and message in the trace for support. A non-error
+// code the seed leaves "to be specified" is repeated too.
 func (r *Rail) Refund(ctx context.Context, a *partners.Advice) *partners.Answer {
 	start := time.Now()
 	ans := &partners.Answer{Outcome: outcome.Unknown}
@@ -86,7 +87,9 @@ func (r *Rail) Refund(ctx context.Context, a *partners.Advice) *partners.Answer 
 		state, note = protocol.StateError, "the payer reset the reversal offer (to "+rep.Amount+"), which is not acceptable (806)"
 	case rep.Code.Voided():
 		state = protocol.StateVoided
-	case rep.Code.Recoverable() || rep.Code < 600 || (rep.Code > 699 && !rep.Code.Error()):
+	case rep.Code.Recoverable() || !rep.Code.Error():
+		// A recoverable error, or a non-error code the seed leaves "to be
+		// specified" (say 601): asked again, visible in the trace.
 		ans.Err = fmt.Errorf("the payer's accountant answered %d %s: %s", rep.Code, rep.Status, rep.Message)
 		return ans
 	}
