@@ -65,6 +65,7 @@ var statusText = map[Code]string{
 // leaves "to be specified").
 func (c Code) Status() string { return statusText[c] }
 
+// String is the code as answers and traces show it: "IPP 804".
 func (c Code) String() string { return "IPP " + strconv.Itoa(int(c)) }
 
 // Voided reports whether c is one of the voided decisions (660–699).

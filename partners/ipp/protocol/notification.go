@@ -62,6 +62,7 @@ type ParamError struct {
 	Msg   string
 }
 
+// Error names the parameter at fault, if any, and the cause.
 func (e *ParamError) Error() string {
 	if e.Param == "" {
 		return e.Msg
@@ -72,6 +73,7 @@ func (e *ParamError) Error() string {
 // ErrBadRequest is what every malformed notification unwraps to.
 var ErrBadRequest = errors.New("malformed IPP notification")
 
+// Unwrap gives ErrBadRequest for an 800.
 func (e *ParamError) Unwrap() error {
 	if e.Code == CodeBadRequest {
 		return ErrBadRequest
