@@ -21,18 +21,7 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		t := time.NewTicker(r.opts.PendingInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
-					r.log.Warn().Err(err).Msg("deciding pending IPP offers; tried again at the next sweep")
-				}
-			}
-		}
+		partners.Every(ctx, r.opts.PendingInterval, r.log, "deciding pending IPP offers", r.Sweep)
 	}()
 	return nil
 }

@@ -550,18 +550,7 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		t := time.NewTicker(r.opts.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.bgCtx.Done():
-				return
-			case <-t.C:
-				if err := r.Sweep(r.bgCtx); err != nil && r.bgCtx.Err() == nil {
-					r.log.Warn().Err(err).Msg("sweeping expired incoming payments; tried again at the next sweep")
-				}
-			}
-		}
+		partners.Every(r.bgCtx, r.opts.SweepInterval, r.log, "sweeping expired incoming payments", r.Sweep)
 	}()
 	return nil
 }
