@@ -226,13 +226,13 @@ func TestILPInvoiceThroughTheSwitch(t *testing.T) {
 	}
 }
 
-// invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
-// the customer named when given, and returns its tranId and the invoice
-// URL its ILP invoice template carries.
-func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL string) {
+// railCode asks the development setup's demo retailer for a QR code of
+// amount ZAR cents (with a customer when given) and returns its tranId and
+// the template of the rail whose GUID is given.
+func railCode(t testing.TB, h *Harness, amount int64, customer, guid string) (string, qr.MerchantAccount) {
 	t.Helper()
 	req := qrRequest(config.DevRetailerInstitutionID)
-	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 1500, Currency: "710"}}
+	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: amount, Currency: "710"}}
 	if customer != "" {
 		req.Customer = json.RawMessage(`{"msisdn":"` + customer + `"}`)
 	}
@@ -245,15 +245,24 @@ func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, ok := p.Account(ilpinvoice.GUID)
+	a, ok := p.Account(guid)
 	if !ok {
-		t.Fatalf("QR code %s has no invoice template", resp.QrCode)
+		t.Fatalf("QR code %s has no %s template", resp.QrCode, guid)
 	}
+	return resp.TranID, a
+}
+
+// invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
+// the customer named when given, and returns its tranId and the invoice
+// URL its ILP invoice template carries.
+func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL string) {
+	t.Helper()
+	tranID, a := railCode(t, h, 1500, customer, ilpinvoice.GUID)
 	invoiceURL, _ = a.Field("01")
 	if !strings.HasPrefix(invoiceURL, h.Base+"/ilpinvoice/"+config.DevILPPartnerID+"/invoice/") {
 		t.Fatalf("invoice URL %q, want one on the switch", invoiceURL)
 	}
-	return resp.TranID, invoiceURL
+	return tranID, invoiceURL
 }
 
 // TestILPInvoicePaidTooLate: the POS's wait ends with NO_SCAN_RECEIVED

@@ -9,7 +9,6 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/ipp"
-	"github.com/qrswitch/qrswitch/qr"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -17,27 +16,13 @@ import (
 // returns its tranId and the brand and relay its IPP template carries.
 func ippCode(t *testing.T, h *Harness) (tranID, brand, relay string) {
 	t.Helper()
-	req := qrRequest(config.DevRetailerInstitutionID)
-	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 1500, Currency: "710"}}
-	r := h.Post(t, "/qr/v1/qrCodes", config.DevRetailerUsername, config.DevRetailerPassword, req)
-	var resp wire.CreateQrCodeResponse
-	if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
-		t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
-	}
-	p, err := qr.Decode(resp.QrCode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, ok := p.Account(ipp.GUID)
-	if !ok {
-		t.Fatalf("QR code %s has no IPP template", resp.QrCode)
-	}
+	tranID, a := railCode(t, h, 1500, "", ipp.GUID)
 	brand, _ = a.Field("01")
 	relay, _ = a.Field("02")
 	if !strings.HasSuffix(brand, "/ipp/"+config.DevIPPPartnerID+"/b/"+config.DevRetailerID) || relay == "" {
 		t.Fatalf("IPP template brand %q relay %q, want the retailer's brand on the switch and a relay", brand, relay)
 	}
-	return resp.TranID, brand, relay
+	return tranID, brand, relay
 }
 
 // simPay has the development setup's counterpart accountant offer amount

@@ -11,7 +11,6 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
-	"github.com/qrswitch/qrswitch/qr"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -30,26 +29,12 @@ type opAmount struct {
 // Payments template carries.
 func incomingPaymentCode(t testing.TB, h *Harness) (tranID, incomingURL string) {
 	t.Helper()
-	req := qrRequest(config.DevRetailerInstitutionID)
-	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 2599, Currency: "710"}}
-	r := h.Post(t, "/qr/v1/qrCodes", config.DevRetailerUsername, config.DevRetailerPassword, req)
-	var resp wire.CreateQrCodeResponse
-	if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
-		t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
-	}
-	p, err := qr.Decode(resp.QrCode)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, ok := p.Account(openpayments.GUID)
-	if !ok {
-		t.Fatalf("QR code %s has no Open Payments template", resp.QrCode)
-	}
+	tranID, a := railCode(t, h, 2599, "", openpayments.GUID)
 	incomingURL, _ = a.Field("01")
 	if !strings.HasPrefix(incomingURL, h.Base+config.DevOPPath+"/incoming-payments/") {
 		t.Fatalf("incoming payment URL %q, want one on the switch under %s", incomingURL, config.DevOPPath)
 	}
-	return resp.TranID, incomingURL
+	return tranID, incomingURL
 }
 
 // received reads the public form of an incoming payment.
