@@ -104,6 +104,22 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "2599" {
 		t.Fatalf("receivedAmount after payment = %s, want 2599", got)
 	}
+	// Support sees the money's arrival: the incoming payment, the amount
+	// and the packets it took.
+	var story struct{ Results []qrswitch.Story }
+	h.getJSON(t, h.Base+"/support/v1/transactions/"+req.ID, config.DevSupportUsername, config.DevSupportPassword, &story)
+	noted := ""
+	for _, s := range story.Results {
+		for _, e := range s.Trace {
+			if e.Operation == "paid" {
+				noted = e.Note
+			}
+		}
+	}
+	id := incomingURL[strings.LastIndex(incomingURL, "/")+1:]
+	if !strings.Contains(noted, id) || !strings.Contains(noted, "2599") || !strings.Contains(noted, "packet") {
+		t.Fatalf("the trace's paid event = %q, want the incoming payment %s, 2599 and its packets", noted, id)
+	}
 
 	// Paying the completed incoming payment again moves nothing.
 	r = h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL})
