@@ -872,3 +872,49 @@ func TestReversalAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestDecisionNotifiedOnce: two sweeps (two replicas on one store) that
+// take up the same due notification of a decision at once send it once:
+// the attempt is claimed in a versioned commit before it is sent.
+func TestDecisionNotifiedOnce(t *testing.T) {
+	late := &lateHost{}
+	// Due for a decision a millisecond after the 610 (no sweeper runs:
+	// the test's sweeps are the only ones).
+	e := newEnv(t, envOpts{extra: "pending_interval: 1ms\n", wrap: func(h *railtest.Host) partners.Host { late.Host = h; return late }})
+	_, of := e.offer(1000, time.Minute)
+	if res := e.pay(of, "10.00"); res.Reply.Code != protocol.CodePending {
+		t.Fatalf("early offer answered %+v, want 610", res.Reply)
+	}
+	sweeper := e.rail.(interface{ Sweep(context.Context) error })
+	// The first notification of the approval meets the payer's accountant
+	// down: it is due again after a backoff of 2 s.
+	late.ready.Store(true)
+	e.sim.SetFaults(ippsim.Faults{Down: true})
+	for len(e.host.PaidReports()) == 0 { // due a millisecond after the 610
+		if err := sweeper.Sweep(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // past the backoff (a later wake only makes it more due)
+	// Up again, answering slowly, so that two sends would overlap.
+	e.sim.SetFaults(ippsim.Faults{Delay: 300 * time.Millisecond})
+	before := len(e.sim.Received())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := sweeper.Sweep(t.Context()); err != nil {
+				t.Errorf("sweep: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	var decisions int
+	for _, r := range e.sim.Received()[before:] {
+		if n, _ := protocol.ParseNotification([]byte(r.Body)); n != nil && n.Relay == of.Reference && n.Code == protocol.CodeApproved {
+			decisions++
+		}
+	}
+	if decisions != 1 {
+		t.Fatalf("the payer's accountant received %d decisions for relay %s after it came back, want 1", decisions, of.Reference)
+	}
+}

@@ -123,12 +123,30 @@ func (r *Rail) decidePending(ctx context.Context, p *payment) error {
 // notifyDecision sends the switch's decision on a pending offer to the
 // payer's accountant: any decision or final error ends it; a recoverable
 // error or no answer is tried again later, backing off to 5 minutes.
+//
+// The attempt is claimed first: the record's next due time moves past it
+// in a versioned commit, so a second replica's sweep finds it not due, or
+// loses the commit (ErrConflict), and one notification is in flight. A
+// send that outlasts the claim (many slow accountants) may meet a repeat
+// from another replica; the payer's accountant answers a repeated
+// decision the same.
 func (r *Rail) notifyDecision(ctx context.Context, p *payment) error {
-	d, err := (&protocol.Reply{Scheme: p.DecisionScheme, VerData: p.DecisionData, Data: p.DecisionRecord}).Decision()
+	claimed, err := r.readPayment(ctx, p.Key)
 	if err != nil {
 		return err
 	}
-	rep, _, err := r.send(ctx, p.Counterpart, d.Encode())
+	if !claimed.Notify || claimed.Due.After(r.now()) {
+		return nil // notified, or claimed by another sweep, meanwhile
+	}
+	claimed.Due = r.now().Add(2*r.client.Timeout + 30*time.Second)
+	if err := r.records.Commit(ctx, r.paymentRecord(claimed)); err != nil {
+		return err
+	}
+	d, err := (&protocol.Reply{Scheme: claimed.DecisionScheme, VerData: claimed.DecisionData, Data: claimed.DecisionRecord}).Decision()
+	if err != nil {
+		return err
+	}
+	rep, _, err := r.send(ctx, claimed.Counterpart, d.Encode())
 	cur, rerr := r.readPayment(ctx, p.Key)
 	if rerr != nil {
 		return rerr
