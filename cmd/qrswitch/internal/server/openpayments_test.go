@@ -121,10 +121,11 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 		t.Fatalf("the trace's paid event = %q, want the incoming payment %s, 2599 and its packets", noted, id)
 	}
 
-	// Paying the completed incoming payment again moves nothing.
+	// A completed incoming payment offers no payment method any more:
+	// paying it again moves nothing.
 	r = h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL})
-	if r.status != http.StatusOK || json.Unmarshal(r.body, &paid) != nil || paid.Delivered != 0 {
-		t.Fatalf("paying a completed incoming payment = %d %s, want nothing delivered", r.status, r.body)
+	if r.status != http.StatusBadGateway || json.Unmarshal(r.body, &paid) != nil || paid.Delivered != 0 || !strings.Contains(paid.Error, "no ILP payment method") {
+		t.Fatalf("paying a completed incoming payment = %d %s, want 502, nothing delivered, no payment method", r.status, r.body)
 	}
 	if got := received(t, h, incomingURL).ReceivedAmount.Value; got != "2599" {
 		t.Fatalf("receivedAmount after a second payment = %s, want 2599", got)
