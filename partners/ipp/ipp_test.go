@@ -31,6 +31,7 @@ import (
 	"github.com/qrswitch/qrswitch/partners/ipp/ippsim"
 	"github.com/qrswitch/qrswitch/partners/ipp/protocol"
 	"github.com/qrswitch/qrswitch/partners/railtest"
+	"github.com/qrswitch/qrswitch/qr"
 	"github.com/qrswitch/qrswitch/store/sqlite"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
@@ -213,7 +214,7 @@ func TestPullConformance(t *testing.T) {
 				}
 				return res.Reply.Code == protocol.CodeApproved
 			}
-			res := e.pay(of, protocol.FormatMinor(o.Amount.Amount, 2))
+			res := e.pay(of, qr.FormatMinor(o.Amount.Amount, 2))
 			lastOffer.store(e, res.Offer)
 			return res.Reply.Code == protocol.CodeApproved
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ipp/protocol"
+	"github.com/qrswitch/qrswitch/qr"
 )
 
 // notify is the accountant endpoint: a counterpart's notification, parsed,
@@ -150,7 +151,7 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 		case !r.now().Before(rl.ExpiresAt):
 			decide, why = protocol.CodeUnexpected, "the QR code expired"
 		case !ok || amount != rl.Amount:
-			decide, why = protocol.CodeVoided, fmt.Sprintf("amount %s is not the code's %s", n.Amount, protocol.FormatMinor(rl.Amount, r.exp))
+			decide, why = protocol.CodeVoided, fmt.Sprintf("amount %s is not the code's %s", n.Amount, qr.FormatMinor(rl.Amount, r.exp))
 		}
 		if decide != 0 {
 			// A voided offer leaves the relay as it was: one-time means one

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/qrswitch/qrswitch/partners/ipp/protocol"
+	"github.com/qrswitch/qrswitch/qr"
 )
 
 // Config describes the brand the simulator plays.
@@ -284,7 +285,7 @@ func halve(a string) string {
 	if !ok {
 		return a
 	}
-	out := protocol.FormatMinor(v/2, len(frac))
+	out := qr.FormatMinor(v/2, len(frac))
 	if strings.HasPrefix(a, "-") {
 		return "-" + out
 	}

@@ -343,25 +343,6 @@ func ToMinor(s string, exp int) (int64, bool) {
 	return v, true
 }
 
-// FormatMinor writes minor units as a decimal with exp decimals.
-func FormatMinor(minor int64, exp int) string {
-	neg := minor < 0
-	if neg {
-		minor = -minor
-	}
-	s := strconv.FormatInt(minor, 10)
-	if exp > 0 {
-		if len(s) <= exp {
-			s = strings.Repeat("0", exp-len(s)+1) + s
-		}
-		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
-}
-
 func validUnit(s string) bool {
 	if s == "" || len(s) > 16 {
 		return false

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/qrswitch/qrswitch/qr"
 )
 
 // offer is a valid offer's parameters.
@@ -138,15 +140,15 @@ func TestMoney(t *testing.T) {
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("ToMinor(%q, %d) = %d, %v; want %d, %v", tt.in, tt.exp, got, ok, tt.want, tt.ok)
 		}
-		if ok && FormatMinor(got, tt.exp) != canonicalFixed(tt.in, tt.exp) {
-			t.Errorf("FormatMinor(%d, %d) = %s", got, tt.exp, FormatMinor(got, tt.exp))
+		if ok && qr.FormatMinor(got, tt.exp) != canonicalFixed(tt.in, tt.exp) {
+			t.Errorf("qr.FormatMinor(%d, %d) = %s", got, tt.exp, qr.FormatMinor(got, tt.exp))
 		}
 	}
 }
 
 func canonicalFixed(s string, exp int) string {
 	v, _ := ToMinor(s, exp)
-	return FormatMinor(v, exp)
+	return qr.FormatMinor(v, exp)
 }
 
 func TestTransitions(t *testing.T) {
