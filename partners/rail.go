@@ -576,3 +576,12 @@ func Every(ctx context.Context, interval time.Duration, log zerolog.Logger, what
 		}
 	}
 }
+
+// Inspector is a rail whose records support staff may read: the kinds it
+// shows them, and each record as support should see it — what happened,
+// without secrets (a shared secret, a token's hash). The support API lists
+// them per partner and kind.
+type Inspector interface {
+	SupportKinds() []string
+	SupportView(rec *Record) (any, error)
+}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -119,6 +120,48 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 	id := incomingURL[strings.LastIndex(incomingURL, "/")+1:]
 	if !strings.Contains(noted, id) || !strings.Contains(noted, "2599") || !strings.Contains(noted, "packet") {
 		t.Fatalf("the trace's paid event = %q, want the incoming payment %s, 2599 and its packets", noted, id)
+	}
+
+	// Support sees the rail's records: the code's incoming payment with
+	// its packets (never its shared secret) and the wallet's grant.
+	var kinds struct{ Kinds []string }
+	if st := h.getJSON(t, h.Base+"/support/v1/rails/"+config.DevOPPartnerID, config.DevSupportUsername, config.DevSupportPassword, &kinds); st != http.StatusOK || !slices.Contains(kinds.Kinds, "incoming") {
+		t.Fatalf("support rail kinds = %d %v, want incoming among them", st, kinds)
+	}
+	var incomings struct {
+		Records []struct {
+			Key  string
+			View struct {
+				TranID  string `json:"tranId"`
+				Packets int
+			}
+		}
+	}
+	recURL := h.Base + "/support/v1/rails/" + config.DevOPPartnerID + "/records/incoming"
+	if st := h.getJSON(t, recURL, config.DevSupportUsername, config.DevSupportPassword, &incomings); st != http.StatusOK ||
+		len(incomings.Records) == 0 || incomings.Records[0].Key != id || incomings.Records[0].View.TranID != tranID || incomings.Records[0].View.Packets < 1 {
+		t.Fatalf("support incoming payments = %d %+v, want %s first, for %s, with its packets", st, incomings, id, tranID)
+	}
+	req2, _ := http.NewRequest(http.MethodGet, recURL, nil)
+	req2.SetBasicAuth(config.DevSupportUsername, config.DevSupportPassword)
+	if resp, err := h.Client.Do(req2); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), "sharedSecret") {
+			t.Fatalf("support incoming payments show a shared secret: %s", b)
+		}
+	}
+	var grants struct {
+		Records []struct{ View struct{ Client string } }
+	}
+	if st := h.getJSON(t, h.Base+"/support/v1/rails/"+config.DevOPPartnerID+"/records/gnap-grant", config.DevSupportUsername, config.DevSupportPassword, &grants); st != http.StatusOK ||
+		len(grants.Records) == 0 || !strings.HasPrefix(grants.Records[0].View.Client, "jwk:") {
+		t.Fatalf("support grants = %d %+v, want the simulated wallet's grant (a key-only client)", st, grants)
+	}
+	for _, u := range []string{"/support/v1/rails/nobody", "/support/v1/rails/" + config.DevOPPartnerID + "/records/credit"} {
+		if st := h.getJSON(t, h.Base+u, config.DevSupportUsername, config.DevSupportPassword, nil); st != http.StatusNotFound {
+			t.Fatalf("GET %s = %d, want 404", u, st)
+		}
 	}
 
 	// A completed incoming payment offers no payment method any more:
