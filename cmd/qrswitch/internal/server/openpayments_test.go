@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
@@ -252,4 +254,51 @@ func BenchmarkOpenPaymentsQRPayment(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// TestConsoleRailRecords: support staff read a rail's records in the
+// console, in headless Chromium: after an Open Payments QR payment of the
+// development setup, the Rails page lists the rail's kinds, the incoming
+// payment of the code (with its tranId, without its shared secret) and the
+// simulated wallet's grant.
+func TestConsoleRailRecords(t *testing.T) {
+	h, d := devHarness(t)
+	sim := simulatorOf(t, d, openpayments.Name)
+	tranID, incomingURL := incomingPaymentCode(t, h)
+	req := payRequest(config.DevRetailerInstitutionID, tranID, 2599)
+	answer := h.payAsyncAs(req, config.DevRetailerUsername, config.DevRetailerPassword)
+	h.waitState(t, qrswitch.PaymentKey(config.DevRetailerID, req.ID), "AWAITING_SCAN")
+	if r := h.Post(t, sim["pay"], "", "", map[string]string{"incomingPayment": incomingURL}); r.status != http.StatusOK {
+		t.Fatalf("the wallet paying = %d %s", r.status, r.body)
+	}
+	if a := <-answer; a.status != http.StatusCreated {
+		t.Fatalf("pay = %d %s", a.status, a.body)
+	}
+	id := incomingURL[strings.LastIndex(incomingURL, "/")+1:]
+
+	b := startBrowser(t, t.TempDir())
+	css := b.css
+	b.do("log in",
+		chromedp.Navigate(h.Base+"/console/"),
+		chromedp.WaitVisible(css("#login")),
+		chromedp.SendKeys(css("#username"), config.DevSupportUsername),
+		chromedp.SendKeys(css("#password"), config.DevSupportPassword),
+		chromedp.Click(css("#login-button")),
+		chromedp.WaitVisible(css("#search-view")),
+	)
+	kindButton := fmt.Sprintf(`#rail-kinds button[data-partner=%q][data-kind="incoming"]`, config.DevOPPartnerID)
+	b.do("the rails page", chromedp.Click(css("#nav-rails")), chromedp.WaitVisible(css(kindButton)))
+	b.do("the incoming payments", chromedp.Click(css(kindButton)), chromedp.WaitVisible(css(fmt.Sprintf(`#rail-records tr.rail-record[data-key=%q]`, id))))
+	row := b.text(fmt.Sprintf(`#rail-records tr.rail-record[data-key=%q]`, id))
+	if !strings.Contains(row, tranID) || !strings.Contains(row, `"packets"`) || strings.Contains(row, "sharedSecret") {
+		t.Errorf("the incoming payment's row = %q, want its tranId %s and packets, no shared secret", row, tranID)
+	}
+	grants := fmt.Sprintf(`#rail-kinds button[data-partner=%q][data-kind="gnap-grant"]`, config.DevOPPartnerID)
+	b.do("the grants", chromedp.Click(css(grants)), chromedp.WaitVisible(css(`#rail-records tr.rail-record`)))
+	if row := b.text(`#rail-records tr.rail-record`); !strings.Contains(row, `"client": "jwk:`) {
+		t.Errorf("the grant's row = %q, want the simulated wallet's key-only client", row)
+	}
+	if errs := b.eval(`window.__qrsErrors.join("; ")`); errs != "" {
+		t.Errorf("the page reported: %s", errs)
+	}
 }
