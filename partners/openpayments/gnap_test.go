@@ -238,3 +238,19 @@ func TestGNAPGrantRequests(t *testing.T) {
 		t.Fatalf("create after the grant ended = %d %v, want 401", st, v)
 	}
 }
+
+// TestGNAPPrivateClients: without options.gnap.private_clients the switch
+// does not fetch a client's keys from a loopback address (a grant request
+// names the URL the switch fetches): the grant is refused.
+func TestGNAPPrivateClients(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	openpayments.UseGNAP(e.rail)
+	openpayments.RefusePrivateClients(e.rail)
+	cl := newClientKey(t, e, "private")
+	body, _ := json.Marshal(map[string]any{"access_token": map[string]any{"access": []map[string]any{{"type": "quote", "actions": []string{"create"}}}}, "client": cl.wallet})
+	st, v := e.send(signed{method: "POST", url: e.base + "/auth", body: body, key: cl.priv, kid: cl.kid})
+	desc, _ := v["error"].(map[string]any)["description"].(string)
+	if st != 401 || errorCode(v) != "invalid_client" || !strings.Contains(desc, "private address") {
+		t.Fatalf("grant for a client on loopback = %d %v, want 401 invalid_client naming the private address", st, v)
+	}
+}
