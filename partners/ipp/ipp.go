@@ -71,6 +71,12 @@ type Options struct {
 	// BrandScheme is how other brands' pages are fetched: "https"
 	// (default) or "http" (development only).
 	BrandScheme string `yaml:"brand_scheme"`
+	// PrivateBrands lets other brands' pages, manifests, certificates and
+	// accountants be on loopback and private addresses. Off by default (on
+	// in development): a notification names the brand whose URLs the
+	// switch then fetches, which must not reach into the operator's
+	// network.
+	PrivateBrands bool `yaml:"private_brands"`
 	// ManifestTTL bounds how long another brand's manifest is cached.
 	// Default 10m.
 	ManifestTTL time.Duration `yaml:"manifest_ttl"`
@@ -173,6 +179,9 @@ func New(c partners.Config) (partners.Rail, error) {
 	transport := c.Transport
 	if transport == nil {
 		transport = http.DefaultTransport
+	}
+	if !o.PrivateBrands && !c.Development {
+		transport = partners.PublicOnly(transport)
 	}
 	client := &http.Client{Transport: transport, Timeout: c.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -61,7 +63,9 @@ type envOpts struct {
 	rsa    bool // the switch signs with RSA (else query verification)
 	simRSA bool // the simulator signs with RSA
 	extra  string
-	host   *railtest.Host
+	// production builds the rail outside the development setup.
+	production bool
+	host       *railtest.Host
 	// wrap, when set, is the Host the rail reports to, around e.host.
 	wrap func(*railtest.Host) partners.Host
 }
@@ -91,7 +95,12 @@ func newEnv(t *testing.T, o envOpts) *env {
 	e.records = qrswitch.RailRecords(st, partnerID)
 	e.host.Records = e.records
 
-	opts := "currency: \"840\"\nmax_skew: 5m\nauditors: [{name: audit, token: " + token + "}]\n" + o.extra
+	auditor := "token: " + token
+	if o.production {
+		sum := sha256.Sum256([]byte(token))
+		auditor = "token_sha256: " + hex.EncodeToString(sum[:])
+	}
+	opts := "currency: \"840\"\nmax_skew: 5m\nauditors: [{name: audit, " + auditor + "}]\n" + o.extra
 	if o.rsa {
 		key, cert := writeKeyPair(t, dir, time.Now().Add(time.Hour))
 		opts += fmt.Sprintf("key_file: %q\ncert_file: %q\n", key, cert)
@@ -106,7 +115,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	r, err := ipp.New(partners.Config{
 		PartnerID: partnerID, Name: "IPP", Options: node.Content[0], Host: host, Records: e.records,
-		Transport: e.client.Transport, PublicURL: e.srv.URL, Development: true, Timeout: 10 * time.Second, Logger: zerolog.Nop(),
+		Transport: e.client.Transport, PublicURL: e.srv.URL, Development: !o.production, Timeout: 10 * time.Second, Logger: zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -917,5 +926,22 @@ func TestDecisionNotifiedOnce(t *testing.T) {
 	}
 	if decisions != 1 {
 		t.Fatalf("the payer's accountant received %d decisions for relay %s after it came back, want 1", decisions, of.Reference)
+	}
+}
+
+// TestPrivateBrandsRefused: outside the development setup and without
+// private_brands the switch fetches no
+// brand's page on a loopback or private address (a notification names the
+// brand whose URLs the switch fetches), so an offer from such a brand is
+// refused before anything is paid.
+func TestPrivateBrandsRefused(t *testing.T) {
+	e := newEnv(t, envOpts{production: true})
+	_, of := e.offer(1000, time.Minute)
+	res := e.pay(of, "10.00")
+	if res.Reply.Code < 700 || res.Reply.Code >= 800 || !strings.Contains(res.Reply.Message, "private address") {
+		t.Fatalf("offer from a brand on loopback = %+v, want a 7xx manifest error naming the private address", res.Reply)
+	}
+	if n := len(e.host.PaidReports()); n != 0 {
+		t.Fatalf("%d payments reported, want none", n)
 	}
 }

@@ -44,5 +44,5 @@ func CheckDigest(h string, body []byte) error { return checkDigest(h, body) }
 // production without options.gnap.private_clients.
 func RefusePrivateClients(r partners.Rail) {
 	k := r.(*Rail).keys
-	k.client.Transport = keyTransport(k.client.Transport, false)
+	k.client.Transport = partners.PublicOnly(k.client.Transport)
 }

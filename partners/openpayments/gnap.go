@@ -12,12 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/qrswitch/qrswitch/partners"
@@ -45,39 +43,6 @@ type GNAPOptions struct {
 	// switch fetches, which must not reach into the operator's network.
 	PrivateClients bool `yaml:"private_clients"`
 }
-
-// keyTransport is the transport that fetches clients' keys: transport's
-// settings, refusing to connect to loopback, private, link-local and
-// unspecified addresses unless private is set.
-func keyTransport(transport http.RoundTripper, private bool) http.RoundTripper {
-	if private {
-		return transport
-	}
-	base, ok := transport.(*http.Transport)
-	if transport == nil {
-		base, ok = http.DefaultTransport.(*http.Transport)
-	}
-	if !ok {
-		return transport
-	}
-	t := base.Clone()
-	dialer := &net.Dialer{Timeout: 10 * time.Second, Control: func(_, address string, _ syscall.RawConn) error {
-		host, _, err := net.SplitHostPort(address)
-		if err != nil {
-			return err
-		}
-		if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() ||
-			ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast() {
-			return fmt.Errorf("%w: %s", errPrivateClient, host)
-		}
-		return nil
-	}}
-	t.DialContext = dialer.DialContext
-	return t
-}
-
-// errPrivateClient refuses a client whose keys are on a private address.
-var errPrivateClient = errors.New("the client's wallet address is on a loopback or private address (options.gnap.private_clients is off)")
 
 // GNAPClient is the policy of one client.
 type GNAPClient struct {

@@ -251,7 +251,11 @@ func New(c partners.Config) (partners.Rail, error) {
 	if err := r.gnapDefaults(c.Development); err != nil {
 		return nil, err
 	}
-	keyClient := &http.Client{Timeout: 10 * time.Second, Transport: keyTransport(c.Transport, r.opts.GNAP.PrivateClients || c.Development),
+	keyTransport := c.Transport
+	if !r.opts.GNAP.PrivateClients && !c.Development {
+		keyTransport = partners.PublicOnly(c.Transport)
+	}
+	keyClient := &http.Client{Timeout: 10 * time.Second, Transport: keyTransport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	r.keys = &keySets{client: keyClient}
 	for i := range o.Wallets {
