@@ -583,5 +583,5 @@ func Every(ctx context.Context, interval time.Duration, log zerolog.Logger, what
 // them per partner and kind.
 type Inspector interface {
 	SupportKinds() []string
-	SupportView(rec *Record) (any, error)
+	SupportView(ctx context.Context, rec *Record) (any, error)
 }

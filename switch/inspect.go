@@ -48,7 +48,7 @@ func (e *Engine) RailRecords(ctx context.Context, partnerID, kind, before string
 	}
 	out := make([]RailRecord, 0, len(recs))
 	for _, r := range recs {
-		v, err := in.SupportView(r)
+		v, err := in.SupportView(ctx, r)
 		if err != nil {
 			return nil, fmt.Errorf("showing %s %s: %w", kind, r.Key, err)
 		}

@@ -504,40 +504,43 @@ func (r *Rail) continueGrant(w http.ResponseWriter, req *http.Request) {
 }
 
 // revokeGrant answers DELETE {auth}/continue/{id}: the grant and its
-// access token end.
+// access token end, in one commit.
 func (r *Rail) revokeGrant(w http.ResponseWriter, req *http.Request) {
 	rec, g, ok := r.continuedGrant(w, req)
 	if !ok {
 		return
 	}
 	if !g.Revoked {
-		g.Revoked = true
-		recs := []*partners.Record{}
-		upd, err := grantRecord(rec.Key, g, rec.Version)
-		if err == nil {
-			recs = append(recs, upd)
-			var trec *partners.Record
-			if trec, err = r.records.Get(req.Context(), kindToken, g.Token); err == nil {
-				var t token
-				if err = json.Unmarshal(trec.Data, &t); err == nil {
-					t.Revoked = true
-					var tu *partners.Record
-					if tu, err = tokenRecord(trec.Key, &t, trec.Version); err == nil {
-						recs = append(recs, tu)
-					}
-				}
-			}
-		}
-		if err == nil {
-			err = r.records.Commit(req.Context(), recs...)
-		}
-		if err != nil {
+		if err := r.endGrant(req.Context(), rec, g); err != nil {
 			partners.SetCause(w, err)
 			authError(w, http.StatusInternalServerError, "request_denied", "the grant could not be revoked; try again")
 			return
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// endGrant revokes grant g (its record rec) and its access token.
+func (r *Rail) endGrant(ctx context.Context, rec *partners.Record, g *grant) error {
+	g.Revoked = true
+	upd, err := grantRecord(rec.Key, g, rec.Version)
+	if err != nil {
+		return err
+	}
+	trec, err := r.records.Get(ctx, kindToken, g.Token)
+	if err != nil {
+		return err
+	}
+	var t token
+	if err := json.Unmarshal(trec.Data, &t); err != nil {
+		return err
+	}
+	t.Revoked = true
+	tu, err := tokenRecord(trec.Key, &t, trec.Version)
+	if err != nil {
+		return err
+	}
+	return r.records.Commit(ctx, upd, tu)
 }
 
 // gnapDefaults fills and checks options.gnap.

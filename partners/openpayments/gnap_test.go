@@ -254,3 +254,46 @@ func TestGNAPPrivateClients(t *testing.T) {
 		t.Fatalf("grant for a client on loopback = %d %v, want 401 invalid_client naming the private address", st, v)
 	}
 }
+
+// TestGNAPTokenManagement: the management URL refuses a request without
+// the token's current value (401) or by another key (401), an unknown
+// token (404), and the rotation of a revoked token (400); after a
+// rotation the old value no longer works.
+func TestGNAPTokenManagement(t *testing.T) {
+	e := newEnv(t, railtest.NewHost())
+	openpayments.UseGNAP(e.rail)
+	cl := newClientKey(t, e, "manage")
+	_, stranger, _ := ed25519.GenerateKey(rand.Reader)
+	tok, manage := e.grantFor(cl, map[string]any{"type": "quote", "actions": []string{"read"}})
+	for _, tt := range []struct {
+		name   string
+		req    signed
+		status int
+		code   string
+	}{
+		{"another value", signed{method: "POST", url: manage, token: "wrong", key: cl.priv, kid: cl.kid}, 401, "invalid_client"},
+		{"another key", signed{method: "POST", url: manage, token: tok, key: stranger, kid: cl.kid}, 401, "invalid_client"},
+		{"unknown token", signed{method: "DELETE", url: e.base + "/auth/token/nosuchtoken", token: tok, key: cl.priv, kid: cl.kid}, 404, "invalid_rotation"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if st, v := e.send(tt.req); st != tt.status || errorCode(v) != tt.code {
+				t.Fatalf("%s %s = %d %v, want %d %s", tt.req.method, tt.req.url, st, v, tt.status, tt.code)
+			}
+		})
+	}
+	st, v := e.send(signed{method: "POST", url: manage, token: tok, key: cl.priv, kid: cl.kid})
+	rotated, _ := v["access_token"].(map[string]any)
+	if st != 200 || rotated == nil {
+		t.Fatalf("rotate = %d %v, want 200", st, v)
+	}
+	if st, _ := e.send(signed{method: "POST", url: manage, token: tok, key: cl.priv, kid: cl.kid}); st != 401 {
+		t.Fatalf("rotate with the old value = %d, want 401", st)
+	}
+	value := rotated["value"].(string)
+	if st, _ := e.send(signed{method: "DELETE", url: manage, token: value, key: cl.priv, kid: cl.kid}); st != 204 {
+		t.Fatalf("revoke = %d, want 204", st)
+	}
+	if st, v := e.send(signed{method: "POST", url: manage, token: value, key: cl.priv, kid: cl.kid}); st != 400 || errorCode(v) != "invalid_rotation" {
+		t.Fatalf("rotate a revoked token = %d %v, want 400 invalid_rotation", st, v)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -194,7 +195,7 @@ func (s *signedRequest) verify(now time.Time, keys func(kid string) (ed25519.Pub
 		need = append(need, "content-digest")
 	}
 	for _, c := range need {
-		if !containsString(in.components, c) {
+		if !slices.Contains(in.components, c) {
 			return "", fmt.Errorf("%w: the signature does not cover %s", ErrBadSignature, c)
 		}
 	}
@@ -260,15 +261,6 @@ func checkDigest(h string, body []byte) error {
 		return errors.New("Content-Digest: neither sha-512 nor sha-256")
 	}
 	return nil
-}
-
-func containsString(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // keySets fetches and caches clients' JSON Web Key Sets from

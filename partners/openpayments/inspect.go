@@ -18,8 +18,7 @@ func (r *Rail) SupportKinds() []string {
 }
 
 // SupportView renders one record for support.
-func (r *Rail) SupportView(rec *partners.Record) (any, error) {
-	ctx := context.Background()
+func (r *Rail) SupportView(ctx context.Context, rec *partners.Record) (any, error) {
 	switch rec.Kind {
 	case kindIncoming:
 		var ip incoming

@@ -160,6 +160,9 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 		len(grants.Records) == 0 || !strings.HasPrefix(grants.Records[0].View.Client, "jwk:") {
 		t.Fatalf("support grants = %d %+v, want the simulated wallet's grant (a key-only client)", st, grants)
 	}
+	if st := h.getJSON(t, recURL+"?limit=0", config.DevSupportUsername, config.DevSupportPassword, nil); st != http.StatusBadRequest {
+		t.Fatalf("GET %s?limit=0 = %d, want 400", recURL, st)
+	}
 	for _, u := range []string{"/support/v1/rails/nobody", "/support/v1/rails/" + config.DevOPPartnerID + "/records/credit"} {
 		if st := h.getJSON(t, h.Base+u, config.DevSupportUsername, config.DevSupportPassword, nil); st != http.StatusNotFound {
 			t.Fatalf("GET %s = %d, want 404", u, st)
