@@ -557,3 +557,31 @@ type Partner struct {
 func (p *Partner) Institution() *wire.Institution {
 	return &wire.Institution{ID: p.ID, Name: p.Name}
 }
+
+// Every calls sweep every interval until ctx ends, logging a sweep that
+// failed (what it was doing: "rejecting expired transfers") as tried again
+// at the next one: the loop of the pull rails' sweepers, which run it on
+// their own goroutine from Start.
+func Every(ctx context.Context, interval time.Duration, log zerolog.Logger, what string, sweep func(context.Context) error) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := sweep(ctx); err != nil && ctx.Err() == nil {
+				log.Warn().Err(err).Msg(what + "; tried again at the next sweep")
+			}
+		}
+	}
+}
+
+// Inspector is a rail whose records support staff may read: the kinds it
+// shows them, and each record as support should see it — what happened,
+// without secrets (a shared secret, a token's hash). The support API lists
+// them per partner and kind.
+type Inspector interface {
+	SupportKinds() []string
+	SupportView(ctx context.Context, rec *Record) (any, error)
+}

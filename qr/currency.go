@@ -1,6 +1,9 @@
 package qr
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // exponents maps a numeric currency code to its minor unit exponent + 1, so
 // that 0 means unknown; indexing an array keeps CurrencyExponent free of
@@ -49,4 +52,26 @@ func CurrencyAlpha(numeric string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// FormatMinor writes an amount in minor units as a decimal with exp
+// decimals: FormatMinor(-1500, 2) is "-15.00", FormatMinor(7, 3) "0.007".
+// The rails write amounts with it where their protocols want decimals.
+func FormatMinor(minor int64, exp int) string {
+	neg := minor < 0
+	u := uint64(minor)
+	if neg {
+		u = -u
+	}
+	s := strconv.FormatUint(u, 10)
+	if exp > 0 {
+		if len(s) <= exp {
+			s = strings.Repeat("0", exp-len(s)+1) + s
+		}
+		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
 }

@@ -42,6 +42,8 @@ func Mount(r gin.IRouter, e *qrswitch.Engine, auth *httpapi.Authenticator) {
 	g.GET("/saf", h.queues)
 	g.GET("/saf/:partner/advices", h.advices)
 	g.GET("/saf/:partner/audit", h.audit)
+	g.GET("/rails/:partner", h.railKinds)
+	g.GET("/rails/:partner/records/:kind", h.railRecords)
 
 	op := g.Group("", httpapi.RequireRole(httpapi.RoleOperator))
 	op.POST("/saf/:partner/pause", h.pause)
@@ -366,4 +368,43 @@ func (h *handlers) adviceDone(c *gin.Context, act func() (*qrswitch.Advice, *wir
 		httpapi.SetTranID(c, a.TranID)
 	}
 	httpapi.JSON(c, http.StatusOK, a)
+}
+
+// railKinds answers the kinds of records a partner's rail shows support.
+func (h *handlers) railKinds(c *gin.Context) {
+	kinds, err := h.engine.RailKinds(c.Param("partner"))
+	if err != nil {
+		httpapi.Fail(c, http.StatusNotFound, wire.NewErrorDetail(wire.UnableToLocateRecord, "No records shown for this partner", "", ""))
+		return
+	}
+	httpapi.JSON(c, http.StatusOK, gin.H{"partner": c.Param("partner"), "kinds": kinds})
+}
+
+// railRecords lists a rail's records of one kind, newest first: ?before=
+// a key to page from, ?limit= 1 to 200 (default 50); next is the cursor of
+// the following page.
+func (h *handlers) railRecords(c *gin.Context) {
+	limit := 50
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 200 {
+			badField(c, "limit", "limit: want 1 to 200")
+			return
+		}
+		limit = n
+	}
+	recs, err := h.engine.RailRecords(c.Request.Context(), c.Param("partner"), c.Param("kind"), c.Query("before"), limit)
+	switch {
+	case errors.Is(err, qrswitch.ErrNotFound):
+		httpapi.Fail(c, http.StatusNotFound, wire.NewErrorDetail(wire.UnableToLocateRecord, "No such records shown", "", ""))
+		return
+	case err != nil:
+		storeDown(c, err)
+		return
+	}
+	res := gin.H{"records": recs}
+	if len(recs) == limit {
+		res["next"] = recs[len(recs)-1].Key
+	}
+	httpapi.JSON(c, http.StatusOK, res)
 }

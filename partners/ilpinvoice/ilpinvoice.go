@@ -320,18 +320,7 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		t := time.NewTicker(r.opts.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
-					r.log.Warn().Err(err).Msg("rejecting expired transfers; tried again at the next sweep")
-				}
-			}
-		}
+		partners.Every(ctx, r.opts.SweepInterval, r.log, "rejecting expired transfers", r.Sweep)
 	}()
 	return nil
 }

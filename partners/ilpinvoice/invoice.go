@@ -181,7 +181,7 @@ func (r *Rail) accountURL(name string) string { return r.base + "/ledger/account
 func (r *Rail) view(v *invoice) *invoiceView {
 	return &invoiceView{
 		Account: r.accountURL(v.Merchant), Name: v.Name, CurrencyCode: r.alpha, CurrencySymbol: symbol(r.alpha),
-		Amount: formatMoney(v.Amount, r.exp), Status: v.status(r.now()), InvoiceInfo: v.Info,
+		Amount: qr.FormatMinor(v.Amount, r.exp), Status: v.status(r.now()), InvoiceInfo: v.Info,
 	}
 }
 
@@ -225,7 +225,7 @@ func (r *Rail) getReceiver(w http.ResponseWriter, req *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, &receiverView{
 		Type: "invoice", Name: v.Name, Account: r.accountURL(v.Merchant), CurrencyCode: r.alpha, CurrencySymbol: symbol(r.alpha),
-		Address: r.address(v), Amount: formatMoney(v.Amount, r.exp), Status: v.status(r.now()),
+		Address: r.address(v), Amount: qr.FormatMinor(v.Amount, r.exp), Status: v.status(r.now()),
 	})
 }
 
@@ -251,7 +251,7 @@ func (r *Rail) quote(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{
-		"sourceAmount": formatMoney(dest+r.feeFor(dest), r.exp), "destinationAmount": formatMoney(dest, r.exp),
+		"sourceAmount": qr.FormatMinor(dest+r.feeFor(dest), r.exp), "destinationAmount": qr.FormatMinor(dest, r.exp),
 		"feeAccount": r.accountURL(feeAccount),
 	})
 }
@@ -334,7 +334,7 @@ func (r *Rail) Deliver(ctx context.Context, a *partners.Advice) *partners.Answer
 	}
 	msg, _ := json.Marshal(map[string]string{
 		"invoiceUrl": r.invoiceURL(v.ID), "senderIdentifier": n.Customer,
-		"memo": fmt.Sprintf("Invoice from %s for %s %s", v.Name, formatMoney(v.Amount, r.exp), r.alpha),
+		"memo": fmt.Sprintf("Invoice from %s for %s %s", v.Name, qr.FormatMinor(v.Amount, r.exp), r.alpha),
 	})
 	ans.Sent = msg
 	status, body, err = r.call(ctx, http.MethodPost, strings.TrimRight(server, "/")+"/invoices", msg)
@@ -391,25 +391,6 @@ func parseMoney(s string, exp int) (int64, error) {
 		return 0, fmt.Errorf("amount %q is finer than the currency's %d decimals, or too large", s, exp)
 	}
 	return minor.Num().Int64(), nil
-}
-
-// formatMoney writes minor units as a decimal with the currency's decimals.
-func formatMoney(minor int64, exp int) string {
-	neg := minor < 0
-	if neg {
-		minor = -minor
-	}
-	s := strconv.FormatInt(minor, 10)
-	if exp > 0 {
-		if len(s) <= exp {
-			s = strings.Repeat("0", exp-len(s)+1) + s
-		}
-		s = s[:len(s)-exp] + "." + s[len(s)-exp:]
-	}
-	if neg {
-		s = "-" + s
-	}
-	return s
 }
 
 // symbol is a currency's symbol, for the invoice's currencySymbol; its

@@ -16,6 +16,7 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ilp"
 	"github.com/qrswitch/qrswitch/partners/ilp/cond"
+	"github.com/qrswitch/qrswitch/qr"
 )
 
 // The ledger: accounts and two-phase transfers, each a record. A prepared
@@ -160,7 +161,7 @@ func (r *Rail) parsePrepare(id string, body []byte, by *dfsp, now time.Time) (*t
 		sumC += amt
 	}
 	if sumD != sumC {
-		return nil, fmt.Errorf("debits (%s) and credits (%s) must add up to the same amount", formatMoney(sumD, r.exp), formatMoney(sumC, r.exp))
+		return nil, fmt.Errorf("debits (%s) and credits (%s) must add up to the same amount", qr.FormatMinor(sumD, r.exp), qr.FormatMinor(sumC, r.exp))
 	}
 	c, err := cond.ParseCondition(p.Condition)
 	if err != nil {
@@ -209,10 +210,10 @@ func (r *Rail) checkPays(t *transfer, v *invoice, now time.Time) error {
 		}
 	}
 	if merchant < v.Amount {
-		return fmt.Errorf("the transfer credits %s to %s, invoice %s asks %s", formatMoney(merchant, r.exp), v.Merchant, v.ID, formatMoney(v.Amount, r.exp))
+		return fmt.Errorf("the transfer credits %s to %s, invoice %s asks %s", qr.FormatMinor(merchant, r.exp), v.Merchant, v.ID, qr.FormatMinor(v.Amount, r.exp))
 	}
 	if want := r.feeFor(v.Amount); fees < want {
-		return fmt.Errorf("the transfer credits %s to %s, the quoted fee is %s", formatMoney(fees, r.exp), feeAccount, formatMoney(want, r.exp))
+		return fmt.Errorf("the transfer credits %s to %s, the quoted fee is %s", qr.FormatMinor(fees, r.exp), feeAccount, qr.FormatMinor(want, r.exp))
 	}
 	return nil
 }
@@ -361,7 +362,7 @@ func (r *Rail) putTransfer(w http.ResponseWriter, req *http.Request) {
 			a := accts[d.Account]
 			if a.Balance < d.Amount {
 				writeError(w, http.StatusUnprocessableEntity, "InsufficientFundsError",
-					fmt.Sprintf("account %s holds %s, the transfer debits %s", d.Account, formatMoney(a.Balance, r.exp), formatMoney(d.Amount, r.exp)))
+					fmt.Sprintf("account %s holds %s, the transfer debits %s", d.Account, qr.FormatMinor(a.Balance, r.exp), qr.FormatMinor(d.Amount, r.exp)))
 				return
 			}
 			a.Balance -= d.Amount // held until the transfer executes or is rejected
@@ -404,7 +405,7 @@ func (r *Rail) transferView(t *transfer) map[string]any {
 	mv := func(ms []movement) []map[string]any {
 		var out []map[string]any
 		for _, m := range ms {
-			e := map[string]any{"account": r.accountURL(m.Account), "amount": formatMoney(m.Amount, r.exp)}
+			e := map[string]any{"account": r.accountURL(m.Account), "amount": qr.FormatMinor(m.Amount, r.exp)}
 			if m.Authorized {
 				e["authorized"] = true
 			}
@@ -793,7 +794,7 @@ func (r *Rail) Refund(ctx context.Context, a *partners.Advice) *partners.Answer 
 		for _, d := range t.Debits {
 			if accts[d.Account].Balance < d.Amount {
 				ans.Outcome = outcome.Failed
-				ans.Err = fmt.Errorf("account %s holds %s, the refund needs %s: refund by hand", d.Account, formatMoney(accts[d.Account].Balance, r.exp), formatMoney(d.Amount, r.exp))
+				ans.Err = fmt.Errorf("account %s holds %s, the refund needs %s: refund by hand", d.Account, qr.FormatMinor(accts[d.Account].Balance, r.exp), qr.FormatMinor(d.Amount, r.exp))
 				return ans
 			}
 			accts[d.Account].Balance -= d.Amount
@@ -838,7 +839,7 @@ func (r *Rail) getAccount(w http.ResponseWriter, req *http.Request) {
 	var a account
 	json.Unmarshal(rec.Data, &a)
 	writeJSON(w, http.StatusOK, map[string]any{"id": r.accountURL(name), "name": name, "ledger": r.base + "/ledger",
-		"balance": formatMoney(a.Balance, r.exp), "is_disabled": false})
+		"balance": qr.FormatMinor(a.Balance, r.exp), "is_disabled": false})
 }
 
 // validName reports whether s names an account (RFC 15 segment letters).

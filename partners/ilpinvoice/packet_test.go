@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qrswitch/qrswitch/partners/ilp"
+	"github.com/qrswitch/qrswitch/qr"
 )
 
 // The two ILPv1 payment packets of the document's 5.4 example, as its
@@ -74,13 +75,13 @@ func TestMoney(t *testing.T) {
 			t.Errorf("parseMoney(%q, %d) = %d, %v, want %d (ok %v)", c.in, c.exp, got, err, c.want, c.ok)
 		}
 		if c.ok && c.want >= 0 {
-			back, _ := parseMoney(formatMoney(got, c.exp), c.exp)
+			back, _ := parseMoney(qr.FormatMinor(got, c.exp), c.exp)
 			if back != got {
-				t.Errorf("parseMoney(formatMoney(%d)) = %d", got, back)
+				t.Errorf("parseMoney(qr.FormatMinor(%d)) = %d", got, back)
 			}
 		}
 	}
-	if s := formatMoney(5, 2); s != "0.05" {
-		t.Errorf("formatMoney(5, 2) = %s, want 0.05", s)
+	if s := qr.FormatMinor(5, 2); s != "0.05" {
+		t.Errorf("qr.FormatMinor(5, 2) = %s, want 0.05", s)
 	}
 }

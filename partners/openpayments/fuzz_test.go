@@ -2,6 +2,8 @@ package openpayments_test
 
 import (
 	"bytes"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -119,6 +121,44 @@ func FuzzPayingRequests(f *testing.F) {
 			}
 		default:
 			t.Fatalf("POST %s %q answered %d, want 201 or 400", path, b, rec.Code)
+		}
+	})
+}
+
+// FuzzSignatureInput: any Signature-Input header is parsed or refused,
+// never a panic; one that parses names a keyid and a creation time.
+func FuzzSignatureInput(f *testing.F) {
+	f.Add(`sig1=("@method" "@target-uri" "authorization");keyid="k1";created=1700000000`)
+	f.Add(`sig1=("@method");keyid="k";created=1;alg="ed25519", sig2=("@path");keyid="x";created=2`)
+	f.Add(`sig1=(`)
+	f.Add(`=()`)
+	f.Fuzz(func(t *testing.T, h string) {
+		openpayments.ParseSignatureInput(h)
+	})
+}
+
+// FuzzGrantRequest: any grant request body is decoded or refused with an
+// error, never a panic.
+func FuzzGrantRequest(f *testing.F) {
+	f.Add([]byte(`{"access_token":{"access":[{"type":"incoming-payment","actions":["create","read"]}]},"client":"https://c.example/w"}`))
+	f.Add([]byte(`{"access_token":{"access":[{"type":"outgoing-payment","actions":["create"],"identifier":"https://x/y","limits":{"debitAmount":{"value":"1","assetCode":"USD","assetScale":2}}}]},"client":{"walletAddress":"https://c.example/w"}}`))
+	f.Add([]byte(`{"access_token":{"access":[{"type":"incoming-payment","actions":["create"]}]},"client":{"jwk":{"kid":"k","kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}}`))
+	f.Add([]byte(`{"client":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		openpayments.ParseGrantRequest(b)
+	})
+}
+
+// FuzzContentDigest: any Content-Digest header is checked or refused,
+// never a panic; a correct sha-512 member of the body always passes.
+func FuzzContentDigest(f *testing.F) {
+	f.Add("sha-512=:AAAA:", []byte("{}"))
+	f.Add("sha-256=:x:, md5=:y:", []byte(""))
+	f.Fuzz(func(t *testing.T, h string, body []byte) {
+		openpayments.CheckDigest(h, body)
+		d := sha512.Sum512(body)
+		if err := openpayments.CheckDigest("sha-512=:"+base64.StdEncoding.EncodeToString(d[:])+":", body); err != nil {
+			t.Fatalf("CheckDigest(correct sha-512) = %v, want nil", err)
 		}
 	})
 }

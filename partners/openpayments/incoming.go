@@ -30,8 +30,10 @@ type incoming struct {
 	ID     string `json:"id"`
 	Wallet string `json:"wallet"` // the wallet's name
 	// Amount is incomingAmount in the wallet's units; nil for none.
-	Amount    *uint64         `json:"amount,omitempty"`
-	Received  uint64          `json:"received"`
+	Amount   *uint64 `json:"amount,omitempty"`
+	Received uint64  `json:"received"`
+	// Packets counts the ILP packets credited, for support.
+	Packets   int             `json:"packets,omitempty"`
 	Completed bool            `json:"completed"`
 	ExpiresAt time.Time       `json:"expiresAt,omitzero"`
 	Metadata  json.RawMessage `json:"metadata,omitempty"`
@@ -222,6 +224,7 @@ func (a *account) Credit(ctx context.Context, id stream.PacketID, amount uint64)
 			return a.balance(ip), stream.ErrReceiveMax
 		}
 		ip.Received += amount
+		ip.Packets++
 		ip.UpdatedAt = now
 		if ip.Amount != nil && ip.Received == *ip.Amount {
 			ip.Completed = true
@@ -264,7 +267,9 @@ func (r *Rail) reportPaid(ctx context.Context, ip *incoming, recs ...*partners.R
 	err := r.host.Paid(ctx, &partners.Paid{
 		PartnerID: r.id, TranID: ip.TranID, Reference: r.incomingURL(ip.ID),
 		Amount: &wire.LedgerAmount{Amount: int64(ip.Received), Currency: currency},
-		Note:   "Open Payments incoming payment completed over ILP STREAM", Records: recs, At: ip.UpdatedAt,
+		Note: fmt.Sprintf("Open Payments incoming payment %s completed over ILP STREAM: %d (scale %d) in %d packet(s)",
+			ip.ID, ip.Received, w.AssetScale, ip.Packets),
+		Records: recs, At: ip.UpdatedAt,
 	})
 	if errors.Is(err, partners.ErrNoRequestYet) {
 		return errNotYet

@@ -88,6 +88,8 @@ type Options struct {
 	// Peers are the ILP peers allowed to send Prepares to {path}/ilp, each
 	// by its bearer token.
 	Peers []Peer `yaml:"peers"`
+	// GNAP is the authorisation server's policy.
+	GNAP GNAPOptions `yaml:"gnap"`
 }
 
 // Wallet is one retailer's wallet address.
@@ -144,11 +146,12 @@ type Rail struct {
 	log      zerolog.Logger
 	now      func() time.Time // reads clock
 	clock    atomic.Pointer[func() time.Time]
-	// verify admits a request to a protected route; until the rail's GNAP
-	// server is wired it refuses every request (ErrUnauthorized).
+	// verify admits a request to a protected route: gnapVerify (tests of
+	// the resource server alone stand another in).
 	verify func(r *http.Request, need Access) (*Grant, error)
 
 	upstream *ilphttp.Client
+	keys     *keySets // clients' jwks.json
 	bgMu     sync.Mutex
 	bgCtx    context.Context
 	bgStop   context.CancelFunc
@@ -226,8 +229,8 @@ func New(c partners.Config) (partners.Rail, error) {
 		wallets: map[string]*Wallet{}, byShop: map[string]*Wallet{}, creds: creds, address: addr,
 		receiver: &stream.Receiver{Address: addr},
 		host:     c.Host, records: c.Records, log: c.Logger,
-		verify: func(*http.Request, Access) (*Grant, error) { return nil, ErrUnauthorized },
 	}
+	r.verify = r.gnapVerify
 	clock := time.Now
 	r.clock.Store(&clock)
 	r.now = func() time.Time { return (*r.clock.Load())() }
@@ -245,6 +248,16 @@ func New(c partners.Config) (partners.Rail, error) {
 	if r.upstream, err = newUpstream(r.opts.Upstream, c.Transport); err != nil {
 		return nil, err
 	}
+	if err := r.gnapDefaults(c.Development); err != nil {
+		return nil, err
+	}
+	keyTransport := c.Transport
+	if !r.opts.GNAP.PrivateClients && !c.Development {
+		keyTransport = partners.PublicOnly(c.Transport)
+	}
+	keyClient := &http.Client{Timeout: 10 * time.Second, Transport: keyTransport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r.keys = &keySets{client: keyClient}
 	for i := range o.Wallets {
 		w := &o.Wallets[i]
 		if w.Retailer == "" {
@@ -336,20 +349,26 @@ func (r *Rail) Routes() []partners.Route {
 	route := func(method, path string, h http.Handler) partners.Route {
 		return partners.Route{Method: method, Path: r.path + path, Auth: partners.AuthRail, Handler: h}
 	}
+	signed := func(method, path string, h http.HandlerFunc) partners.Route { return route(method, path, keepBody(h)) }
 	return []partners.Route{
+		route(http.MethodPost, "/auth", http.HandlerFunc(r.requestGrant)),
+		route(http.MethodPost, "/auth/continue/{id}", http.HandlerFunc(r.continueGrant)),
+		route(http.MethodDelete, "/auth/continue/{id}", http.HandlerFunc(r.revokeGrant)),
+		route(http.MethodPost, "/auth/token/{id}", http.HandlerFunc(r.rotateToken)),
+		route(http.MethodDelete, "/auth/token/{id}", http.HandlerFunc(r.revokeToken)),
 		route(http.MethodGet, "/{wallet}", http.HandlerFunc(r.getWallet)),
 		// One pattern for every wallet sub-document: "/{wallet}/jwks.json"
 		// would conflict with "/incoming-payments/{id}" in net/http.
 		route(http.MethodGet, "/{wallet}/{doc}", http.HandlerFunc(r.getJWKS)),
-		route(http.MethodPost, "/incoming-payments", http.HandlerFunc(r.createIncoming)),
-		route(http.MethodGet, "/incoming-payments", http.HandlerFunc(r.listIncoming)),
-		route(http.MethodGet, "/incoming-payments/{id}", http.HandlerFunc(r.getIncoming)),
-		route(http.MethodPost, "/incoming-payments/{id}/complete", http.HandlerFunc(r.completeIncoming)),
-		route(http.MethodPost, "/quotes", http.HandlerFunc(r.createQuote)),
-		route(http.MethodGet, "/quotes/{id}", http.HandlerFunc(r.getQuote)),
-		route(http.MethodPost, "/outgoing-payments", http.HandlerFunc(r.createOutgoing)),
-		route(http.MethodGet, "/outgoing-payments", http.HandlerFunc(r.listOutgoing)),
-		route(http.MethodGet, "/outgoing-payments/{id}", http.HandlerFunc(r.getOutgoing)),
+		signed(http.MethodPost, "/incoming-payments", r.createIncoming),
+		signed(http.MethodGet, "/incoming-payments", r.listIncoming),
+		signed(http.MethodGet, "/incoming-payments/{id}", r.getIncoming),
+		signed(http.MethodPost, "/incoming-payments/{id}/complete", r.completeIncoming),
+		signed(http.MethodPost, "/quotes", r.createQuote),
+		signed(http.MethodGet, "/quotes/{id}", r.getQuote),
+		signed(http.MethodPost, "/outgoing-payments", r.createOutgoing),
+		signed(http.MethodGet, "/outgoing-payments", r.listOutgoing),
+		signed(http.MethodGet, "/outgoing-payments/{id}", r.getOutgoing),
 		route(http.MethodPost, "/ilp", r.ilp),
 	}
 }

@@ -50,6 +50,7 @@ wallets:
   - {retailer: customer, asset_code: USD, asset_scale: 2, fee_fixed: 10, fee_bps: 100}
 peers:
   - {name: payer, token: peer-token, address: test.qrswitch.payer, asset_code: USD, asset_scale: 2}
+gnap: {token_ttl: 10m, outgoing_payments: allow, private_clients: true}
 `
 )
 

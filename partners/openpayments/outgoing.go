@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/big"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -550,18 +549,7 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		t := time.NewTicker(r.opts.SweepInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-r.bgCtx.Done():
-				return
-			case <-t.C:
-				if err := r.Sweep(r.bgCtx); err != nil && r.bgCtx.Err() == nil {
-					r.log.Warn().Err(err).Msg("sweeping expired incoming payments; tried again at the next sweep")
-				}
-			}
-		}
+		partners.Every(r.bgCtx, r.opts.SweepInterval, r.log, "sweeping expired incoming payments", r.Sweep)
 	}()
 	return nil
 }
@@ -595,42 +583,7 @@ func newUpstream(u Upstream, transport http.RoundTripper) (*ilphttp.Client, erro
 // listOutgoing answers GET /outgoing-payments?wallet-address=…, paged as
 // the incoming payments are.
 func (r *Rail) listOutgoing(w http.ResponseWriter, req *http.Request) {
-	q := req.URL.Query()
-	wal := r.walletOf(q.Get("wallet-address"))
-	walletID := q.Get("wallet-address")
-	if wal != nil {
-		walletID = r.walletURL(wal.Name)
-	}
-	g, ok := r.authorize(w, req, Access{Type: "outgoing-payment", Actions: []string{"list", "list-all"}, Identifier: walletID})
-	if !ok {
-		return
-	}
-	if wal == nil {
-		writeError(w, http.StatusNotFound, "not_found", "no wallet address here")
-		return
-	}
-	page, err := parsePage(q)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
-		return
-	}
-	all := slices.Contains(g.Actions, "list-all")
-	items, hasMore, err := pageOf(req.Context(), r.records, kindOutgoing, wal, page, func(op *outgoing) bool { return all || (g.Client != "" && op.Client == g.Client) })
-	if err != nil {
-		r.storeDown(w, err)
-		return
-	}
-	res := struct {
-		Pagination pageInfo         `json:"pagination"`
-		Result     []map[string]any `json:"result"`
-	}{Result: []map[string]any{}}
-	for _, op := range items {
-		res.Result = append(res.Result, r.outgoingView(req.Context(), op))
-	}
-	if len(items) > 0 {
-		res.Pagination = page.info(items[0].ID, items[len(items)-1].ID, hasMore)
-	} else {
-		res.Pagination = page.info("", "", hasMore)
-	}
-	writeJSON(w, http.StatusOK, res)
+	listResource(r, w, req, "outgoing-payment", kindOutgoing,
+		func(op *outgoing) (string, string) { return op.ID, op.Client },
+		func(op *outgoing) (any, error) { return r.outgoingView(req.Context(), op), nil })
 }

@@ -365,13 +365,23 @@ func (r *Rail) completeIncoming(w http.ResponseWriter, req *http.Request) {
 // first (Rafiki's order), first/last 1 to 100 (default 20), cursor the id
 // to list after (first) or before (last).
 func (r *Rail) listIncoming(w http.ResponseWriter, req *http.Request) {
+	listResource(r, w, req, "incoming-payment", kindIncoming,
+		func(ip *incoming) (string, string) { return ip.ID, ip.Client },
+		func(ip *incoming) (any, error) { return r.view(ip, false) })
+}
+
+// listResource answers the list of one type of resource of a wallet
+// address: the client's own with "list", every one with "list-all", paged
+// newest first. key gives a resource's id and the client that made it.
+func listResource[T any](r *Rail, w http.ResponseWriter, req *http.Request, typ, kind string,
+	key func(*T) (id, client string), view func(*T) (any, error)) {
 	q := req.URL.Query()
 	wal := r.walletOf(q.Get("wallet-address"))
 	walletID := q.Get("wallet-address")
 	if wal != nil {
 		walletID = r.walletURL(wal.Name)
 	}
-	g, ok := r.authorize(w, req, Access{Type: "incoming-payment", Actions: []string{"list", "list-all"}, Identifier: walletID})
+	g, ok := r.authorize(w, req, Access{Type: typ, Actions: []string{"list", "list-all"}, Identifier: walletID})
 	if !ok {
 		return
 	}
@@ -385,17 +395,20 @@ func (r *Rail) listIncoming(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	all := slices.Contains(g.Actions, "list-all")
-	items, hasMore, err := pageOf(req.Context(), r.records, kindIncoming, wal, page, func(ip *incoming) bool { return all || (g.Client != "" && ip.Client == g.Client) })
+	items, hasMore, err := pageOf(req.Context(), r.records, kind, wal, page, func(x *T) bool {
+		_, client := key(x)
+		return all || (g.Client != "" && client == g.Client)
+	})
 	if err != nil {
 		r.storeDown(w, err)
 		return
 	}
 	res := struct {
-		Pagination pageInfo        `json:"pagination"`
-		Result     []*incomingView `json:"result"`
-	}{Result: []*incomingView{}}
-	for _, ip := range items {
-		v, err := r.view(ip, false)
+		Pagination pageInfo `json:"pagination"`
+		Result     []any    `json:"result"`
+	}{Result: []any{}}
+	for _, x := range items {
+		v, err := view(x)
 		if err != nil {
 			r.storeDown(w, err)
 			return
@@ -403,7 +416,9 @@ func (r *Rail) listIncoming(w http.ResponseWriter, req *http.Request) {
 		res.Result = append(res.Result, v)
 	}
 	if len(items) > 0 {
-		res.Pagination = page.info(items[0].ID, items[len(items)-1].ID, hasMore)
+		first, _ := key(items[0])
+		last, _ := key(items[len(items)-1])
+		res.Pagination = page.info(first, last, hasMore)
 	} else {
 		res.Pagination = page.info("", "", hasMore)
 	}

@@ -1,13 +1,19 @@
 package openpayments
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,10 +31,11 @@ import (
 // incoming payment and pays what it still takes over STREAM through the
 // switch's ILP-over-HTTP endpoint.
 //
-// Until the rail's GNAP server is wired, the simulator learns the payment
-// method (ILP address and shared secret) from the rail in-process, where a
-// real wallet would read the incoming payment with an access token; every
-// packet still goes over HTTP through the switch's endpoint.
+// It reads the payment method as a payer's wallet does: the public form
+// names the authorisation server, which grants it incoming-payment
+// read-all (a client known by its key alone: a wallet need not publish
+// one); the full form, read with that token and signed, carries the ILP
+// address and shared secret.
 func (r *Rail) Simulator(env partners.SimEnv) (partners.Simulator, error) {
 	if len(r.opts.Peers) == 0 {
 		return nil, errors.New("the simulator pays as an ILP peer: options.peers names none")
@@ -42,6 +49,11 @@ func (r *Rail) Simulator(env partners.SimEnv) (partners.Simulator, error) {
 	link.HTTP.Transport = tr
 	s := &simulator{rail: r, link: link, listen: env.Listen, switchURL: strings.TrimRight(env.SwitchURL, "/"),
 		http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	s.key, s.jwk = key, &JWK{Kid: "sim-wallet", Alg: "EdDSA", Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub)}
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -54,6 +66,10 @@ type simulator struct {
 	switchURL string
 	ctx       context.Context
 	stop      context.CancelFunc
+	// key signs its requests; jwk is its public half, given in grant
+	// requests (it has no wallet address of its own to publish keys at).
+	key ed25519.PrivateKey
+	jwk *JWK
 
 	mu       sync.Mutex
 	payments []simPayment
@@ -87,8 +103,12 @@ func (s *simulator) Handler() http.Handler {
 
 func (s *simulator) Describe() map[string]any {
 	base := "https://" + s.listen
+	wallets := map[string]string{}
+	for _, w := range s.rail.wallets {
+		wallets[w.Retailer] = s.rail.walletURL(w.Name)
+	}
 	return map[string]any{"url": base, "pay": base + "/sim/v1/pay", "payments": base + "/sim/v1/payments", "reset": base + "/sim/v1/reset",
-		"ilpEndpoint": s.link.URL}
+		"ilpEndpoint": s.link.URL, "walletAddresses": wallets}
 }
 
 func (s *simulator) Close() error { s.stop(); return nil }
@@ -134,43 +154,26 @@ func mustRead(req *http.Request) []byte {
 	return b
 }
 
-// payIncoming reads the incoming payment (its public form over HTTP, its
-// method from the rail) and pays what it still takes.
+// payIncoming reads the incoming payment (with a grant, as a payer's
+// wallet does) and pays what it still takes over STREAM.
 func (s *simulator) payIncoming(ctx context.Context, u string) simPayment {
 	p := simPayment{IncomingPayment: u, At: time.Now().UTC().Format(timeFormat)}
 	if !strings.HasPrefix(u, s.switchURL+s.rail.path+"/incoming-payments/") {
 		p.Error = "not an incoming payment of this switch"
 		return p
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	resp, err := s.http.Do(req)
-	if err != nil {
-		p.Error = fmt.Sprintf("reading the incoming payment: %v", err)
-		return p
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		p.Error = fmt.Sprintf("reading the incoming payment: HTTP %d", resp.StatusCode)
-		return p
-	}
-	id := u[strings.LastIndex(u, "/")+1:]
-	ip, _, err := s.rail.readIncoming(ctx, id)
-	if err != nil {
-		p.Error = fmt.Sprintf("reading the incoming payment's method: %v", err)
-		return p
-	}
-	if ip.Amount == nil {
-		p.Error = "the incoming payment names no amount"
-		return p
-	}
-	_, secret, err := s.rail.creds.Resolve(ip.Address)
+	pm, err := s.paymentMethod(ctx, u)
 	if err != nil {
 		p.Error = err.Error()
 		return p
 	}
+	if pm.amount == nil {
+		p.Error = "the incoming payment names no amount"
+		return p
+	}
 	snd := &stream.Sender{Link: s.link.Send}
-	st, err := snd.Pay(ctx, stream.Payment{Destination: ilp.Address(ip.Address), SharedSecret: secret, Mode: stream.FixedReceive,
-		Amount: *ip.Amount - ip.Received}, stream.State{})
+	st, err := snd.Pay(ctx, stream.Payment{Destination: ilp.Address(pm.address), SharedSecret: pm.secret, Mode: stream.FixedReceive,
+		Amount: *pm.amount - pm.received}, stream.State{})
 	p.Sent, p.Delivered = st.Sent, st.Delivered
 	if err != nil {
 		p.Error = err.Error()
@@ -180,3 +183,100 @@ func (s *simulator) payIncoming(ctx context.Context, u string) simPayment {
 
 // Interface guard.
 var _ partners.Simulated = (*Rail)(nil)
+
+// payMethod is what a payer needs of an incoming payment.
+type payMethod struct {
+	amount   *uint64
+	received uint64
+	address  string
+	secret   []byte
+}
+
+// paymentMethod reads incoming payment u as a payer's wallet does, with a
+// grant of the switch's authorisation server.
+func (s *simulator) paymentMethod(ctx context.Context, u string) (*payMethod, error) {
+	var public struct {
+		AuthServer string `json:"authServer"`
+	}
+	if err := s.getJSON(ctx, u, "", &public); err != nil {
+		return nil, fmt.Errorf("reading the incoming payment: %w", err)
+	}
+	body, _ := json.Marshal(map[string]any{
+		"access_token": map[string]any{"access": []map[string]any{{"type": "incoming-payment", "actions": []string{"read-all"}}}},
+		"client":       map[string]any{"jwk": s.jwk},
+	})
+	var grant struct {
+		AccessToken struct {
+			Value string `json:"value"`
+		} `json:"access_token"`
+	}
+	if err := s.do(ctx, http.MethodPost, public.AuthServer, "", body, &grant); err != nil {
+		return nil, fmt.Errorf("asking for a grant: %w", err)
+	}
+	var full struct {
+		IncomingAmount *struct {
+			Value string `json:"value"`
+		} `json:"incomingAmount"`
+		ReceivedAmount struct {
+			Value string `json:"value"`
+		} `json:"receivedAmount"`
+		Methods []struct {
+			Type         string `json:"type"`
+			ILPAddress   string `json:"ilpAddress"`
+			SharedSecret string `json:"sharedSecret"`
+		} `json:"methods"`
+	}
+	if err := s.getJSON(ctx, u, grant.AccessToken.Value, &full); err != nil {
+		return nil, fmt.Errorf("reading the incoming payment with the grant: %w", err)
+	}
+	m := &payMethod{}
+	for _, x := range full.Methods {
+		if x.Type == "ilp" {
+			m.address = x.ILPAddress
+			m.secret, _ = base64.RawURLEncoding.DecodeString(x.SharedSecret)
+		}
+	}
+	if m.address == "" || len(m.secret) != 32 {
+		return nil, errors.New("the incoming payment offers no ILP payment method")
+	}
+	if full.IncomingAmount != nil {
+		n, err := strconv.ParseUint(full.IncomingAmount.Value, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("incomingAmount %q: %w", full.IncomingAmount.Value, err)
+		}
+		m.amount = &n
+	}
+	m.received, _ = strconv.ParseUint(full.ReceivedAmount.Value, 10, 64)
+	return m, nil
+}
+
+func (s *simulator) getJSON(ctx context.Context, u, token string, v any) error {
+	return s.do(ctx, http.MethodGet, u, token, nil, v)
+}
+
+// do sends one signed request to the switch and decodes its JSON answer.
+func (s *simulator) do(ctx context.Context, method, u, token string, body []byte, v any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "GNAP "+token)
+	}
+	signRequest(req, body, s.jwk.Kid, s.key, time.Now())
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: HTTP %d %s", method, u, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}

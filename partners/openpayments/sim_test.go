@@ -13,16 +13,19 @@ import (
 
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
+	"github.com/qrswitch/qrswitch/partners/openpayments"
 	"github.com/qrswitch/qrswitch/partners/railtest"
 	"github.com/qrswitch/qrswitch/qr"
 )
 
-// TestSimulatorPaysQRCode: the simulator, told a QR code's payload, pays
-// its incoming payment over STREAM through the switch's ILP endpoint, and
-// the engine hears Paid for the code.
+// TestSimulatorPaysQRCode: the simulator, told a QR code's payload, reads
+// its incoming payment with a grant of the rail's authorisation server (a
+// client known by its key), pays it over STREAM through the switch's ILP
+// endpoint, and the engine hears Paid for the code.
 func TestSimulatorPaysQRCode(t *testing.T) {
 	host := railtest.NewHost()
 	e := newEnv(t, host)
+	openpayments.UseGNAP(e.rail)
 	sim, err := e.rail.(partners.Simulated).Simulator(partners.SimEnv{SwitchURL: e.srv.URL,
 		SwitchTLS: e.client.Transport.(*http.Transport).TLSClientConfig, Listen: "127.0.0.1:0", Logger: zerolog.Nop()})
 	if err != nil {

@@ -9,4 +9,6 @@ import (
 	_ "github.com/qrswitch/qrswitch/partners/ilpinvoice"
 	// Open Payments resource server paid over ILP STREAM (seed 000).
 	_ "github.com/qrswitch/qrswitch/partners/openpayments"
+	// The Inter-Entity Payment Protocol (seed 004).
+	_ "github.com/qrswitch/qrswitch/partners/ipp"
 )

@@ -111,9 +111,10 @@
   // --- login -------------------------------------------------------------
 
   function show(view) {
-    for (const v of ["login-view", "search-view", "payment-view", "saf-view"]) $("#" + v).hidden = v !== view;
+    for (const v of ["login-view", "search-view", "payment-view", "saf-view", "rails-view"]) $("#" + v).hidden = v !== view;
     $("#nav-search").classList.toggle("active", view === "search-view" || view === "payment-view");
     $("#nav-saf").classList.toggle("active", view === "saf-view");
+    $("#nav-rails").classList.toggle("active", view === "rails-view");
   }
 
   function logout(msg) {
@@ -121,7 +122,7 @@
     me = null;
     // Nothing read under the last login stays in the page.
     for (const sel of ["#results tbody", "#payment-summary", "#flow", "#advices tbody", "#attempts tbody",
-      "#saf tbody", "#partner-advices tbody", "#audit tbody"]) $(sel).textContent = "";
+      "#saf tbody", "#partner-advices tbody", "#audit tbody", "#rail-kinds", "#rail-records tbody"]) $(sel).textContent = "";
     $("#partner-detail").hidden = true;
     $("#message-detail").hidden = true;
     $("#more").hidden = true;
@@ -170,6 +171,9 @@
     } else if (h.startsWith("#/saf")) {
       show("saf-view");
       loadSAF();
+    } else if (h.startsWith("#/rails")) {
+      show("rails-view");
+      loadRails();
     } else {
       show("search-view");
     }
@@ -530,6 +534,67 @@
       body.append(tr);
     }
     if (currentPartner) openPartner(currentPartner, currentState);
+  }
+
+  // --- rails' records ----------------------------------------------------
+
+  // loadRails lists, for every partner whose rail shows records, a tab per
+  // kind; a tab lists that kind's records, newest first.
+  async function loadRails() {
+    showError("#rails-error", null);
+    const tabs = $("#rail-kinds");
+    tabs.textContent = "";
+    $("#rail-records tbody").textContent = "";
+    $("#rail-more").hidden = true;
+    let queues;
+    try {
+      queues = await api("GET", "/support/v1/saf");
+    } catch (err) {
+      showError("#rails-error", err);
+      return;
+    }
+    for (const q of queues.partners) {
+      let kinds;
+      try {
+        kinds = await api("GET", "/support/v1/rails/" + encodeURIComponent(q.destination));
+      } catch (err) {
+        if (err.status === 404) continue; // this rail shows no records
+        showError("#rails-error", err);
+        return;
+      }
+      for (const kind of kinds.kinds) {
+        const b = el("button", { type: "button", class: "rail-kind", "data-partner": q.destination, "data-kind": kind }, q.destination + ": " + kind);
+        b.addEventListener("click", () => {
+          for (const x of tabs.querySelectorAll("button")) x.classList.toggle("active", x === b);
+          $("#rail-records tbody").textContent = "";
+          loadRailRecords(q.destination, kind, "");
+        });
+        tabs.append(b);
+      }
+    }
+    if (!tabs.children.length) tabs.append(el("p", { class: "hint" }, "No rail of this switch shows records."));
+  }
+
+  async function loadRailRecords(partner, kind, before) {
+    showError("#rails-error", null);
+    let data;
+    try {
+      data = await api("GET", "/support/v1/rails/" + encodeURIComponent(partner) + "/records/" + encodeURIComponent(kind) +
+        (before ? "?before=" + encodeURIComponent(before) : ""));
+    } catch (err) {
+      showError("#rails-error", err);
+      return;
+    }
+    const body = $("#rail-records tbody");
+    for (const r of data.records) {
+      body.append(el("tr", { class: "rail-record", "data-key": r.key },
+        el("td", { class: "mono" }, r.key),
+        el("td", { class: "mono" }, r.dueAt ? fmtTime(r.dueAt) : ""),
+        el("td", {}, el("pre", { class: "mono" }, JSON.stringify(r.view, null, 2)))));
+    }
+    const more = $("#rail-more");
+    more.hidden = !data.next;
+    more.onclick = () => loadRailRecords(partner, kind, data.next);
   }
 
   async function partnerAction(kind, partner) {

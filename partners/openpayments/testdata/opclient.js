@@ -1,24 +1,36 @@
-// Drives the resource server with @interledger/open-payments, which
-// validates every response against the Open Payments OpenAPI specs.
-// Usage: node opclient.js WALLET_ADDRESS_URL ACCESS_TOKEN PAYER_WALLET_ADDRESS_URL
+// Drives the switch's Open Payments authorisation and resource servers
+// with @interledger/open-payments, which signs every request (RFC 9421)
+// and validates every response against the Open Payments OpenAPI specs.
+// Usage: node opclient.js WALLET_ADDRESS_URL PAYER_WALLET_ADDRESS_URL CLIENT_WALLET_ADDRESS_URL KEY_FILE KEY_ID
+// The client's key (PEM, Ed25519) is KEY_FILE; its jwks.json is served at
+// CLIENT_WALLET_ADDRESS_URL/jwks.json by the test.
 // Prints one JSON line with what each call returned, or {error}.
 'use strict'
 const crypto = require('crypto')
+const fs = require('fs')
 const { createAuthenticatedClient, createUnauthenticatedClient } = require('@interledger/open-payments')
 
-const [walletUrl, accessToken, payerUrl] = process.argv.slice(2)
+const [walletUrl, payerUrl, clientUrl, keyFile, keyId] = process.argv.slice(2)
 
 const main = async () => {
   const pub = await createUnauthenticatedClient({ validateResponses: true })
   const wallet = await pub.walletAddress.get({ url: walletUrl })
   const keys = await pub.walletAddress.getKeys({ url: walletUrl })
-  const { privateKey } = crypto.generateKeyPairSync('ed25519')
-  const client = await createAuthenticatedClient({
-    walletAddressUrl: 'https://client.example/wallet',
-    privateKey,
-    keyId: 'test-key',
-    validateResponses: true,
-  })
+  const privateKey = crypto.createPrivateKey(fs.readFileSync(keyFile))
+  const client = await createAuthenticatedClient({ walletAddressUrl: clientUrl, privateKey, keyId, validateResponses: true })
+  const grant = await client.grant.request(
+    { url: wallet.authServer },
+    {
+      access_token: {
+        access: [
+          { type: 'incoming-payment', actions: ['create', 'read', 'list', 'complete'] },
+          { type: 'quote', actions: ['create', 'read'] },
+          { type: 'outgoing-payment', actions: ['create', 'read', 'list'], identifier: payerUrl },
+        ],
+      },
+    }
+  )
+  const accessToken = grant.access_token.value
   const created = await client.incomingPayment.create(
     { url: wallet.resourceServer, accessToken },
     {
@@ -46,7 +58,18 @@ const main = async () => {
   )
   const gotOutgoing = await client.outgoingPayment.get({ url: outgoing.id, accessToken })
   const outgoingList = await client.outgoingPayment.list({ url: payer.resourceServer, walletAddress: payer.id, accessToken }, { first: 10 })
-  process.stdout.write(JSON.stringify({ wallet, keys, created, got, publicForm, list, completed, quote, gotQuote, outgoing, gotOutgoing, outgoingList }) + '\n')
+  // The token rotated: the new value works; revoked: it no longer does.
+  const rotated = (await client.token.rotate({ url: grant.access_token.manage, accessToken })).access_token
+  const afterRotation = await client.incomingPayment.get({ url: created.id, accessToken: rotated.value })
+  await client.token.revoke({ url: rotated.manage, accessToken: rotated.value })
+  let afterRevocation
+  try {
+    await client.incomingPayment.get({ url: created.id, accessToken: rotated.value })
+    afterRevocation = { status: 200 }
+  } catch (e) {
+    afterRevocation = { status: e.status, description: e.description }
+  }
+  process.stdout.write(JSON.stringify({ wallet, keys, grant, created, got, publicForm, list, completed, quote, gotQuote, outgoing, gotOutgoing, outgoingList, rotated, afterRotation, afterRevocation }) + '\n')
 }
 
 main().catch((e) => {

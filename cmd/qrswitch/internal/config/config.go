@@ -57,6 +57,9 @@ const (
 	DevILPDFSPID       = "sim-dfsp"
 	DevILPDFSPUsername = "sim-dfsp"
 	DevILPDFSPPassword = "sim-dfsp-dev-password"
+	DevIPPPartnerID    = "ipp"
+	DevIPPBaseURL      = "https://127.0.0.1:9447"
+	DevIPPAuditorToken = "ipp-auditor-dev-token"
 
 	// The Open Payments rail of the development setup: the switch is the
 	// demo retailer's account servicing entity; the simulator plays a
@@ -599,6 +602,16 @@ wallets:
   - {retailer: ` + DevRetailerID + `, name: ` + DevRetailerID + `, public_name: Demo Shop, asset_code: ZAR, asset_scale: 2}
 peers:
   - {name: ` + DevOPPeer + `, token: ` + DevOPPeerToken + `, address: test.qrswitch.` + DevOPPeer + `, asset_code: ZAR, asset_scale: 2}
+`),
+		}, {
+			ID:      DevIPPPartnerID,
+			Name:    "IPP",
+			Rail:    "ipp",
+			BaseURL: DevIPPBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+currency: "710"
+auditors: [{name: auditor, token: ` + DevIPPAuditorToken + `}]
 `),
 		}},
 		Support: []SupportUser{{

@@ -283,6 +283,8 @@ func TestDevelopmentSetup(t *testing.T) {
 			ID: "ilp", Name: "ILP invoices", Rail: "ilpinvoice", BaseURL: "https://127.0.0.1:9444", Timeout: sec(60 * time.Second),
 		}, {
 			ID: "op", Name: "Open Payments", Rail: "openpayments", BaseURL: "https://127.0.0.1:9445", Timeout: sec(60 * time.Second),
+		}, {
+			ID: "ipp", Name: "IPP", Rail: "ipp", BaseURL: "https://127.0.0.1:9447", Timeout: sec(60 * time.Second),
 		}},
 		Support:     []SupportUser{{Username: "support", Password: "support-dev-password", Role: RoleOperator}},
 		Development: true,
@@ -301,7 +303,8 @@ func TestDevelopmentSetup(t *testing.T) {
 	}
 	options := func(c *Config) *Config {
 		t.Helper()
-		for i, want := range map[int]map[string]any{1: wantOptions, 2: wantOPOptions} {
+		wantIPPOptions := map[string]any{"currency": "710", "auditors": []any{map[string]any{"name": "auditor", "token": "ipp-auditor-dev-token"}}}
+		for i, want := range map[int]map[string]any{1: wantOptions, 2: wantOPOptions, 3: wantIPPOptions} {
 			var m map[string]any
 			if err := c.Partners[i].Options.Decode(&m); err != nil || !reflect.DeepEqual(m, want) {
 				t.Errorf("development partner %s options = %v (%v), want %v", c.Partners[i].ID, m, err, want)

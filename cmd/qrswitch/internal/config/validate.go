@@ -32,6 +32,35 @@ const (
 	maxWaitTimeout   = Duration(10 * time.Second)
 )
 
+// devRailSecrets are the well-known secrets in the development setup's
+// rail options: a production configuration copied from it must not carry
+// them.
+var devRailSecrets = []string{DevILPDFSPPassword, DevOPPeerToken, DevIPPAuditorToken}
+
+// devSecretIn returns the key path under n of a scalar holding one of
+// devRailSecrets or a development password, or "".
+func devSecretIn(n *yaml.Node, path string) string {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if slices.Contains(devRailSecrets, n.Value) || slices.Contains(devPasswords, n.Value) {
+			return strings.TrimPrefix(path, ".")
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := devSecretIn(n.Content[i+1], path+"."+n.Content[i].Value); k != "" {
+				return k
+			}
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if k := devSecretIn(c, fmt.Sprintf("%s[%d]", path, i)); k != "" {
+				return k
+			}
+		}
+	}
+	return ""
+}
+
 // devPasswords are the well-known passwords of the development setup.
 // Production refuses any credential that matches one of them.
 var devPasswords = []string{DevRetailerPassword, DevShopPassword, DevPartnerPassword, DevPartnerScanPassword, DevSupportPassword}
@@ -312,6 +341,11 @@ func (v *validator) partners(ps []Partner) {
 		}
 		if v.prod && slices.Contains(devPasswords, p.Password) {
 			v.add(base+".password", "is a well-known development password: refused in production")
+		}
+		if v.prod {
+			if key := devSecretIn(&p.Options, ""); key != "" {
+				v.add(base+".options."+key, "is a well-known secret of the development setup: refused in production")
+			}
 		}
 		switch {
 		case p.Timeout <= 0:

@@ -223,6 +223,7 @@ func TestProductionRefusals(t *testing.T) {
 		{"development support password hashed", "", []string{"QRSWITCH_SUPPORT_0_PASSWORD_HASH=" + mustHash(DevSupportPassword)}, "support[0].password_hash", "well-known development password"},
 		{"another role's development password", "", []string{"QRSWITCH_SUPPORT_0_PASSWORD_HASH=" + mustHash(DevRetailerPassword)}, "support[0].password_hash", "well-known development password"},
 		{"development upstream password", "", []string{"QRSWITCH_PARTNERS_0_PASSWORD=" + DevPartnerPassword}, "partners[0].password", "well-known development password"},
+		{"development rail secret in options", "", []string{"QRSWITCH_PARTNERS_0_OPTIONS_TOKEN=" + DevOPPeerToken}, "partners[0].options.token", "well-known secret of the development setup"},
 	}
 	runValidationCases(t, prodYAML(), tests)
 }
@@ -285,5 +286,16 @@ func TestValidationErrorReport(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("Load(four problems) error = %v, want the store password left out", err)
+	}
+}
+
+// TestDevSecretIn: each development rail's options are found to hold a
+// well-known secret, named by its key path; options without one are not.
+func TestDevSecretIn(t *testing.T) {
+	want := map[string]string{DevILPPartnerID: "dfsps[0].password", DevOPPartnerID: "peers[0].token", DevIPPPartnerID: "auditors[0].token"}
+	for _, p := range Development().Partners {
+		if got := devSecretIn(&p.Options, ""); got != want[p.ID] {
+			t.Errorf("devSecretIn(partner %s options) = %q, want %q", p.ID, got, want[p.ID])
+		}
 	}
 }

@@ -58,7 +58,6 @@ func screenshotDir(t *testing.T) string {
 // seconds, which would upset the timing of the parallel tests; run first,
 // alone, it costs its own seconds and nobody else's.
 func TestConsoleWalkthrough(t *testing.T) {
-	bin := chromium(t)
 	shots := screenshotDir(t)
 	h := NewHarness(t, deadLetters)
 
@@ -83,101 +82,8 @@ func TestConsoleWalkthrough(t *testing.T) {
 		t.Fatalf("the console page has an inline script or style")
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Headless,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("ignore-certificate-errors", true), // the harness's development CA
-		chromedp.WindowSize(1400, 1000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browser, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	// Every page records its script errors and Content-Security-Policy
-	// violations where the test reads them (a script the debugger adds is
-	// not subject to the page's CSP).
-	const recorder = `window.__qrsErrors = [];
-		window.addEventListener("error", (e) => window.__qrsErrors.push("error: " + e.message));
-		window.addEventListener("unhandledrejection", (e) => window.__qrsErrors.push("rejection: " + e.reason));
-		document.addEventListener("securitypolicyviolation", (e) => window.__qrsErrors.push("CSP: " + e.violatedDirective + " " + e.blockedURI));`
-	if err := chromedp.Do(browser, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recorder})
-		return err
-	})); err != nil {
-		t.Fatalf("starting Chromium (%s): %v", bin, err)
-	}
-	ctx, cancelTimeout := context.WithTimeout(browser, 60*time.Second)
-	defer cancelTimeout()
-
-	eval := func(expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("evaluating %s: %v", expr, err)
-		}
-		return v
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		for i, step := range steps {
-			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			err := chromedp.Do(sctx, step)
-			cancel()
-			if err != nil {
-				t.Fatalf("%s, step %d: %v; shown: %s", what, i+1, err, eval(`document.querySelector("main").innerText.slice(0, 300)`))
-			}
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("reading %s: %v", sel, err)
-		}
-		return v
-	}
-	count := func(sel string) int {
-		t.Helper()
-		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
-		if err != nil {
-			t.Fatalf("counting %s: %v", sel, err)
-		}
-		return v
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
-	// SVG elements have no layout box of their own that the visibility
-	// checks understand: wait for them and click them through the DOM.
-	waitFor := func(sel string) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); count(sel) == 0; time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("no %s after 10 s; page at %s, errors: %s; shown: %s", sel, eval(`location.hash`),
-					eval(`window.__qrsErrors.join("; ")`), eval(`document.querySelector("main").innerText.slice(0, 400)`))
-			}
-		}
-	}
-	click := func(sel string) {
-		t.Helper()
-		eval(fmt.Sprintf(`document.querySelector(%q).dispatchEvent(new MouseEvent("click", {bubbles: true})), ""`, sel))
-	}
-
+	b := startBrowser(t, shots)
+	eval, do, text, count, shot, css, waitFor, click := b.eval, b.do, b.text, b.count, b.shot, b.css, b.waitFor, b.click
 	do("log in with a mistyped password",
 		chromedp.Navigate(h.Base+"/console/"),
 		chromedp.WaitVisible(css("#login")),
@@ -281,4 +187,120 @@ func TestConsoleWalkthrough(t *testing.T) {
 	if errs := eval(`window.__qrsErrors.join("; ")`); errs != "" {
 		t.Errorf("the page recorded errors: %s", errs)
 	}
+}
+
+// browserKit is a headless Chromium driven by a test, with the small verbs
+// the console tests use. Every page records its script errors and
+// Content-Security-Policy violations in window.__qrsErrors.
+type browserKit struct {
+	eval    func(expr string) string
+	do      func(what string, steps ...chromedp.Action[chromedp.Void])
+	text    func(sel string) string
+	count   func(sel string) int
+	shot    func(name string)
+	css     func(sel string) chromedp.CSS
+	waitFor func(sel string)
+	click   func(sel string)
+}
+
+// startBrowser starts Chromium for t (stopped at its end); shots is where
+// screenshots go.
+func startBrowser(t *testing.T, shots string) *browserKit {
+	bin := chromium(t)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(bin),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Headless,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("ignore-certificate-errors", true), // the harness's development CA
+		chromedp.WindowSize(1400, 1000),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	// Every page records its script errors and Content-Security-Policy
+	// violations where the test reads them (a script the debugger adds is
+	// not subject to the page's CSP).
+	const recorder = `window.__qrsErrors = [];
+		window.addEventListener("error", (e) => window.__qrsErrors.push("error: " + e.message));
+		window.addEventListener("unhandledrejection", (e) => window.__qrsErrors.push("rejection: " + e.reason));
+		document.addEventListener("securitypolicyviolation", (e) => window.__qrsErrors.push("CSP: " + e.violatedDirective + " " + e.blockedURI));`
+	if err := chromedp.Do(browser, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: recorder})
+		return err
+	})); err != nil {
+		t.Fatalf("starting Chromium (%s): %v", bin, err)
+	}
+	ctx, cancelTimeout := context.WithTimeout(browser, 60*time.Second)
+	t.Cleanup(cancelTimeout)
+
+	eval := func(expr string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluating %s: %v", expr, err)
+		}
+		return v
+	}
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		for i, step := range steps {
+			sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := chromedp.Do(sctx, step)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s, step %d: %v; shown: %s", what, i+1, err, eval(`document.querySelector("main").innerText.slice(0, 300)`))
+			}
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("reading %s: %v", sel, err)
+		}
+		return v
+	}
+	count := func(sel string) int {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll(%q).length`, sel)))
+		if err != nil {
+			t.Fatalf("counting %s: %v", sel, err)
+		}
+		return v
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	// SVG elements have no layout box of their own that the visibility
+	// checks understand: wait for them and click them through the DOM.
+	waitFor := func(sel string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); count(sel) == 0; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s after 10 s; page at %s, errors: %s; shown: %s", sel, eval(`location.hash`),
+					eval(`window.__qrsErrors.join("; ")`), eval(`document.querySelector("main").innerText.slice(0, 400)`))
+			}
+		}
+	}
+	click := func(sel string) {
+		t.Helper()
+		eval(fmt.Sprintf(`document.querySelector(%q).dispatchEvent(new MouseEvent("click", {bubbles: true})), ""`, sel))
+	}
+
+	return &browserKit{eval: eval, do: do, text: text, count: count, shot: shot, css: css, waitFor: waitFor, click: click}
 }

@@ -44,7 +44,7 @@ type checked struct {
 // switch — the surface of the test rail railtest.Fake, a handler that
 // panics — and the rails' own surfaces, which speak their protocols (each
 // documented in docs/{rail}.md), not the Electrum interface's.
-var testRoutes = []string{"/fake/", "/test/", "/ilpinvoice/", "/op/"}
+var testRoutes = []string{"/fake/", "/test/", "/ilpinvoice/", "/op/", "/ipp/"}
 
 func (c *checked) RoundTrip(req *http.Request) (*http.Response, error) {
 	for _, p := range testRoutes {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -113,14 +114,20 @@ func (c *child) kill(t *testing.T) {
 }
 
 // freePort returns a loopback address nobody listens on right now, so a
-// restarted switch keeps its address.
-func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// restarted switch keeps its address. It is below the ephemeral range (see
+// newLaneProxy), where no outgoing connection can take it while the switch
+// is down.
+func freePort(t testing.TB) string {
+	for range 200 {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", stablePortLow+rand.IntN(stablePortHigh-stablePortLow)))
+		if err != nil {
+			continue // taken: another port
+		}
+		defer ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatalf("no free port in [%d, %d)", stablePortLow, stablePortHigh)
+	return ""
 }
 
 // TestCrashRestartDeliversEveryAdviceOnce kills the switch process with

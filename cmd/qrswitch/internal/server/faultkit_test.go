@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -385,15 +386,31 @@ func newToxiproxy() *toxiproxy.ApiServer {
 }
 
 // newLaneProxy starts a proxy in front of upstream on a free loopback port.
+//
+// Its port is below the kernel's ephemeral range: a lane is stopped and
+// started again on the same port (connection refused, then healed), and a
+// port in the ephemeral range can be taken meanwhile by any outgoing
+// connection on the machine (seen: "bind: address already in use" on a
+// loaded machine running other tests). Below the range only an explicit
+// bind to that very port could take it.
 func newLaneProxy(t testing.TB, srv *toxiproxy.ApiServer, name, upstream string) *toxiproxy.Proxy {
 	t.Helper()
-	p := toxiproxy.NewProxy(srv, name, "127.0.0.1:0", upstream)
-	if err := p.Start(); err != nil {
-		t.Fatalf("starting proxy %s: %v", name, err)
+	for range 200 {
+		port := stablePortLow + rand.IntN(stablePortHigh-stablePortLow)
+		p := toxiproxy.NewProxy(srv, name, fmt.Sprintf("127.0.0.1:%d", port), upstream)
+		if err := p.Start(); err != nil {
+			continue // taken: another port
+		}
+		t.Cleanup(p.Stop)
+		return p
 	}
-	t.Cleanup(p.Stop)
-	return p
+	t.Fatalf("starting proxy %s: no free port in [%d, %d)", name, stablePortLow, stablePortHigh)
+	return nil
 }
+
+// The ports lanes listen on: below Linux's default ephemeral range
+// (32768–60999) and above the well-known services.
+const stablePortLow, stablePortHigh = 20000, 32000
 
 // faultHarness is a switch whose partners answer through a scripted
 // partner in front of the simulator; wallet-a is reached directly, and

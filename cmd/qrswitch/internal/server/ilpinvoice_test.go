@@ -21,7 +21,7 @@ import (
 // devHarness starts the development setup — what `qrswitch serve` runs with
 // no config, every rail's simulator included — on free ports, and returns
 // it with what var/dev.json says of it.
-func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
+func devHarness(t testing.TB, env ...string) (*Harness, *DevInfo) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load("", append(append(devListeners(t, dir),
@@ -46,7 +46,7 @@ func devHarness(t *testing.T, env ...string) (*Harness, *DevInfo) {
 // devListeners is the environment that moves the development setup to
 // free ports: its listeners and every simulated partner's base_url, so
 // that tests run side by side with each other and with a `qrswitch serve`.
-func devListeners(t *testing.T, dir string) []string {
+func devListeners(t testing.TB, dir string) []string {
 	t.Helper()
 	env := []string{"QRSWITCH_DATA_DIR=" + dir, "QRSWITCH_LISTEN=127.0.0.1:0", "QRSWITCH_ADMIN_LISTEN=127.0.0.1:0", "QRSWITCH_CHECKOUT_LISTEN=127.0.0.1:0"}
 	for i := range config.Development().Partners {
@@ -56,7 +56,7 @@ func devListeners(t *testing.T, dir string) []string {
 }
 
 // simulatorOf returns what dev.json says of the simulator of a rail.
-func simulatorOf(t *testing.T, d *DevInfo, rail string) map[string]string {
+func simulatorOf(t testing.TB, d *DevInfo, rail string) map[string]string {
 	t.Helper()
 	for _, p := range d.Partners {
 		if p.Rail == rail {
@@ -86,7 +86,7 @@ func until(t *testing.T, what string, check func() bool) {
 }
 
 // getJSON GETs url on the switch's client and decodes the answer.
-func (h *Harness) getJSON(t *testing.T, url, user, pass string, v any) int {
+func (h *Harness) getJSON(t testing.TB, url, user, pass string, v any) int {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if user != "" {
@@ -226,13 +226,13 @@ func TestILPInvoiceThroughTheSwitch(t *testing.T) {
 	}
 }
 
-// invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
-// the customer named when given, and returns its tranId and the invoice
-// URL its ILP invoice template carries.
-func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL string) {
+// railCode asks the development setup's demo retailer for a QR code of
+// amount ZAR cents (with a customer when given) and returns its tranId and
+// the template of the rail whose GUID is given.
+func railCode(t testing.TB, h *Harness, amount int64, customer, guid string) (string, qr.MerchantAccount) {
 	t.Helper()
 	req := qrRequest(config.DevRetailerInstitutionID)
-	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: 1500, Currency: "710"}}
+	req.Amounts = &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: amount, Currency: "710"}}
 	if customer != "" {
 		req.Customer = json.RawMessage(`{"msisdn":"` + customer + `"}`)
 	}
@@ -245,15 +245,24 @@ func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, ok := p.Account(ilpinvoice.GUID)
+	a, ok := p.Account(guid)
 	if !ok {
-		t.Fatalf("QR code %s has no invoice template", resp.QrCode)
+		t.Fatalf("QR code %s has no %s template", resp.QrCode, guid)
 	}
+	return resp.TranID, a
+}
+
+// invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
+// the customer named when given, and returns its tranId and the invoice
+// URL its ILP invoice template carries.
+func invoiceCode(t *testing.T, h *Harness, customer string) (tranID, invoiceURL string) {
+	t.Helper()
+	tranID, a := railCode(t, h, 1500, customer, ilpinvoice.GUID)
 	invoiceURL, _ = a.Field("01")
 	if !strings.HasPrefix(invoiceURL, h.Base+"/ilpinvoice/"+config.DevILPPartnerID+"/invoice/") {
 		t.Fatalf("invoice URL %q, want one on the switch", invoiceURL)
 	}
-	return resp.TranID, invoiceURL
+	return tranID, invoiceURL
 }
 
 // TestILPInvoicePaidTooLate: the POS's wait ends with NO_SCAN_RECEIVED

@@ -549,6 +549,13 @@ func TestRoundTripsPerFlowStep(t *testing.T) {
 			return err == nil && string(p.State) == state
 		})
 	}
+	// Each advice queue claims once as it starts; on a loaded machine that
+	// can come late, inside the first step. Wait for those claims first.
+	queues, err := h.Srv.Engine().Queues(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "every advice queue's first claim", func() bool { return st.Stats()["ClaimAdvices"] >= int64(len(queues)) })
 	background := map[string]bool{"Orphans": true, "Sweep": true, "Ping": true}
 	var rows []string
 	total := 0
