@@ -48,14 +48,14 @@ func newRecorder(watch ...chain.Address) *recorder {
 	return r
 }
 
-func (r *recorder) addresses() []chain.Address {
+func (r *recorder) addresses(context.Context) ([]chain.Address, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []chain.Address
 	for a := range r.watch {
 		out = append(out, a)
 	}
-	return out
+	return out, nil
 }
 
 func (r *recorder) notify() {
@@ -140,11 +140,9 @@ func (r *recorder) wait(t *testing.T, what string, cond func(r *recorder) bool) 
 	}
 }
 
-// checkNoGaps fails t when a batch skipped blocks.
+// checkNoGaps fails t when a batch skipped blocks. The caller holds r.mu.
 func (r *recorder) checkNoGaps(t *testing.T) {
 	t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for _, g := range r.gaps {
 		t.Errorf("blocks skipped: %s", g)
 	}

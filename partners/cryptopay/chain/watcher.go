@@ -91,8 +91,13 @@ type Config struct {
 	// matter (the open payments); the node is asked only for those, and
 	// nothing at all while the list is empty. Addresses must be added
 	// before anyone can pay them: blocks already processed are not read
-	// again for a new address. Nil: every transfer of the token.
-	Recipients func() []Address
+	// again for a new address. It is called for every block or range read,
+	// after the block's header was read: an address stored before it is
+	// called is asked for in every block mined after the address was
+	// stored, so an address published only once stored is never missed
+	// (another replica's included, when it reads a shared store). An error
+	// fails the step, which is retried. Nil: every transfer of the token.
+	Recipients func(ctx context.Context) ([]Address, error)
 	// Cursor and Sink: see their types. Required.
 	Cursor Cursor
 	Sink   Sink
@@ -402,10 +407,7 @@ func (w *Watcher) setTip(tip BlockRef, started bool) {
 // catchUp processes blocks until the tip is the node's head.
 func (w *Watcher) catchUp(ctx context.Context) error {
 	if w.unsaved {
-		if err := w.cfg.Cursor.Save(ctx, w.tip()); err != nil {
-			return fmt.Errorf("saving cursor: %w", err)
-		}
-		w.unsaved = false
+		w.save(ctx)
 	}
 	if err := w.checkSuspects(ctx); err != nil {
 		return err
@@ -477,9 +479,13 @@ func (w *Watcher) deep(ctx context.Context, end uint64) error {
 		return fmt.Errorf("reading block %d: %w", to, err)
 	}
 	var transfers []Transfer
-	if to, ok := w.recipients(); ok {
+	recipients, ok, err := w.recipients(ctx)
+	if err != nil {
+		return err
+	}
+	if ok {
 		transfers, err = rpc.Transfers(ctx, TransferQuery{
-			Token: w.cfg.Token, FromBlock: tip.Number + 1, ToBlock: last.Number, To: to, MaxRange: w.cfg.MaxRange,
+			Token: w.cfg.Token, FromBlock: tip.Number + 1, ToBlock: last.Number, To: recipients, MaxRange: w.cfg.MaxRange,
 		})
 		if err != nil {
 			return err
@@ -490,19 +496,21 @@ func (w *Watcher) deep(ctx context.Context, end uint64) error {
 
 // recipients returns the addresses to ask for; ok is false when there are
 // none to watch.
-func (w *Watcher) recipients() (to []Address, ok bool) {
+func (w *Watcher) recipients(ctx context.Context) (to []Address, ok bool, err error) {
 	if w.cfg.Recipients == nil {
-		return nil, true
+		return nil, true, nil
 	}
-	to = w.cfg.Recipients()
-	return to, len(to) > 0
+	if to, err = w.cfg.Recipients(ctx); err != nil {
+		return nil, false, fmt.Errorf("listing recipients: %w", err)
+	}
+	return to, len(to) > 0, nil
 }
 
 // blockTransfers reads the transfers of block b by its hash.
 func (w *Watcher) blockTransfers(ctx context.Context, b Header) ([]Transfer, error) {
-	to, ok := w.recipients()
-	if !ok {
-		return nil, nil
+	to, ok, err := w.recipients(ctx)
+	if err != nil || !ok {
+		return nil, err
 	}
 	hash := b.Hash
 	ts, err := w.cfg.RPC.Transfers(ctx, TransferQuery{Token: w.cfg.Token, BlockHash: &hash, To: to})
@@ -552,18 +560,21 @@ func (w *Watcher) deliver(ctx context.Context, first uint64, last Header, transf
 		}
 	}
 	w.setTip(last.Ref(), false)
-	return w.save(ctx)
+	w.save(ctx)
+	return nil
 }
 
-// save stores the tip in the cursor; a failure is retried before the next
-// step.
-func (w *Watcher) save(ctx context.Context) error {
+// save stores the tip in the cursor. A failure is counted and logged, and
+// the save tried again before the next step; the Watcher goes on
+// delivering meanwhile (the Sink is idempotent, so what it delivers past
+// an unsaved cursor only comes again after a restart).
+func (w *Watcher) save(ctx context.Context) {
 	if err := w.cfg.Cursor.Save(ctx, w.tip()); err != nil {
 		w.unsaved = true
-		return fmt.Errorf("saving cursor: %w", err)
+		w.failed(fmt.Errorf("saving cursor: %w", err))
+		return
 	}
 	w.unsaved = false
-	return nil
 }
 
 // rewind finds the newest remembered block still on the chain, tells the
@@ -620,7 +631,8 @@ func (w *Watcher) rewind(ctx context.Context) error {
 	w.status.Reorgs++
 	w.status.Tip = ancestor
 	w.mu.Unlock()
-	return w.save(ctx)
+	w.save(ctx)
+	return nil
 }
 
 // checkSuspects rewinds when a block a removed log named is one the
