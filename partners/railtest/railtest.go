@@ -296,6 +296,20 @@ func (h *Host) PaidReports() []*partners.Paid {
 	return append([]*partners.Paid(nil), h.paid...)
 }
 
+// SeenReports returns the progress reported.
+func (h *Host) SeenReports() []*partners.Seen {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*partners.Seen(nil), h.seen...)
+}
+
+// Ended returns the offers reported ended, as "tranId: reason".
+func (h *Host) Ended() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.ended...)
+}
+
 // WaitPaid waits until n payments were reported, or fails t after timeout
 // (a backstop: tests decide on the report itself).
 func (h *Host) WaitPaid(t testing.TB, n int, timeout time.Duration) []*partners.Paid {
@@ -329,8 +343,8 @@ type Pull struct {
 	// answered the customer's side. It reports whether the rail took the
 	// money.
 	PayOffer func(t *testing.T, r partners.Rail, o *partners.OfferRequest, offer *partners.Offer, repeat bool) bool
-	// Currency is a currency the rail takes (ISO 4217 numeric), and Amount
-	// an amount in its minor units.
+	// Currency is a currency the rail takes (ISO 4217 numeric, or a rail's
+	// own code such as a token's), and Amount an amount in its minor units.
 	Currency string
 	Amount   int64
 }
@@ -367,6 +381,11 @@ func RunPull(t *testing.T, h Pull) {
 		// The template must fit an EMVCo code with the Electrum one.
 		p := &qr.Payload{Scheme: qr.SchemeEMVCo, Accounts: append([]qr.MerchantAccount{qr.ElectrumAccount("0123456789abcdef0123456789abcdef")}, out.Accounts...),
 			MCC: "5411", Currency: h.Currency, Amount: h.Amount, HasAmount: true, Country: "ZA", MerchantName: "Demo Shop", City: "Cape Town"}
+		if _, iso := qr.CurrencyExponent(h.Currency); !iso {
+			// A rail's own currency is not written in tags 53 and 54, as the
+			// engine does it.
+			p.Scheme, p.Currency, p.Amount, p.HasAmount = qr.SchemePseudoEMVCo, "", 0, false
+		}
 		if _, err := qr.Encode(p); err != nil {
 			t.Fatalf("the offer's template does not fit an EMVCo code: %v", err)
 		}
