@@ -31,7 +31,7 @@ type simulator struct {
 }
 
 func (s *simulator) Handler() http.Handler { return s.Sim }
-func (s *simulator) Close() error         { s.Sim.Close(); return nil }
+func (s *simulator) Close() error          { s.Sim.Close(); return nil }
 func (s *simulator) Describe() map[string]any {
 	c := s.Config()
 	return map[string]any{
