@@ -109,8 +109,22 @@ type Options struct {
 	// SweepInterval is how often addresses past their watch are let go.
 	// Default 1m.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// Rates price codes in ISO 4217 currencies in the token: tokens per
+	// major unit of the currency (a decimal), pinned on each offer. A
+	// code in a currency without a rate is not offered on the rail. A
+	// till's codes are in an ISO 4217 currency (the interface's amounts
+	// are), so a token rail for tills needs a rate; a stablecoin's is 1.
+	Rates []Rate `yaml:"rates"`
 	// SimBlockTime is the development chain's block time. Default 2s.
 	SimBlockTime time.Duration `yaml:"sim_block_time"`
+}
+
+// Rate is the price of the token in an ISO 4217 currency.
+type Rate struct {
+	// Currency is the ISO 4217 numeric code.
+	Currency string `yaml:"currency"`
+	// Tokens is how many tokens one major unit of the currency buys.
+	Tokens string `yaml:"tokens"`
 }
 
 var currencyPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
@@ -124,6 +138,7 @@ type Rail struct {
 	exp      int      // the currency's exponent: min(decimals, 8)
 	unit     *big.Int // base units per minor unit: 10^(decimals-exp)
 	xpub     *hdkey.ExtendedKey
+	rates    map[string]*big.Rat // ISO 4217 numeric → tokens per major unit
 	rpc      *chain.Client
 	ws       chain.WSConfig
 	chainID  atomic.Uint64
@@ -183,6 +198,14 @@ func New(c partners.Config) (partners.Rail, error) {
 	}
 	if r.xpub, err = hdkey.Parse(o.XPub); err != nil {
 		return nil, fmt.Errorf("xpub: %w", err)
+	}
+	r.rates = map[string]*big.Rat{}
+	for i, rt := range o.Rates {
+		v, ok := new(big.Rat).SetString(rt.Tokens)
+		if _, iso := qr.CurrencyExponent(rt.Currency); !iso || !ok || v.Sign() <= 0 || r.rates[rt.Currency] != nil {
+			return nil, fmt.Errorf("rates[%d]: want a distinct ISO 4217 numeric currency and a positive decimal of tokens, got %q and %q", i, rt.Currency, rt.Tokens)
+		}
+		r.rates[rt.Currency] = v
 	}
 	if o.Confirmations == 0 {
 		o.Confirmations = DefaultConfirmations
@@ -272,7 +295,11 @@ func (r *Rail) chainIDOf(ctx context.Context) (uint64, error) {
 // Offer derives the next address for a code priced in the token and
 // records it, to be watched from the moment the code is stored.
 func (r *Rail) Offer(ctx context.Context, o *partners.OfferRequest) (*partners.Offer, error) {
-	if o.Amount == nil || o.Amount.Currency != r.opts.Currency || o.Amount.Amount <= 0 {
+	if o.Amount == nil || o.Amount.Amount <= 0 {
+		return nil, partners.ErrNotOffered
+	}
+	due, rate := r.due(o.Amount)
+	if due == nil {
 		return nil, partners.ErrNotOffered
 	}
 	id, err := r.chainIDOf(ctx)
@@ -287,28 +314,61 @@ func (r *Rail) Offer(ctx context.Context, o *partners.OfferRequest) (*partners.O
 	if err != nil {
 		return nil, fmt.Errorf("deriving address %d: %w", index, err)
 	}
-	due := new(big.Int).Mul(big.NewInt(o.Amount.Amount), r.unit)
 	p := &payment{
 		TranID: o.TranID, Retailer: o.RetailerID, Index: index, Address: addr, Due: due.String(),
-		Currency: o.Amount.Currency, ExpiresAt: o.ExpiresAt, WatchUntil: o.ExpiresAt.Add(r.opts.WatchAfterExpiry),
+		Currency: o.Amount.Currency, Asked: o.Amount.Amount, Rate: rate, ExpiresAt: o.ExpiresAt, WatchUntil: o.ExpiresAt.Add(r.opts.WatchAfterExpiry),
 		Checkout: o.Checkout, State: stateOpen, CreatedAt: o.Now,
 	}
 	rec, err := p.record()
 	if err != nil {
 		return nil, err
 	}
-	uri := chain.PaymentURI(r.token, id, addr, due)
 	return &partners.Offer{
 		Accounts: []qr.MerchantAccount{{GUID: GUID, Fields: []qr.Field{
 			{Tag: "01", Value: addr.String()}, {Tag: "02", Value: strconv.FormatUint(id, 10)}, {Tag: "03", Value: due.String()},
 		}}},
 		Reference: addr.String(),
-		Display: map[string]string{
-			"address": addr.String(), "uri": uri, "token": r.token.String(), "chain_id": strconv.FormatUint(id, 10),
-			"amount": chain.FormatAmount(due, r.decimals), "confirmations": strconv.FormatUint(r.opts.Confirmations, 10),
-		},
-		Records: []*partners.Record{rec},
+		Display:   r.display(addr, id, due, rate),
+		Records:   []*partners.Record{rec},
 	}, nil
+}
+
+// display is what a checkout page or a POS shows beside the code: the
+// EIP-681 URI to show as a code of its own, its parts, and the rate a
+// price in another currency was converted at.
+func (r *Rail) display(addr chain.Address, id uint64, due *big.Int, rate string) map[string]string {
+	d := map[string]string{
+		"address": addr.String(), "uri": chain.PaymentURI(r.token, id, addr, due), "token": r.token.String(), "chain_id": strconv.FormatUint(id, 10),
+		"amount": chain.FormatAmount(due, r.decimals), "currency": r.opts.Currency,
+		"confirmations": strconv.FormatUint(r.opts.Confirmations, 10),
+	}
+	if rate != "" {
+		d["rate"] = rate
+	}
+	return d
+}
+
+// due is what a code's amount asks in base units of the token, rounded
+// up, and the rate it was converted at ("" in the token itself); nil when
+// the rail cannot price the currency.
+func (r *Rail) due(a *wire.LedgerAmount) (*big.Int, string) {
+	if a.Currency == r.opts.Currency {
+		return new(big.Int).Mul(big.NewInt(a.Amount), r.unit), ""
+	}
+	rate, ok := r.rates[a.Currency]
+	if !ok {
+		return nil, ""
+	}
+	exp, _ := qr.CurrencyExponent(a.Currency)
+	// amount / 10^exp × rate × 10^decimals, rounded up.
+	v := new(big.Rat).SetFrac(big.NewInt(a.Amount), new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(exp)), nil))
+	v.Mul(v, rate)
+	v.Mul(v, new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(r.decimals)), nil)))
+	q, m := new(big.Int).QuoRem(v.Num(), v.Denom(), new(big.Int))
+	if m.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q, rate.FloatString(int(r.decimals))
 }
 
 // nextIndex takes the next derivation index, shared by every replica
@@ -357,7 +417,7 @@ func (r *Rail) Start(ctx context.Context) error {
 		RPC: r.rpc, WS: r.ws, ChainID: r.opts.ChainID, Token: r.token, Confirmations: r.opts.Confirmations,
 		Recipients: r.recipients, Cursor: cursor{r}, Sink: sink{r}, StartBlock: r.opts.StartBlock,
 		PollInterval: r.opts.PollInterval, ResyncInterval: 10 * r.opts.PollInterval,
-		Logger: r.log.With().Str("partner", r.id).Logger(),
+		Logger: r.log,
 	})
 	if err != nil {
 		return err
@@ -375,7 +435,7 @@ func (r *Rail) Start(ctx context.Context) error {
 			partners.Every(ctx, r.opts.SweepInterval, r.log, "cryptopay sweep", r.sweep)
 		}()
 		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
-			r.log.Error().Err(err).Str("partner", r.id).Msg("the chain watcher stopped: payments on this rail are not seen")
+			r.log.Error().Err(err).Msg("the chain watcher stopped: payments on this rail are not seen")
 		}
 		wg.Wait()
 	}()

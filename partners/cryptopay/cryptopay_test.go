@@ -544,3 +544,37 @@ func TestOptionsRefused(t *testing.T) {
 		t.Fatalf("good options refused: %v", err)
 	}
 }
+
+// TestRates: a code in rand, priced at 0.5 tokens per rand, asks its
+// tokens rounded up, and is reported paid in rand.
+func TestRates(t *testing.T) {
+	const rates = "rates: [{currency: \"710\", tokens: \"0.5\"}]\n"
+	e := newEnv(t, envOpts{extra: rates})
+	o := &partners.OfferRequest{TranID: wire.NewID(), RetailerID: "shop-1", Amount: &wire.LedgerAmount{Amount: 1001, Currency: "710"},
+		ExpiresAt: time.Now().Add(time.Hour), Now: time.Now()}
+	of, err := e.rail.Offer(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.records.Commit(t.Context(), of.Records...); err != nil {
+		t.Fatal(err)
+	}
+	// 10.01 rand × 0.5 = 5.005 tokens = 5005000 base units.
+	if p := e.payment(o.TranID); p.Due != "5005000" || p.Currency != "710" || p.Asked != 1001 || of.Display["rate"] != "0.500000" {
+		t.Fatalf("record due %s %s asked %d, display rate %q; want 5005000 for 1001 rand cents at 0.500000", p.Due, p.Currency, p.Asked, of.Display["rate"])
+	}
+	e.pay(1, e.address(of), 5_005_000)
+	got := e.host.WaitPaid(t, 1, backstop)[0]
+	if got.Amount.Amount != 1001 || got.Amount.Currency != "710" {
+		t.Fatalf("Paid %+v, want 1001 rand cents", got.Amount)
+	}
+	if _, err := e.rail.Offer(t.Context(), &partners.OfferRequest{TranID: wire.NewID(), Amount: &wire.LedgerAmount{Amount: 1, Currency: "840"}}); !errors.Is(err, partners.ErrNotOffered) {
+		t.Fatalf("a code in a currency without a rate: Offer = %v, want ErrNotOffered", err)
+	}
+	for _, bad := range []string{`[{currency: "ZAR", tokens: "1"}]`, `[{currency: "710", tokens: "-1"}]`, `[{currency: "710", tokens: "x"}]`,
+		`[{currency: "710", tokens: "1"}, {currency: "710", tokens: "2"}]`} {
+		if _, err := e.build(railtest.NewHost(), strings.Replace(e.options, rates, "rates: "+bad+"\n", 1)); err == nil || !strings.Contains(err.Error(), "rates[") {
+			t.Errorf("rates %s: New = %v, want refused", bad, err)
+		}
+	}
+}

@@ -39,13 +39,17 @@ const (
 
 // payment is the record of one offered address.
 type payment struct {
-	TranID    string        `json:"tranId"`
-	Retailer  string        `json:"retailer"`
-	Index     uint32        `json:"index"`
-	Address   chain.Address `json:"address"`
-	Due       string        `json:"due"` // base units
-	Currency  string        `json:"currency"`
-	ExpiresAt time.Time     `json:"expiresAt"`
+	TranID   string        `json:"tranId"`
+	Retailer string        `json:"retailer"`
+	Index    uint32        `json:"index"`
+	Address  chain.Address `json:"address"`
+	Due      string        `json:"due"` // base units
+	// Currency and Asked are the code's amount: the token's currency, or
+	// an ISO 4217 one converted at Rate (tokens per major unit), pinned.
+	Currency  string    `json:"currency"`
+	Asked     int64     `json:"asked"`
+	Rate      string    `json:"rate,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
 	// WatchUntil is when the address stops being watched.
 	WatchUntil time.Time  `json:"watchUntil"`
 	Checkout   bool       `json:"checkout,omitempty"`
@@ -133,15 +137,22 @@ func decode(rec *partners.Record, v any) error {
 	return nil
 }
 
-// minor converts base units to the currency's minor units (rounding
-// down), as a ledger amount.
-func (r *Rail) minor(v *big.Int, currency string) *wire.LedgerAmount {
-	m := new(big.Int).Quo(v, r.unit)
+// minor converts base units to the code's currency (rounding down), as a
+// ledger amount: the token's minor units, or for a code in another
+// currency its share of the amount asked at the pinned rate.
+func (r *Rail) minor(v *big.Int, p *payment) *wire.LedgerAmount {
+	var m *big.Int
+	if p.Currency == r.opts.Currency {
+		m = new(big.Int).Quo(v, r.unit)
+	} else {
+		m = new(big.Int).Mul(v, big.NewInt(p.Asked))
+		m.Quo(m, p.due())
+	}
 	n := int64(math.MaxInt64)
 	if m.IsInt64() {
 		n = m.Int64()
 	}
-	return &wire.LedgerAmount{Amount: n, Currency: currency}
+	return &wire.LedgerAmount{Amount: n, Currency: p.Currency}
 }
 
 // --- the watcher's cursor -----------------------------------------------------

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/chain"
@@ -20,7 +21,15 @@ func (r *Rail) Simulator(env partners.SimEnv) (partners.Simulator, error) {
 	if id == 0 {
 		id = chainsim.DefaultChainID
 	}
-	sim := chainsim.New(chainsim.Config{ChainID: id, Token: r.token, Decimals: r.decimals, Symbol: r.opts.Currency, BlockTime: r.opts.SimBlockTime})
+	cfg := chainsim.Config{ChainID: id, Token: r.token, Decimals: r.decimals, Symbol: r.opts.Currency, BlockTime: r.opts.SimBlockTime}
+	if env.DataDir != "" {
+		// The chain outlives a restart of the switch, as a node's does.
+		cfg.StateFile = filepath.Join(env.DataDir, "chain.json")
+	}
+	sim, err := chainsim.Open(cfg)
+	if err != nil {
+		return nil, err
+	}
 	sim.Start()
 	return &simulator{Sim: sim, base: "https://" + env.Listen}, nil
 }
@@ -31,7 +40,7 @@ type simulator struct {
 }
 
 func (s *simulator) Handler() http.Handler { return s.Sim }
-func (s *simulator) Close() error          { s.Sim.Close(); return nil }
+func (s *simulator) Close() error          { s.Sim.Close(); return s.Save() }
 func (s *simulator) Describe() map[string]any {
 	c := s.Config()
 	return map[string]any{

@@ -104,7 +104,7 @@ func (s sink) Reorg(ctx context.Context, g *chain.Reorg) error {
 				// The engine's approval stands (the POS has its answer):
 				// the operator must know the money is not on the chain.
 				p.Note = fmt.Sprintf("a reorganisation back to block %d took back money of this paid payment: %s of %s base units confirmed now", g.Ancestor.Number, conf, p.Due)
-				s.r.log.Error().Str("partner", s.r.id).Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: " + p.Note)
+				s.r.log.Error().Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: " + p.Note)
 			}
 			return true
 		})
@@ -146,7 +146,7 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 		last = p.Transfers[n-1].Tx.String()
 	}
 	if seen.String() != p.Reported {
-		err := r.host.Seen(ctx, &partners.Seen{PartnerID: r.id, TranID: p.TranID, Received: r.minor(seen, p.Currency), Reference: last,
+		err := r.host.Seen(ctx, &partners.Seen{PartnerID: r.id, TranID: p.TranID, Received: r.minor(seen, p), Reference: last,
 			Note: fmt.Sprintf("%s received at %s (%s confirmed), %s asked", r.format(seen), p.Address, r.format(conf), r.format(p.due()))})
 		if err != nil && !errors.Is(err, partners.ErrNoRequestYet) && !errors.Is(err, partners.ErrNotWaiting) && !errors.Is(err, partners.ErrNotFound) {
 			return fmt.Errorf("reporting progress: %w", err)
@@ -160,7 +160,7 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 		if err != nil {
 			return err
 		}
-		err = r.host.Paid(ctx, &partners.Paid{PartnerID: r.id, TranID: p.TranID, Reference: q.PaidTx, Amount: r.minor(conf, p.Currency),
+		err = r.host.Paid(ctx, &partners.Paid{PartnerID: r.id, TranID: p.TranID, Reference: q.PaidTx, Amount: r.minor(conf, p),
 			Note: fmt.Sprintf("%s confirmed at %s in %d transfer(s)", r.format(conf), p.Address, len(p.Transfers)), Records: []*partners.Record{rec}})
 		switch {
 		case err == nil:
@@ -169,7 +169,7 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 			return errAgain
 		case errors.Is(err, partners.ErrNotWaiting):
 			p.State, p.Note = stateLate, "paid when no payment could take it: "+err.Error()+"; the tokens stay at the address for a refund"
-			r.log.Warn().Str("partner", r.id).Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: money came late")
+			r.log.Warn().Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: money came late")
 		case errors.Is(err, partners.ErrAmount):
 			p.Note = err.Error() // more may come
 		default:

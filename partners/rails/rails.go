@@ -11,4 +11,6 @@ import (
 	_ "github.com/qrswitch/qrswitch/partners/openpayments"
 	// The Inter-Entity Payment Protocol (seed 004).
 	_ "github.com/qrswitch/qrswitch/partners/ipp"
+	// ERC-20 token payments on an EVM chain (seed 003).
+	_ "github.com/qrswitch/qrswitch/partners/cryptopay"
 )

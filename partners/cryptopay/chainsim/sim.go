@@ -56,6 +56,11 @@ type Config struct {
 	MaxLogRange uint64
 	// Now is the clock of block timestamps. Default time.Now.
 	Now func() time.Time
+	// StateFile, when set, keeps the chain across restarts: New reads it
+	// (if it is this chain's and token's) and Close writes it, as a node's
+	// database would. A chain that forgot its blocks would look, to a
+	// watcher that remembers them, like a reorganisation down to genesis.
+	StateFile string
 }
 
 // TransferRequest is one transfer to make.
@@ -141,6 +146,29 @@ func New(c Config) *Sim {
 	}
 	s.appendBlock(nil, nil)
 	return s
+}
+
+// Open is New, with the chain read from c.StateFile when there is one.
+func Open(c Config) (*Sim, error) {
+	s := New(c)
+	if c.StateFile == "" {
+		return s, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.load(c.StateFile); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Save writes the chain to Config.StateFile (nothing without one). Call it
+// after Close, or whenever a copy should be on disk.
+func (s *Sim) Save() error {
+	if s.cfg.StateFile == "" {
+		return nil
+	}
+	return s.save(s.cfg.StateFile)
 }
 
 // Config returns the configuration in force, defaults filled in.
@@ -374,23 +402,30 @@ func (s *Sim) appendBlock(transfers []TransferRequest, txs []chain.Hash) *block 
 		Hash:       hash([]byte("block"), u64(s.cfg.ChainID), parent.Hash[:], u64(number), u64(ts), u64(s.nonce), txRoot),
 	}
 	b.txs = txs
-	for i, t := range transfers {
-		b.logs = append(b.logs, chain.Log{
-			Address:     s.cfg.Token,
-			Topics:      []chain.Hash{chain.TransferTopic, chain.AddressTopic(t.From), chain.AddressTopic(t.To)},
-			Data:        t.Value.FillBytes(make([]byte, 32)),
-			BlockNumber: number,
-			BlockHash:   b.header.Hash,
-			TxHash:      txs[i],
-			TxIndex:     uint64(i),
-			Index:       uint64(i),
-		})
-	}
+	b.logs = s.logsOf(b.header, txs, transfers)
 	s.blocks = append(s.blocks, b)
 	s.byHash[b.header.Hash] = b
 	s.notifyLogs(b.logs)
 	s.notifyHead(b.header)
 	return b
+}
+
+// logsOf returns the Transfer logs of a block's transfers.
+func (s *Sim) logsOf(h chain.Header, txs []chain.Hash, transfers []TransferRequest) []chain.Log {
+	var logs []chain.Log
+	for i, t := range transfers {
+		logs = append(logs, chain.Log{
+			Address:     s.cfg.Token,
+			Topics:      []chain.Hash{chain.TransferTopic, chain.AddressTopic(t.From), chain.AddressTopic(t.To)},
+			Data:        t.Value.FillBytes(make([]byte, 32)),
+			BlockNumber: h.Number,
+			BlockHash:   h.Hash,
+			TxHash:      txs[i],
+			TxIndex:     uint64(i),
+			Index:       uint64(i),
+		})
+	}
+	return logs
 }
 
 func hash(parts ...[]byte) chain.Hash {

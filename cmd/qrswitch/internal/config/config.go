@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -60,6 +61,17 @@ const (
 	DevIPPPartnerID    = "ipp"
 	DevIPPBaseURL      = "https://127.0.0.1:9447"
 	DevIPPAuditorToken = "ipp-auditor-dev-token"
+
+	// The development setup's token rail: a simulated chain (its id, its
+	// token, the currency shops price in) and the extended public key its
+	// addresses come from — BIP-32 test vector 1's m/0H/1, whose private
+	// key is public, so production refuses it.
+	DevChainPartnerID = "chain"
+	DevChainBaseURL   = "https://127.0.0.1:9446"
+	DevChainID        = 1337
+	DevChainToken     = "0x5150000000000000000000000000000000000001"
+	DevChainCurrency  = "QTT"
+	DevChainXPub      = "xpub6ASuArnXKPbfEwhqN6e3mwBcDTgzisQN1wXN9BJcM47sSikHjJf3UFHKkNAWbWMiGj7Wf5uMash7SyYq527Hqck2AxYysAA7xmALppuCkwQ"
 
 	// The Open Payments rail of the development setup: the switch is the
 	// demo retailer's account servicing entity; the simulator plays a
@@ -555,7 +567,7 @@ func development() *Config {
 			InstitutionID: DevShopInstitutionID,
 			Checkout: RetailerCheckout{
 				Allow:          []string{"127.0.0.1/32", "::1/128"},
-				Currency:       "710",
+				Currency:       DevChainCurrency,
 				PostbackSecret: DevCheckoutPostbackSecret,
 				Merchant:       CheckoutMerchant{Name: "Demo Web Shop", City: "Cape Town", Country: "ZA"},
 			},
@@ -612,6 +624,23 @@ peers:
 			Options: devOptions(`
 currency: "710"
 auditors: [{name: auditor, token: ` + DevIPPAuditorToken + `}]
+`),
+		}, {
+			ID:      DevChainPartnerID,
+			Name:    "Token chain",
+			Rail:    "cryptopay",
+			BaseURL: DevChainBaseURL,
+			Timeout: defaultPartnerTimeout,
+			Options: devOptions(`
+ws_url: auto
+chain_id: ` + strconv.Itoa(DevChainID) + `
+token_address: "` + DevChainToken + `"
+token_decimals: 6
+currency: ` + DevChainCurrency + `
+xpub: ` + DevChainXPub + `
+confirmations: 2
+poll_interval: 1s
+rates: [{currency: "710", tokens: "1"}]
 `),
 		}},
 		Support: []SupportUser{{

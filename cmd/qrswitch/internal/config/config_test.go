@@ -271,7 +271,7 @@ func TestDevelopmentSetup(t *testing.T) {
 			ID: "demo-shop", Username: "demo-shop", Password: "demo-shop-dev-password", InstitutionID: "0001",
 		}, {
 			ID: "demo-webshop", Username: "demo-webshop", Password: "demo-webshop-dev-password", InstitutionID: "0002",
-			Checkout: RetailerCheckout{Allow: []string{"127.0.0.1/32", "::1/128"}, Credentials: "optional", Currency: "710",
+			Checkout: RetailerCheckout{Allow: []string{"127.0.0.1/32", "::1/128"}, Credentials: "optional", Currency: "QTT",
 				MaxAmount: "20999984", Expiry: sec(30 * time.Minute), PostbackSecret: "demo-webshop-dev-postback-secret",
 				Merchant: CheckoutMerchant{Name: "Demo Web Shop", City: "Cape Town", Country: "ZA", MCC: "5999"}},
 		}},
@@ -285,6 +285,8 @@ func TestDevelopmentSetup(t *testing.T) {
 			ID: "op", Name: "Open Payments", Rail: "openpayments", BaseURL: "https://127.0.0.1:9445", Timeout: sec(60 * time.Second),
 		}, {
 			ID: "ipp", Name: "IPP", Rail: "ipp", BaseURL: "https://127.0.0.1:9447", Timeout: sec(60 * time.Second),
+		}, {
+			ID: "chain", Name: "Token chain", Rail: "cryptopay", BaseURL: "https://127.0.0.1:9446", Timeout: sec(60 * time.Second),
 		}},
 		Support:     []SupportUser{{Username: "support", Password: "support-dev-password", Role: RoleOperator}},
 		Development: true,
@@ -304,7 +306,10 @@ func TestDevelopmentSetup(t *testing.T) {
 	options := func(c *Config) *Config {
 		t.Helper()
 		wantIPPOptions := map[string]any{"currency": "710", "auditors": []any{map[string]any{"name": "auditor", "token": "ipp-auditor-dev-token"}}}
-		for i, want := range map[int]map[string]any{1: wantOptions, 2: wantOPOptions, 3: wantIPPOptions} {
+		wantChainOptions := map[string]any{"ws_url": "auto", "chain_id": 1337, "token_address": "0x5150000000000000000000000000000000000001",
+			"token_decimals": 6, "currency": "QTT", "xpub": DevChainXPub, "confirmations": 2, "poll_interval": "1s",
+			"rates": []any{map[string]any{"currency": "710", "tokens": "1"}}}
+		for i, want := range map[int]map[string]any{1: wantOptions, 2: wantOPOptions, 3: wantIPPOptions, 4: wantChainOptions} {
 			var m map[string]any
 			if err := c.Partners[i].Options.Decode(&m); err != nil || !reflect.DeepEqual(m, want) {
 				t.Errorf("development partner %s options = %v (%v), want %v", c.Partners[i].ID, m, err, want)

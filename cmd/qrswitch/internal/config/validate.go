@@ -35,7 +35,7 @@ const (
 // devRailSecrets are the well-known secrets in the development setup's
 // rail options: a production configuration copied from it must not carry
 // them.
-var devRailSecrets = []string{DevILPDFSPPassword, DevOPPeerToken, DevIPPAuditorToken}
+var devRailSecrets = []string{DevILPDFSPPassword, DevOPPeerToken, DevIPPAuditorToken, DevChainXPub}
 
 // devSecretIn returns the key path under n of a scalar holding one of
 // devRailSecrets or a development password, or "".

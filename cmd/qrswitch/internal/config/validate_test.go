@@ -292,7 +292,7 @@ func TestValidationErrorReport(t *testing.T) {
 // TestDevSecretIn: each development rail's options are found to hold a
 // well-known secret, named by its key path; options without one are not.
 func TestDevSecretIn(t *testing.T) {
-	want := map[string]string{DevILPPartnerID: "dfsps[0].password", DevOPPartnerID: "peers[0].token", DevIPPPartnerID: "auditors[0].token"}
+	want := map[string]string{DevILPPartnerID: "dfsps[0].password", DevOPPartnerID: "peers[0].token", DevIPPPartnerID: "auditors[0].token", DevChainPartnerID: "xpub"}
 	for _, p := range Development().Partners {
 		if got := devSecretIn(&p.Options, ""); got != want[p.ID] {
 			t.Errorf("devSecretIn(partner %s options) = %q, want %q", p.ID, got, want[p.ID])

@@ -241,15 +241,22 @@ func railCode(t testing.TB, h *Harness, amount int64, customer, guid string) (st
 	if r.status != http.StatusCreated || json.Unmarshal(r.body, &resp) != nil {
 		t.Fatalf("createQrCode = %d %s, want 201", r.status, r.body)
 	}
-	p, err := qr.Decode(resp.QrCode)
+	return resp.TranID, templateOf(t, resp.QrCode, guid)
+}
+
+// templateOf returns the template of the rail whose GUID is given in an
+// EMVCo payload.
+func templateOf(t testing.TB, payload, guid string) qr.MerchantAccount {
+	t.Helper()
+	p, err := qr.Decode(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, ok := p.Account(guid)
 	if !ok {
-		t.Fatalf("QR code %s has no %s template", resp.QrCode, guid)
+		t.Fatalf("QR code %s has no %s template", payload, guid)
 	}
-	return resp.TranID, a
+	return a
 }
 
 // invoiceCode asks the development setup for a QR code of 15.00 ZAR, with
