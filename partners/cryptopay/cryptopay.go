@@ -115,6 +115,9 @@ type Options struct {
 	// till's codes are in an ISO 4217 currency (the interface's amounts
 	// are), so a token rail for tills needs a rate; a stablecoin's is 1.
 	Rates []Rate `yaml:"rates"`
+	// RetryInterval is how often money that came before its payment
+	// request is reported again. Default 1s.
+	RetryInterval time.Duration `yaml:"retry_interval"`
 	// SimBlockTime is the development chain's block time. Default 2s.
 	SimBlockTime time.Duration `yaml:"sim_block_time"`
 }
@@ -218,6 +221,9 @@ func New(c partners.Config) (partners.Rail, error) {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = time.Minute
+	}
+	if o.RetryInterval <= 0 {
+		o.RetryInterval = time.Second
 	}
 	if o.SimBlockTime <= 0 {
 		o.SimBlockTime = 2 * time.Second
@@ -429,10 +435,14 @@ func (r *Rail) Start(ctx context.Context) error {
 	go func() {
 		defer close(r.done)
 		var wg sync.WaitGroup
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			partners.Every(ctx, r.opts.SweepInterval, r.log, "cryptopay sweep", r.sweep)
+		}()
+		go func() {
+			defer wg.Done()
+			partners.Every(ctx, r.opts.RetryInterval, r.log, "cryptopay retry", r.retry)
 		}()
 		if err := w.Run(ctx); err != nil && ctx.Err() == nil {
 			r.log.Error().Err(err).Msg("the chain watcher stopped: payments on this rail are not seen")

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,7 +86,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.polling {
 		ws = ""
 	}
-	e.options = fmt.Sprintf("rpc_url: %s\nws_url: %q\ntoken_address: %s\ntoken_decimals: %d\ncurrency: %s\nxpub: %s\nconfirmations: %d\npoll_interval: 50ms\nsweep_interval: 20ms\n%s",
+	e.options = fmt.Sprintf("rpc_url: %s\nws_url: %q\ntoken_address: %s\ntoken_decimals: %d\ncurrency: %s\nxpub: %s\nconfirmations: %d\npoll_interval: 50ms\nsweep_interval: 20ms\nretry_interval: 20ms\n%s",
 		o.node.URL, ws, o.node.Token, o.node.Decimals, currency, testXPub, o.confirmations, o.extra)
 	e.rail = e.start(e.host)
 	return e
@@ -576,5 +577,59 @@ func TestRates(t *testing.T) {
 		if _, err := e.build(railtest.NewHost(), strings.Replace(e.options, rates, "rates: "+bad+"\n", 1)); err == nil || !strings.Contains(err.Error(), "rates[") {
 			t.Errorf("rates %s: New = %v, want refused", bad, err)
 		}
+	}
+}
+
+// earlyHost answers Paid with ErrNoRequestYet for the codes it holds back:
+// the POS has not sent their payment requests yet.
+type earlyHost struct {
+	*railtest.Host
+	mu    sync.Mutex
+	early map[string]bool
+}
+
+func (h *earlyHost) Paid(ctx context.Context, p *partners.Paid) error {
+	h.mu.Lock()
+	early := h.early[p.TranID]
+	h.mu.Unlock()
+	if early {
+		return fmt.Errorf("%w: no payment request for code %s yet", partners.ErrNoRequestYet, p.TranID)
+	}
+	return h.Host.Paid(ctx, p)
+}
+
+// TestPaidBeforeTheRequest: money for a code whose payment request has not
+// arrived is reported again until it has, and meanwhile the watcher goes
+// on with other payments.
+func TestPaidBeforeTheRequest(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.rail.Close()
+	host := &earlyHost{Host: e.host, early: map[string]bool{}}
+	e.rail = e.start(host)
+	early, ofEarly := e.offer(3*unit, time.Now().Add(time.Hour))
+	host.mu.Lock()
+	host.early[early.TranID] = true
+	host.mu.Unlock()
+	other, ofOther := e.offer(4*unit, time.Now().Add(time.Hour))
+
+	e.pay(1, e.address(ofEarly), 3*unit)
+	p := e.wait(early.TranID, "the early money noted", func(p *payment) bool { return p.Retry })
+	if p.State != stateOpen || !strings.Contains(p.Note, "before the payment request") {
+		t.Fatalf("record %+v, want open, to be reported again", p)
+	}
+	e.pay(2, e.address(ofOther), 4*unit)
+	if got := e.host.WaitPaid(t, 1, backstop)[0]; got.TranID != other.TranID {
+		t.Fatalf("reported %s, want the other code %s while the early one waits", got.TranID, other.TranID)
+	}
+	host.mu.Lock()
+	delete(host.early, early.TranID)
+	host.mu.Unlock()
+	e.host.WaitPaid(t, 2, backstop)
+	p = e.wait(early.TranID, "the early money reported", func(p *payment) bool { return p.State == statePaid })
+	if p.Retry {
+		t.Fatalf("record %+v still marked for a retry", p)
+	}
+	if recs, err := e.records.List(t.Context(), partners.RecordQuery{Kind: kindPayment, Index: indexRetry}); err != nil || len(recs) != 0 {
+		t.Fatalf("records to retry = %d, %v; want none", len(recs), err)
 	}
 }

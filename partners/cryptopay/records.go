@@ -27,6 +27,7 @@ const (
 	// WatchUntil); indexAddress+address finds a payment by its address.
 	indexWatched = "watched"
 	indexAddress = "addr:"
+	indexRetry   = "retry"
 )
 
 // States of a payment record.
@@ -59,8 +60,12 @@ type payment struct {
 	Reported string `json:"reported,omitempty"`
 	// PaidTx is the transaction that completed the amount; PaidAt when the
 	// engine approved the payment.
-	PaidTx    string    `json:"paidTx,omitempty"`
-	PaidAt    time.Time `json:"paidAt,omitzero"`
+	PaidTx string    `json:"paidTx,omitempty"`
+	PaidAt time.Time `json:"paidAt,omitzero"`
+	// Retry says the payment is to be reported again: the money came
+	// before the POS's payment request (indexed, so any replica's retry
+	// loop finds it).
+	Retry     bool      `json:"retry,omitempty"`
 	Note      string    `json:"note,omitempty"`
 	CreatedAt time.Time `json:"createdAt"`
 
@@ -85,6 +90,9 @@ func (p *payment) record() (*partners.Record, error) {
 	if !p.WatchUntil.IsZero() {
 		rec.Index = append(rec.Index, indexWatched)
 		rec.DueAt = p.WatchUntil
+	}
+	if p.Retry {
+		rec.Index = append(rec.Index, indexRetry)
 	}
 	return rec, encode(rec, p)
 }
@@ -233,6 +241,25 @@ func (r *Rail) byAddress(ctx context.Context, a chain.Address) (*payment, error)
 		return nil, err
 	}
 	return paymentOf(recs[0])
+}
+
+// retry reports again the payments whose money came before their payment
+// request.
+func (r *Rail) retry(ctx context.Context) error {
+	recs, err := r.records.List(ctx, partners.RecordQuery{Kind: kindPayment, Index: indexRetry, Limit: 100})
+	if err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		p, err := paymentOf(rec)
+		if err != nil {
+			return err
+		}
+		if err := r.change(ctx, p.Address, func(p *payment) bool { return p.Retry }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep lets go of addresses past their watch.

@@ -153,6 +153,7 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 		}
 		p.Reported = seen.String()
 	}
+	p.Retry = false
 	if p.State == stateOpen && conf.Sign() > 0 && conf.Cmp(p.due()) >= 0 {
 		q := *p
 		q.State, q.PaidTx, q.PaidAt, q.Note = statePaid, completing(p), r.now().UTC(), ""
@@ -172,6 +173,10 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 			r.log.Warn().Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: money came late")
 		case errors.Is(err, partners.ErrAmount):
 			p.Note = err.Error() // more may come
+		case errors.Is(err, partners.ErrNoRequestYet):
+			// The POS has not sent its request yet: the retry loop reports
+			// it again, and the watcher goes on with other payments.
+			p.Retry, p.Note = true, "paid before the payment request arrived: reported again shortly"
 		default:
 			return fmt.Errorf("reporting the payment: %w", err)
 		}
