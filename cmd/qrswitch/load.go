@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,18 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Connections, "connections", 16, "connection pools to each of the switch and the simulator")
 	fs.BoolVar(&o.HTTP2, "http2", mode == "hold", "speak HTTP/2")
 	fs.BoolVar(&o.Baseline, "baseline", false, "run: measure the direct path to the simulator first")
+	fs.Func("cpu-pid", "run: also report the CPU per flow of process `name=PID` (repeat; a redis-server, the simulator)", func(v string) error {
+		name, pid, ok := strings.Cut(v, "=")
+		n, err := strconv.Atoi(pid)
+		if !ok || name == "" || err != nil || n <= 0 {
+			return fmt.Errorf("want name=PID, got %q", v)
+		}
+		if o.Processes == nil {
+			o.Processes = map[string]int{}
+		}
+		o.Processes[name] = n
+		return nil
+	})
 	advices := fs.Int("advices", 10000, "recovery: advices to queue")
 	down := fs.Duration("down", 5*time.Second, "recovery: how long the simulator refuses advices")
 	requests := fs.Int("requests", 10000, "hold: payment requests to hold open")

@@ -80,6 +80,10 @@ type Options struct {
 	// against the simulator for Duration, and reports the switch's
 	// throughput as a ratio of it.
 	Baseline bool
+	// Processes are other processes on this machine (a redis-server, the
+	// simulator) whose CPU per measured flow the report gives, read from
+	// /proc/PID/stat, by name.
+	Processes map[string]int
 }
 
 func (o *Options) defaults() error {

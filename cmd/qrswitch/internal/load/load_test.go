@@ -1,6 +1,7 @@
 package load
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,26 @@ func TestOptionsChecked(t *testing.T) {
 		if _, err := Run(t.Context(), o); err == nil {
 			t.Errorf("Run(%+v) succeeded, want an error", o)
 		}
+	}
+}
+
+// TestProcessCPU reads this process's CPU time from /proc and leaves out a
+// process that does not exist.
+func TestProcessCPU(t *testing.T) {
+	self := os.Getpid()
+	before := processCPU(map[string]int{"self": self, "gone": 1 << 30})
+	if _, ok := before["gone"]; ok {
+		t.Fatalf("a process that does not exist was read: %v", before)
+	}
+	// Burn CPU until the kernel's tick counter moves (10 ms units).
+	for processCPU(map[string]int{"self": self})["self"] <= before["self"] {
+		x := 0
+		for i := range 1_000_000 {
+			x += i
+		}
+		_ = x
+	}
+	if after := processCPU(map[string]int{"self": self})["self"]; after <= before["self"] || after > before["self"]+60 {
+		t.Fatalf("CPU seconds went from %v to %v", before["self"], after)
 	}
 }

@@ -3,6 +3,8 @@ package load
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,8 +94,11 @@ type Report struct {
 	// SwitchCPUPerFlow is the CPU time the switch process spent per
 	// measured flow (its process_cpu_seconds_total), in microseconds: a
 	// figure that stays meaningful when other processes share the cores.
-	SwitchCPUPerFlow float64   `json:"switchCpuPerFlowUs,omitempty"`
-	Options          RunConfig `json:"options"`
+	SwitchCPUPerFlow float64 `json:"switchCpuPerFlowUs,omitempty"`
+	// ProcessCPUPerFlow is the same for the other processes named by
+	// Options.Processes (a redis-server, the simulator).
+	ProcessCPUPerFlow map[string]float64 `json:"processCpuPerFlowUs,omitempty"`
+	Options           RunConfig          `json:"options"`
 
 	Baseline *Report  `json:"baseline,omitempty"`
 	Ratio    *float64 `json:"throughputRatio,omitempty"`
@@ -157,6 +162,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.SwitchCPUPerFlow > 0 {
 		fmt.Fprintf(w, "  switch CPU per flow: %.0f µs\n", r.SwitchCPUPerFlow)
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.ProcessCPUPerFlow)) {
+		fmt.Fprintf(w, "  %s CPU per flow: %.0f µs\n", name, r.ProcessCPUPerFlow[name])
 	}
 	if r.Baseline != nil {
 		fmt.Fprintln(w, strings.Repeat("-", 78))

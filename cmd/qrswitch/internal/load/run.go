@@ -11,6 +11,8 @@ import (
 	"math"
 	mrand "math/rand/v2"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -157,6 +159,7 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 	progressDone := r.progress(ctx, mode)
 
 	var cpuFrom float64
+	var procFrom map[string]float64
 	cpuSampled := make(chan struct{})
 	go func() {
 		defer close(cpuSampled)
@@ -165,6 +168,7 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 		}
 		time.Sleep(time.Until(r.measureFrom))
 		cpuFrom = r.switchCPU(ctx)
+		procFrom = processCPU(o.Processes)
 	}()
 	var wg sync.WaitGroup
 	if o.Rate > 0 {
@@ -212,6 +216,7 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 	if cpuFrom > 0 {
 		cpuTo = r.switchCPU(ctx)
 	}
+	procTo := processCPU(o.Processes)
 	cancel()
 	<-progressDone
 	rep := &Report{
@@ -224,11 +229,48 @@ func (r *runner) run(ctx context.Context, mode string, flow func(ctx context.Con
 	if cpuFrom > 0 && cpuTo > cpuFrom && rep.Flows > 0 {
 		rep.SwitchCPUPerFlow = (cpuTo - cpuFrom) * 1e6 / float64(rep.Flows)
 	}
+	for name, from := range procFrom {
+		if to, ok := procTo[name]; ok && rep.Flows > 0 {
+			if rep.ProcessCPUPerFlow == nil {
+				rep.ProcessCPUPerFlow = map[string]float64{}
+			}
+			rep.ProcessCPUPerFlow[name] = (to - from) * 1e6 / float64(rep.Flows)
+		}
+	}
 	for k, h := range r.stats.steps {
 		rep.Steps[k] = h.summary()
 	}
 	return rep, nil
 }
+
+// processCPU reads the CPU seconds (user + system) of each process from
+// /proc/PID/stat; a process that cannot be read is left out.
+func processCPU(pids map[string]int) map[string]float64 {
+	out := map[string]float64{}
+	for name, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command (which is in parentheses and may hold
+		// spaces): state is field 3, utime 14 and stime 15.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if i < 0 || len(f) < 13 {
+			continue
+		}
+		ut, err1 := strconv.ParseFloat(f[11], 64)
+		st, err2 := strconv.ParseFloat(f[12], 64)
+		if err1 == nil && err2 == nil {
+			out[name] = (ut + st) / clockTicks
+		}
+	}
+	return out
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
+// Linux architecture Go supports.
+const clockTicks = 100
 
 // switchCPU reads the switch's CPU seconds from its metrics; 0 when they
 // cannot be read (an admin listener elsewhere).
