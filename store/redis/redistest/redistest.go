@@ -1,6 +1,8 @@
 // Package redistest runs real Redis processes for tests: a standalone
-// redis-server on a free loopback port with its own data directory, and a
-// Sentinel topology (a master, a replica and three sentinels). Every
+// redis-server on a free loopback port with its own data directory, a
+// Sentinel topology (a master, a replica and three sentinels), and a Redis
+// Cluster (masters with their replicas, formed by redis-cli --cluster
+// create). Every
 // process it starts is stopped when the test ends, and is killed with the
 // test process if that dies first (on Linux). A missing redis-server fails
 // the test with an install hint: Redis tests never skip.
@@ -60,6 +62,8 @@ type Options struct {
 	// defaults; the port, bind address, directory, log file and the
 	// settings above override it.
 	ConfigFile string
+	// extra are more arguments (a cluster node's).
+	extra []string
 }
 
 // Start runs a redis-server with the AOF on (appendfsync everysec), no RDB
@@ -94,6 +98,7 @@ func StartWith(t testing.TB, o Options) *Server {
 		host, port, _ := strings.Cut(o.ReplicaOf, ":")
 		s.args = append(s.args, "--replicaof", host, port)
 	}
+	s.args = append(s.args, o.extra...)
 	s.start()
 	return s
 }
@@ -172,6 +177,16 @@ func (s *Server) logTail() string {
 		}
 	}
 	return b.String()
+}
+
+// Running reports whether the process has not exited.
+func (s *Server) Running() bool {
+	select {
+	case <-s.exit:
+		return false
+	default:
+		return true
+	}
 }
 
 // Stop shuts the server down gracefully (SIGTERM: it flushes its AOF) and
