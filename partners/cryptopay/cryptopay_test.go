@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/chain"
+	"github.com/qrswitch/qrswitch/partners/cryptopay/chainsim"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/ganachetest"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/hdkey"
 	"github.com/qrswitch/qrswitch/partners/railtest"
@@ -631,5 +633,38 @@ func TestPaidBeforeTheRequest(t *testing.T) {
 	}
 	if recs, err := e.records.List(t.Context(), partners.RecordQuery{Kind: kindPayment, Index: indexRetry}); err != nil || len(recs) != 0 {
 		t.Fatalf("records to retry = %d, %v; want none", len(recs), err)
+	}
+}
+
+// TestReorgReincluded: a reorganisation that mines a paid payment's
+// transfer again in a new block leaves the payment paid, counted once, and
+// without the operator's warning (on the development chain, which can
+// re-include a transaction; ganache cannot).
+func TestReorgReincluded(t *testing.T) {
+	sim := chainsim.New(chainsim.Config{})
+	srv := httptest.NewServer(sim)
+	t.Cleanup(func() { srv.Close(); sim.Close() })
+	e := &env{t: t, records: newRecords(t), host: railtest.NewHost()}
+	e.host.Records = e.records
+	e.options = fmt.Sprintf("rpc_url: %s\ntoken_address: %s\ntoken_decimals: 6\ncurrency: %s\nxpub: %s\nconfirmations: 1\npoll_interval: 20ms\n",
+		srv.URL, sim.Config().Token, currency, testXPub)
+	e.rail = e.start(e.host)
+	o, of := e.offer(5*unit, time.Now().Add(time.Hour))
+	r, err := sim.Transfer(chainsim.TransferRequest{To: e.address(of), Value: big.NewInt(5 * unit)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.host.WaitPaid(t, 1, backstop)
+	if _, _, err := sim.Reorg(1, 2, true); err != nil {
+		t.Fatal(err)
+	}
+	p := e.wait(o.TranID, "the transfer in its new block", func(p *payment) bool {
+		return len(p.Transfers) == 1 && p.Transfers[0].BlockHash != r.BlockHash && p.Transfers[0].Confirmed
+	})
+	if p.State != statePaid || p.Note != "" || p.Transfers[0].Tx != r.TxHash {
+		t.Fatalf("record after the re-inclusion: state %s, note %q, tx %s; want paid, no note, tx %s", p.State, p.Note, p.Transfers[0].Tx, r.TxHash)
+	}
+	if n := len(e.host.PaidReports()); n != 1 {
+		t.Fatalf("%d payment reports, want 1", n)
 	}
 }

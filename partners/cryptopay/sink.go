@@ -19,6 +19,10 @@ import (
 // amount), idempotent by transfer id: the watcher delivers at least once.
 type sink struct{ r *Rail }
 
+// reorgNote starts the note of a paid payment whose money a
+// reorganisation took back.
+const reorgNote = "a reorganisation"
+
 // errAgain: the record changed under us; read it again and decide again.
 var errAgain = errors.New("record changed: again")
 
@@ -103,7 +107,7 @@ func (s sink) Reorg(ctx context.Context, g *chain.Reorg) error {
 			if _, conf := p.sums(); p.State == statePaid && conf.Cmp(p.due()) < 0 {
 				// The engine's approval stands (the POS has its answer):
 				// the operator must know the money is not on the chain.
-				p.Note = fmt.Sprintf("a reorganisation back to block %d took back money of this paid payment: %s of %s base units confirmed now", g.Ancestor.Number, conf, p.Due)
+				p.Note = fmt.Sprintf(reorgNote+" back to block %d took back money of this paid payment: %s of %s base units confirmed now", g.Ancestor.Number, conf, p.Due)
 				s.r.log.Error().Str("tranId", p.TranID).Str("address", p.Address.String()).Msg("cryptopay: " + p.Note)
 			}
 			return true
@@ -154,6 +158,9 @@ func (r *Rail) settle(ctx context.Context, p *payment) error {
 		p.Reported = seen.String()
 	}
 	p.Retry = false
+	if p.State == statePaid && conf.Cmp(p.due()) >= 0 && strings.HasPrefix(p.Note, reorgNote) {
+		p.Note = "" // the money is back on the chain (mined again in a new block)
+	}
 	if p.State == stateOpen && conf.Sign() > 0 && conf.Cmp(p.due()) >= 0 {
 		q := *p
 		q.State, q.PaidTx, q.PaidAt, q.Note = statePaid, completing(p), r.now().UTC(), ""
