@@ -4,14 +4,23 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/cryptopay"
+	"github.com/qrswitch/qrswitch/partners/cryptopay/chain"
+	"github.com/qrswitch/qrswitch/partners/cryptopay/ganachetest"
+	"github.com/qrswitch/qrswitch/partners/cryptopay/hdkey"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
 	"github.com/qrswitch/qrswitch/retailers/checkout"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
@@ -158,3 +167,128 @@ func TestCryptopayPOSThroughTheSwitch(t *testing.T) {
 		t.Fatalf("payment paid %+v, want 250 rand cents by %s", p.Paid, tx)
 	}
 }
+
+// TestCryptopayCrashWhileTransfersArrive kills the switch process with
+// SIGKILL while customers' transfers arrive on a real EVM node (ganache),
+// makes more transfers while it is down, and restarts it on the same
+// store: every transfer is counted exactly once (no checkout overpaid, each
+// address's record holds its three transfers) and every checkout is paid.
+func TestCryptopayCrashWhileTransfersArrive(t *testing.T) {
+	node := ganachetest.Start(t, ganachetest.Options{})
+	dir := t.TempDir()
+	simURL, simCA, _ := startSim(t, dir, 3*time.Second)
+	cfg := testConfig(dir, simURL, simCA)
+	cfg.Listen, cfg.AdminListen, cfg.Checkout.Listen = freePort(t), freePort(t), freePort(t)
+	cfg.Retailers[1].Checkout = config.RetailerCheckout{
+		Allow: []string{"127.0.0.1"}, Currency: "QTT", MaxAmount: "1000", Expiry: config.Duration(10 * time.Minute),
+		PostbackSecret: shopSecret, Merchant: config.CheckoutMerchant{Name: "Web Shop", City: "Cape Town", Country: "ZA", MCC: "5999"},
+	}
+	// Written out, a retailer's absent offers become "offers: []", which
+	// means none: name the rail.
+	cfg.Retailers[1].Offers = []string{"chain"}
+	var opts yaml.Node
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf("rpc_url: %s\nws_url: %s\ntoken_address: %q\ntoken_decimals: %d\ncurrency: QTT\nxpub: %s\nconfirmations: 1\npoll_interval: 50ms\n",
+		node.URL, node.WSURL, node.Token, node.Decimals, testChainXPub)), &opts); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Partners = append(cfg.Partners, config.Partner{ID: "chain", Name: "Chain", Rail: cryptopay.Name, Timeout: config.Duration(10 * time.Second), Options: *opts.Content[0]})
+	cfgFile := filepath.Join(dir, "qrswitch.yaml")
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs, err := os.Create(filepath.Join(dir, "child.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	c := startChild(t, cfgFile, logs)
+	base := "http://" + cfg.Checkout.Listen
+
+	const checkouts = 3
+	var ids []string
+	var addrs []chain.Address
+	for range checkouts {
+		resp, err := http.Post(base+"/", "application/json", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"start_payment","params":{"amount":"10"}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var started struct{ Result struct{ ID, Address string } }
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		json.Unmarshal(raw, &started)
+		a, err := hdkey.ParseAddress(started.Result.Address)
+		if err != nil {
+			l, _ := os.ReadFile(logs.Name())
+			t.Fatalf("start_payment = %s: address %v\n%s", raw, err, l)
+		}
+		ids, addrs = append(ids, started.Result.ID), append(addrs, a)
+	}
+	pay := func(from int, to chain.Address, tokens int64) {
+		tx := node.Transfer(t, from, to, new(big.Int).Mul(big.NewInt(tokens), node.Unit()))
+		node.Mined(t, tx)
+	}
+	for i, a := range addrs {
+		pay(1+i, a, 4)
+	}
+	eventually(t, "the first transfers seen", func() bool {
+		for _, id := range ids {
+			if checkoutStatus(t, base, id).State != "partially_paid" {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Transfers keep arriving while the switch is killed and is down.
+	arrived := make(chan struct{})
+	go func() {
+		defer close(arrived)
+		for i, a := range addrs {
+			pay(1+i, a, 3)
+		}
+	}()
+	c.kill(t)
+	<-arrived
+	c = startChild(t, cfgFile, logs)
+	for i, a := range addrs {
+		pay(1+i, a, 3)
+	}
+	eventually(t, "every checkout paid after the restart", func() bool {
+		for _, id := range ids {
+			if st := checkoutStatus(t, base, id); st.State != "paid" && st.State != "overpaid" {
+				return false
+			}
+		}
+		return true
+	})
+	for _, id := range ids {
+		if st := checkoutStatus(t, base, id); st.State != "paid" || st.Received != "10.0" {
+			t.Errorf("checkout %s: %s with %s received, want paid with exactly 10.0 (each transfer once)", id, st.State, st.Received)
+		}
+	}
+	caFile := filepath.Join(dir, "tls", "ca.pem")
+	clientTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &Harness{Cfg: cfg, Base: "https://" + c.addr, Client: &http.Client{Timeout: settle, Transport: &http.Transport{TLSClientConfig: clientTLS}}}
+	var recs struct {
+		Records []struct{ View map[string]any }
+	}
+	if code := h.getJSON(t, h.Base+"/support/v1/rails/chain/records/payment", SupUser, SupPass, &recs); code != http.StatusOK || len(recs.Records) != checkouts {
+		t.Fatalf("support records = %d, %d records; want %d", code, len(recs.Records), checkouts)
+	}
+	for _, r := range recs.Records {
+		if ts, _ := r.View["transfers"].([]any); len(ts) != 3 || r.View["received"] != "10 QTT" || r.View["state"] != "paid" {
+			t.Errorf("address %v: %d transfers, %v received, %v; want 3, 10 QTT, paid", r.View["address"], len(ts), r.View["received"], r.View["state"])
+		}
+	}
+}
+
+// testChainXPub is BIP-32 test vector 1's m/0H/1 (its private key is
+// public: tests only).
+const testChainXPub = "xpub6ASuArnXKPbfEwhqN6e3mwBcDTgzisQN1wXN9BJcM47sSikHjJf3UFHKkNAWbWMiGj7Wf5uMash7SyYq527Hqck2AxYysAA7xmALppuCkwQ"
