@@ -145,6 +145,7 @@ type Rail struct {
 	rpc      *chain.Client
 	ws       chain.WSConfig
 	chainID  atomic.Uint64
+	watching atomic.Bool // a cursor exists: addresses offered now are read
 	host     partners.Host
 	records  partners.Records
 	log      zerolog.Logger
@@ -312,6 +313,9 @@ func (r *Rail) Offer(ctx context.Context, o *partners.OfferRequest) (*partners.O
 	if err != nil {
 		return nil, err
 	}
+	if err := r.ensureCursor(ctx); err != nil {
+		return nil, err
+	}
 	index, err := r.nextIndex(ctx)
 	if err != nil {
 		return nil, err
@@ -413,6 +417,40 @@ func (r *Rail) nextIndex(ctx context.Context) (uint32, error) {
 		}
 	}
 	return 0, errors.New("taking an address index: too much contention")
+}
+
+// ensureCursor makes sure the watcher's cursor exists before an address is
+// offered. On the very first start the watcher begins at the head it
+// reads then; an address offered before that read (the switch serving
+// while its watcher starts) could be paid in a block the watcher then
+// treats as already read. So the first offer saves the cursor itself, at
+// the head (or start_block), before its address can be shown to anyone.
+func (r *Rail) ensureCursor(ctx context.Context) error {
+	if r.watching.Load() {
+		return nil
+	}
+	c := cursor{r}
+	if _, ok, err := c.load(ctx); err != nil {
+		return err
+	} else if ok {
+		r.watching.Store(true)
+		return nil
+	}
+	var h chain.Header
+	var err error
+	if r.opts.StartBlock == 0 {
+		h, err = r.rpc.LatestHeader(ctx)
+	} else {
+		h, err = r.rpc.HeaderByNumber(ctx, r.opts.StartBlock-1)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the chain's head before the first offer: %w", err)
+	}
+	if err := c.create(ctx, h.Ref()); err != nil && !errors.Is(err, partners.ErrDuplicate) {
+		return err
+	}
+	r.watching.Store(true)
+	return nil
 }
 
 // Start starts the chain watcher and the sweeper of addresses past their

@@ -668,3 +668,29 @@ func TestReorgReincluded(t *testing.T) {
 		t.Fatalf("%d payment reports, want 1", n)
 	}
 }
+
+// TestOfferBeforeTheWatcherStarts: on the very first start, a code can be
+// offered (the switch serving) before the watcher has read the chain; its
+// payment, mined before the watcher starts, is still read.
+func TestOfferBeforeTheWatcherStarts(t *testing.T) {
+	node := shared.Get(t)
+	e := &env{t: t, node: node, records: newRecords(t), host: railtest.NewHost()}
+	e.host.Records = e.records
+	e.options = fmt.Sprintf("rpc_url: %s\ntoken_address: %s\ntoken_decimals: %d\ncurrency: %s\nxpub: %s\nconfirmations: 1\npoll_interval: 20ms\n",
+		node.URL, node.Token, node.Decimals, currency, testXPub)
+	r, err := e.build(e.host, e.options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rail = r
+	o, of := e.offer(2*unit, time.Now().Add(time.Hour))
+	e.pay(1, e.address(of), 2*unit)
+	node.Mine(t, 2)
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if got := e.host.WaitPaid(t, 1, backstop)[0]; got.TranID != o.TranID {
+		t.Fatalf("paid %s, want %s", got.TranID, o.TranID)
+	}
+}

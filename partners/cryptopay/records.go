@@ -175,7 +175,21 @@ type cursorData struct {
 	Hash   chain.Hash `json:"hash"`
 }
 
+// Load returns the saved cursor. The first one is created here, never
+// overwritten by a later first save (see Rail.ensureCursor), so the
+// watcher never starts past a block an offered address could be paid in.
 func (c cursor) Load(ctx context.Context) (chain.BlockRef, bool, error) {
+	b, ok, err := c.load(ctx)
+	if ok || err != nil {
+		return b, ok, err
+	}
+	if err := c.r.ensureCursor(ctx); err != nil {
+		return chain.BlockRef{}, false, err
+	}
+	return c.load(ctx)
+}
+
+func (c cursor) load(ctx context.Context) (chain.BlockRef, bool, error) {
 	rec, err := c.r.records.Get(ctx, kindCursor, keyWatcher)
 	if errors.Is(err, partners.ErrNotFound) {
 		return chain.BlockRef{}, false, nil
@@ -208,6 +222,16 @@ func (c cursor) Save(ctx context.Context, b chain.BlockRef) error {
 		}
 	}
 	return errors.New("saving the cursor: too much contention")
+}
+
+// create saves the first cursor, unless one exists (ErrDuplicate): the
+// watcher's own first save, or another replica's, wins.
+func (c cursor) create(ctx context.Context, b chain.BlockRef) error {
+	rec := &partners.Record{Kind: kindCursor, Key: keyWatcher}
+	if err := encode(rec, cursorData{Number: b.Number, Hash: b.Hash}); err != nil {
+		return err
+	}
+	return c.r.records.Commit(ctx, rec)
 }
 
 // recipients lists the watched addresses, from the store, so that every

@@ -20,9 +20,9 @@ import (
 	"github.com/qrswitch/qrswitch/partners/cryptopay/chain"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/ganachetest"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/hdkey"
-	tlsconfig "github.com/qrswitch/qrswitch/tls"
 	"github.com/qrswitch/qrswitch/retailers/checkout"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
+	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
 
 // chainTransfer sends amount tokens from the simulated customer to an
