@@ -81,6 +81,26 @@ type child struct {
 	addr string
 }
 
+// childFiles writes cfg where a child switch reads it and opens the file
+// its log goes to (closed when t ends).
+func childFiles(t *testing.T, dir string, cfg *config.Config) (cfgFile string, logs *os.File) {
+	t.Helper()
+	cfgFile = filepath.Join(dir, "qrswitch.yaml")
+	b, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs, err = os.Create(filepath.Join(dir, "child.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+	return cfgFile, logs
+}
+
 func startChild(t *testing.T, cfgFile string, logs *os.File) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -143,20 +163,7 @@ func TestCrashRestartDeliversEveryAdviceOnce(t *testing.T) {
 	simURL, simCA, makeSim := startSim(t, dir, 3*time.Second)
 	cfg := testConfig(dir, simURL, simCA)
 	cfg.Listen, cfg.AdminListen = freePort(t), freePort(t)
-	cfgFile := filepath.Join(dir, "qrswitch.yaml")
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.Create(filepath.Join(dir, "child.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
-
+	cfgFile, logs := childFiles(t, dir, cfg)
 	c := startChild(t, cfgFile, logs)
 	caFile := filepath.Join(dir, "tls", "ca.pem")
 	clientTLS, err := tlsconfig.NewClient(tlsconfig.ClientOptions{CAFile: caFile})

@@ -192,19 +192,7 @@ func TestCryptopayCrashWhileTransfersArrive(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.Partners = append(cfg.Partners, config.Partner{ID: "chain", Name: "Chain", Rail: cryptopay.Name, Timeout: config.Duration(10 * time.Second), Options: *opts.Content[0]})
-	cfgFile := filepath.Join(dir, "qrswitch.yaml")
-	b, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(cfgFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logs, err := os.Create(filepath.Join(dir, "child.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logs.Close()
+	cfgFile, logs := childFiles(t, dir, cfg)
 	c := startChild(t, cfgFile, logs)
 	base := "http://" + cfg.Checkout.Listen
 
