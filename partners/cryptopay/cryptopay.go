@@ -134,7 +134,7 @@ var currencyPattern = regexp.MustCompile(`^[A-Za-z0-9]{1,12}$`)
 
 // Rail is the token rail of one partner entry.
 type Rail struct {
-	id, name string
+	id       string
 	opts     Options
 	token    chain.Address
 	decimals uint8
@@ -150,7 +150,6 @@ type Rail struct {
 	records  partners.Records
 	log      zerolog.Logger
 	now      func() time.Time
-	dev      bool
 
 	mu      sync.Mutex
 	watcher *chain.Watcher
@@ -164,7 +163,7 @@ func New(c partners.Config) (partners.Rail, error) {
 	if err := partners.DecodeOptions(c.Options, &o); err != nil {
 		return nil, err
 	}
-	r := &Rail{id: c.PartnerID, name: c.Name, host: c.Host, records: c.Records, log: c.Logger, now: time.Now, dev: c.Development}
+	r := &Rail{id: c.PartnerID, host: c.Host, records: c.Records, log: c.Logger, now: time.Now}
 	if o.RPCURL == "" {
 		o.RPCURL = c.BaseURL
 	}
@@ -286,7 +285,7 @@ func (r *Rail) Reverse(context.Context, *partners.Advice) *partners.Answer {
 	return &partners.Answer{Outcome: outcome.Successful, Code: "CHAIN nothing to reverse"}
 }
 
-// ChainID returns the chain's id: configured, or read from the node once.
+// chainIDOf returns the chain's id: configured, or read from the node once.
 func (r *Rail) chainIDOf(ctx context.Context) (uint64, error) {
 	if id := r.chainID.Load(); id != 0 {
 		return id, nil
@@ -459,7 +458,9 @@ func (r *Rail) ensureCursor(ctx context.Context) error {
 func (r *Rail) Start(ctx context.Context) error {
 	w, err := chain.NewWatcher(chain.Config{
 		RPC: r.rpc, WS: r.ws, ChainID: r.opts.ChainID, Token: r.token, Confirmations: r.opts.Confirmations,
-		Recipients: r.recipients, Cursor: cursor{r}, Sink: sink{r}, StartBlock: r.opts.StartBlock,
+		// No StartBlock: the cursor's Load creates the first cursor
+		// (ensureCursor), start_block included.
+		Recipients: r.recipients, Cursor: cursor{r}, Sink: sink{r},
 		PollInterval: r.opts.PollInterval, ResyncInterval: 10 * r.opts.PollInterval,
 		Logger: r.log,
 	})

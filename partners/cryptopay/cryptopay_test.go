@@ -507,6 +507,19 @@ func TestNodeDown(t *testing.T) {
 	if err == nil || errors.Is(err, partners.ErrNotOffered) || !strings.Contains(err.Error(), "chain id") {
 		t.Fatalf("Offer with the node down = %v, want the chain id's error", err)
 	}
+	// With the chain id configured, the first offer still needs the head
+	// (its cursor): refused, and no address taken.
+	r, err = e.build(e.host, "rpc_url: http://127.0.0.1:1\nchain_id: 1337\ntoken_address: 0x5150000000000000000000000000000000000001\ntoken_decimals: 6\ncurrency: QTT\nxpub: "+testXPub+"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Offer(t.Context(), &partners.OfferRequest{TranID: wire.NewID(), Amount: &wire.LedgerAmount{Amount: 1, Currency: currency}, ExpiresAt: time.Now().Add(time.Hour)})
+	if err == nil || !strings.Contains(err.Error(), "head before the first offer") {
+		t.Fatalf("first Offer with the node down = %v, want the head's error", err)
+	}
+	if _, err := e.records.Get(t.Context(), kindCounter, keyAddresses); !errors.Is(err, partners.ErrNotFound) {
+		t.Fatalf("an address index was taken for a refused offer: %v", err)
+	}
 }
 
 func TestOptionsRefused(t *testing.T) {
@@ -515,6 +528,7 @@ func TestOptionsRefused(t *testing.T) {
 		"token_decimals": "6", "currency": "QTT", "xpub": testXPub} // YAML values as written
 	for _, c := range []struct{ key, value, want string }{
 		{"rpc_url", "ftp://x", "rpc_url"},
+		{"rpc_url", "", "rpc_url: required"},
 		{"ws_url", "http://x", "ws_url"},
 		{"token_address", "0x12", "token_address"},
 		{"token_decimals", "-1", "token_decimals"},

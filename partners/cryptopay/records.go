@@ -237,7 +237,20 @@ func (c cursor) create(ctx context.Context, b chain.BlockRef) error {
 // recipients lists the watched addresses, from the store, so that every
 // replica asks for every replica's offers.
 func (r *Rail) recipients(ctx context.Context) ([]chain.Address, error) {
-	var out []chain.Address
+	ps, err := r.watched(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]chain.Address, len(ps))
+	for i, p := range ps {
+		out[i] = p.Address
+	}
+	return out, nil
+}
+
+// watched returns the payments whose addresses are watched, page by page.
+func (r *Rail) watched(ctx context.Context) ([]*payment, error) {
+	var out []*payment
 	q := partners.RecordQuery{Kind: kindPayment, Index: indexWatched, Limit: 1000}
 	for {
 		recs, err := r.records.List(ctx, q)
@@ -249,7 +262,7 @@ func (r *Rail) recipients(ctx context.Context) ([]chain.Address, error) {
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, p.Address)
+			out = append(out, p)
 		}
 		if len(recs) < q.Limit {
 			return out, nil

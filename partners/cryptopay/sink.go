@@ -76,26 +76,15 @@ func (s sink) Blocks(ctx context.Context, b *chain.Batch) error {
 
 // Reorg takes back what the blocks above the ancestor brought.
 func (s sink) Reorg(ctx context.Context, g *chain.Reorg) error {
+	ps, err := s.r.watched(ctx)
+	if err != nil {
+		return err
+	}
 	var addrs []chain.Address
-	q := partners.RecordQuery{Kind: kindPayment, Index: indexWatched, Limit: 1000}
-	for {
-		recs, err := s.r.records.List(ctx, q)
-		if err != nil {
-			return err
+	for _, p := range ps {
+		if slices.ContainsFunc(p.Transfers, func(t received) bool { return t.Block > g.Ancestor.Number }) {
+			addrs = append(addrs, p.Address)
 		}
-		for _, rec := range recs {
-			p, err := paymentOf(rec)
-			if err != nil {
-				return err
-			}
-			if slices.ContainsFunc(p.Transfers, func(t received) bool { return t.Block > g.Ancestor.Number }) {
-				addrs = append(addrs, p.Address)
-			}
-		}
-		if len(recs) < q.Limit {
-			break
-		}
-		q.After = recs[len(recs)-1].Key
 	}
 	for _, a := range addrs {
 		err := s.r.change(ctx, a, func(p *payment) bool {
