@@ -255,8 +255,11 @@ func processCPU(pids map[string]int) map[string]float64 {
 		// Fields after the command (which is in parentheses and may hold
 		// spaces): state is field 3, utime 14 and stime 15.
 		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
 		f := strings.Fields(string(b[i+1:]))
-		if i < 0 || len(f) < 13 {
+		if len(f) < 13 {
 			continue
 		}
 		ut, err1 := strconv.ParseFloat(f[11], 64)
