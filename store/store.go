@@ -1,6 +1,6 @@
 // Package store is where store backends plug in: each registers an Opener
 // for its URL schemes (store/sqlite: sqlite; store/redis: redis, rediss,
-// redis+sentinel), and the wiring opens whatever `store.url` names without
+// redis+sentinel, redis+cluster, rediss+cluster), and the wiring opens whatever `store.url` names without
 // knowing the backends by name. cmd links them all by importing
 // store/backends. What every backend is held to — the conformance suite and
 // the benchmarks — is in store/storetest.

@@ -441,12 +441,17 @@ func TestSearchPastTheBudget(t *testing.T) {
 	}
 }
 
-func TestNotifier(t *testing.T) {
-	srv := redistest.Start(t)
+func TestNotifier(t *testing.T) { testNotifier(t, redistest.Start(t).URL()) }
+
+// TestClusterNotifier: the same on a cluster, whose client routes the
+// subscription and the publishing by the channel's slot.
+func TestClusterNotifier(t *testing.T) { testNotifier(t, redistest.StartCluster(t, 3, 0).URL()) }
+
+func testNotifier(t *testing.T, url string) {
 	prefix := newPrefix()
-	a := openOn(t, srv.URL(), prefix, Options{})
-	b := openOn(t, srv.URL(), prefix, Options{})
-	other := openOn(t, srv.URL(), newPrefix(), Options{})
+	a := openOn(t, url, prefix, Options{})
+	b := openOn(t, url, prefix, Options{})
+	other := openOn(t, url, newPrefix(), Options{})
 	ctx, cancel := context.WithCancel(t.Context())
 	got := make(chan string, 4)
 	done := make(chan error, 1)
@@ -543,6 +548,26 @@ func TestParseURL(t *testing.T) {
 			}
 			return ""
 		}, ""},
+		{"redis+cluster://:pw@n1:7000,n2:7001,n3:7002?dial_timeout=1s", func(e *endpoint) string {
+			o := e.cluster
+			if !slices.Equal(o.Addrs, []string{"n1:7000", "n2:7001", "n3:7002"}) || o.Password != "pw" || o.TLSConfig != nil ||
+				o.DialTimeout != time.Second || e.prefix != DefaultPrefix+"{s0}" {
+				return fmt.Sprintf("%+v prefix %q", o, e.prefix)
+			}
+			return ""
+		}, ""},
+		{"rediss+cluster://n1:7000?ca_file=" + ca + "&key_prefix=sw2:{east}:", func(e *endpoint) string {
+			if c := e.cluster.TLSConfig; c == nil || c.RootCAs == nil || c.ServerName != "n1" || e.prefix != "sw2:{east}:" {
+				return fmt.Sprintf("want TLS to n1 trusting ca_file, prefix sw2:{east}: as given; prefix %q", e.prefix)
+			}
+			return ""
+		}, ""},
+		{"redis+cluster://n1:7000/0", nil, "no database number"},
+		{"redis+cluster://n1,n2:7001", nil, "HOST:PORT"},
+		{"redis+cluster://n1:7000?addr=n2:7001", nil, "host part"},
+		{"redis+cluster://n1:7000?ca_file=" + ca, nil, "needs rediss+cluster://"},
+		{"redis+cluster://n1:7000?key_prefix=a{}:", nil, "hash tag"},
+		{"redis+cluster://n1:7000?key_prefix=a}:", nil, "without a {"},
 		{"redis://r:6379/0?ca_file=" + ca, nil, "needs rediss://"},
 		{"redis://r:6379/0?colour=blue", nil, "colour"},
 		{"redis://r:6379/0?key_prefix=", nil, "key_prefix"},

@@ -131,7 +131,7 @@ func (s *Store) walk(ctx context.Context, o op, doing string, w walk, each func(
 		for _, f := range w.filters {
 			args = append(args, f...)
 		}
-		res, err := walkScript.Run(ctx, s.c, nil, args...).Slice()
+		res, err := walkScript.Run(ctx, s.c, s.route, args...).Slice()
 		if err != nil {
 			return unavailable(doing, err)
 		}
@@ -191,7 +191,7 @@ func (s *Store) Lookup(ctx context.Context, id string) ([]*qrswitch.Payment, err
 	if id == "" {
 		return out, nil
 	}
-	res, err := lookupScript.Run(withOp(ctx, opLookup), s.c, nil, s.prefix, id, lookupLimit).Slice()
+	res, err := lookupScript.Run(withOp(ctx, opLookup), s.c, s.route, s.prefix, id, lookupLimit).Slice()
 	if err != nil {
 		return nil, unavailable("looking up payments", err)
 	}
@@ -305,7 +305,7 @@ func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrs
 // to the microsecond.
 func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
 	const doing = "reading queue statistics"
-	res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, nil, s.prefix, partnerID, qrswitch.QueueSample).Slice()
+	res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, s.route, s.prefix, partnerID, qrswitch.QueueSample).Slice()
 	if err != nil {
 		return nil, unavailable(doing, err)
 	}
@@ -351,7 +351,7 @@ func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.Q
 
 // QueueControls returns every partner control, by PartnerID.
 func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, error) {
-	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, nil, s.prefix).Slice()
+	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, s.route, s.prefix).Slice()
 	if err != nil {
 		return nil, unavailable("reading partner controls", err)
 	}

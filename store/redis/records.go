@@ -58,7 +58,7 @@ func (s *Store) Records(ctx context.Context, owner string, q partners.RecordQuer
 	if !q.DueBy.IsZero() {
 		mode, lo, hi = "due", "-inf", strconv.FormatInt(q.DueBy.UnixMilli(), 10)
 	}
-	res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, nil, s.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
+	res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, s.route, s.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
 	if err != nil {
 		return nil, unavailable("listing records", err)
 	}

@@ -1,11 +1,11 @@
 // Package redisstore (directory store/redis) is the production Store of the
-// switch: many qrswitch processes share one Redis (standalone or behind
-// Sentinel) and behave as one switch. It owns the key layout, the Lua scripts
-// that make every change atomic, the indexes that lookups, searches, claims
-// and recovery read without ever scanning the keyspace, the expiry of QR
-// codes and the retention of finished payments, and the wake-up channel
-// between replicas (Notifier). The package is not called redis so that it
-// does not shadow go-redis.
+// switch: many qrswitch processes share one Redis (standalone, behind
+// Sentinel, or on a Redis Cluster) and behave as one switch. It owns the key
+// layout, the Lua scripts that make every change atomic, the indexes that
+// lookups, searches, claims and recovery read without ever scanning the
+// keyspace, the expiry of QR codes and the retention of finished payments,
+// and the wake-up channel between replicas (Notifier). The package is not
+// called redis so that it does not shadow go-redis.
 //
 // # URL
 //
@@ -13,19 +13,46 @@
 //	rediss://[[user]:password@]host:6380[/db][?ca_file=/etc/qrswitch/redis-ca.pem]
 //	redis+sentinel://[[user]:password@]MASTER/host:26379,host:26379[/db][?sentinel_password=…]
 //
+//	redis+cluster://[[user]:password@]host:7000,host:7001,host:7002[?params]
+//	rediss+cluster://… (TLS, as rediss://)
+//
 // rediss:// speaks TLS (1.2 at least) and trusts the system roots, or only
 // the PEM bundle ca_file names. redis+sentinel:// asks the sentinels where
 // the master named MASTER is and follows it through failovers; the user
 // info is the data nodes' credentials, sentinel_password the sentinels'
-// own. key_prefix (default "qrs:") starts every key, so several switches
-// can share one Redis. Every other parameter is go-redis's (dial_timeout,
-// read_timeout, write_timeout, pool_size, client_name, …; an unknown one is
-// refused). Put passwords in QRSWITCH_STORE_URL rather than the file.
+// own. redis+cluster:// names some nodes of a Redis Cluster, from which the
+// client learns the rest. key_prefix (default "qrs:") starts every key, so
+// several switches can share one Redis. Every other parameter is go-redis's
+// (dial_timeout, read_timeout, write_timeout, pool_size, client_name, …; an
+// unknown one is refused). Put passwords in QRSWITCH_STORE_URL rather than
+// the file.
 //
-// Redis 7.0 or later is required (the scripts declare their flags). Redis
-// Cluster is not supported: a script reads and writes many index keys whose
-// names it computes, which Cluster forbids unless they share one hash slot,
-// and one slot would put everything on one shard anyway.
+// Redis 7.0 or later is required (the scripts declare their flags).
+//
+// # Redis Cluster
+//
+// A script may touch keys it did not declare only if they are all in the
+// slot of the key it did, and the scripts compute most of theirs (index
+// entries named by old values only the script reads). So on a cluster every
+// key of the store is in one hash slot: the key prefix carries a hash tag,
+// "{s0}" appended unless key_prefix has one ("qrs:{s0}tr:…"), and every
+// script is sent with the prefix as its key. The store therefore uses one
+// master (and its replicas) of the cluster, whichever serves that slot: the
+// cluster gives it failover without Sentinel, not more throughput than one
+// Redis. Spreading the store over shards is planned in docs/redis-cluster.md.
+//
+// WAIT (Options.WaitReplicas) goes to the master that ran the script. After
+// a failover the client re-reads the slot map as soon as the dead master
+// fails to answer (not after go-redis's periodic reload, a minute later). A
+// commit that Redis refused before running it — MOVED after a failover,
+// CLUSTERDOWN or TRYAGAIN during one — is sent again, a few times; any other
+// failure is ErrUnavailable, as on a single Redis. Redirections are not
+// followed otherwise. While the store's slot moves to another master,
+// Redis answers ASK to every script before running it (the key a script
+// declares, the bare prefix, is never a record, so it is "missing" on the
+// node the slot leaves): the store refuses writes whole, rather than run a
+// script on a node holding only part of the slot's keys, until the slot has
+// its new owner, whose MOVED the store then follows.
 //
 // # Key layout
 //
@@ -145,6 +172,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -178,6 +206,10 @@ type Options struct {
 	// JanitorInterval is how often payments past their retention are
 	// deleted. Default 1 min; negative: never (call Sweep).
 	JanitorInterval time.Duration
+
+	// clusterReload replaces go-redis's periodic re-read of a cluster's
+	// slot map (tests: an hour shows the store re-reads it by itself).
+	clusterReload time.Duration
 }
 
 // Defaults of Options.
@@ -194,11 +226,17 @@ const sweepBatch = 200
 
 // Store is a qrswitch.Store on Redis. It is safe for concurrent use.
 type Store struct {
-	c      *redis.Client
-	prefix string
-	opts   Options
+	c       redis.UniversalClient
+	cluster *redis.ClusterClient // s.c when the store is on a Redis Cluster
+	prefix  string
+	// route is the KEYS of every script: the prefix, whose hash tag is the
+	// slot of every key on a cluster (the scripts read only ARGV).
+	route []string
+	opts  Options
 
 	trips [numOps]atomic.Int64
+	// reloaded is when failed last asked for the cluster's slot map (Unix ns).
+	reloaded atomic.Int64
 
 	stopJanitor context.CancelFunc
 	janitorDone chan struct{}
@@ -230,18 +268,35 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts.JanitorInterval = DefaultJanitorInterval
 	}
 	quietOnce.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
-	var c *redis.Client
-	if o := ep.single; o != nil {
+	s := &Store{prefix: ep.prefix, route: []string{ep.prefix}, opts: opts}
+	switch {
+	case ep.single != nil:
+		o := ep.single
 		tune(&o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.PoolSize, &o.DialerRetries, opts.WaitTimeout)
 		o.DisableIdentity = true
-		c = redis.NewClient(o)
-	} else {
+		s.c = redis.NewClient(o)
+	case ep.failover != nil:
 		o := ep.failover
 		tune(&o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.PoolSize, &o.DialerRetries, opts.WaitTimeout)
 		o.DisableIdentity = true
-		c = redis.NewFailoverClient(o)
+		s.c = redis.NewFailoverClient(o)
+	default:
+		o := ep.cluster
+		tune(&o.MaxRetries, &o.DialTimeout, &o.ReadTimeout, &o.WriteTimeout, &o.ContextTimeoutEnabled, &o.PoolSize, &o.DialerRetries, opts.WaitTimeout)
+		o.DisableIdentity = true
+		// Replicas are not read: a read must see the commit before it.
+		o.ReadOnly, o.RouteByLatency, o.RouteRandomly = false, false, false
+		o.ClusterStateReloadInterval = opts.clusterReload
+		// No redirection is followed by go-redis: an ASK (a slot being
+		// moved) would run a script on a node holding only part of the
+		// slot's keys. A MOVED still makes the client re-read the slot map;
+		// the call fails with ErrUnavailable, and a commit is sent again
+		// (runCommit), since Redis refused it before running it.
+		o.MaxRedirects = -1
+		s.cluster = redis.NewClusterClient(o)
+		s.c = s.cluster
 	}
-	s := &Store{c: c, prefix: ep.prefix, opts: opts}
+	c := s.c
 	c.AddHook(counter{s})
 	if err := s.check(ctx); err != nil {
 		c.Close()
@@ -287,22 +342,55 @@ func tune(maxRetries *int, dial, read, write *time.Duration, ctxTimeout *bool, p
 // check verifies the server and loads the scripts.
 func (s *Store) check(ctx context.Context) error {
 	ctx = withOp(ctx, opPing)
-	info, err := s.c.Info(ctx, "server", "memory").Result()
+	err := s.eachServer(ctx, func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "server", "memory").Result()
+		if err != nil {
+			return unavailable("connecting to redis", err)
+		}
+		fields := infoFields(info)
+		v := fields["redis_version"]
+		if major, err := strconv.Atoi(strings.Split(v, ".")[0]); err != nil || major < 7 {
+			return fmt.Errorf("redis %q: the store needs Redis 7.0 or later", v)
+		}
+		if p := fields["maxmemory_policy"]; strings.HasPrefix(p, "allkeys-") {
+			return fmt.Errorf("redis maxmemory-policy is %s: it may evict payments and queued advices; set noeviction (see deploy/redis.conf)", p)
+		}
+		return nil
+	})
 	if err != nil {
-		return unavailable("connecting to redis", err)
-	}
-	fields := infoFields(info)
-	v := fields["redis_version"]
-	if major, err := strconv.Atoi(strings.Split(v, ".")[0]); err != nil || major < 7 {
-		return fmt.Errorf("redis %q: the store needs Redis 7.0 or later", v)
-	}
-	if p := fields["maxmemory_policy"]; strings.HasPrefix(p, "allkeys-") {
-		return fmt.Errorf("redis maxmemory-policy is %s: it may evict payments and queued advices; set noeviction (see deploy/redis.conf)", p)
+		return err
 	}
 	for _, sc := range []*redis.Script{commitScript, claimScript, janitorScript, walkScript, lookupScript, statsScript, controlsScript} {
 		if err := sc.Load(ctx, s.c).Err(); err != nil {
 			return unavailable("loading the store's scripts", err)
 		}
+	}
+	return nil
+}
+
+// eachServer calls fn with the one server of a standalone or Sentinel
+// store, or with every master of a cluster (in parallel; the first error
+// is returned).
+func (s *Store) eachServer(ctx context.Context, fn func(ctx context.Context, c *redis.Client) error) error {
+	if s.cluster == nil {
+		return fn(ctx, s.c.(*redis.Client))
+	}
+	var mu sync.Mutex
+	var first error
+	err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		err := fn(ctx, c)
+		if err != nil {
+			mu.Lock()
+			first = cmp.Or(first, err)
+			mu.Unlock()
+		}
+		return err
+	})
+	switch {
+	case first != nil:
+		return first
+	case err != nil:
+		return unavailable("reaching the cluster's masters", err)
 	}
 	return nil
 }
@@ -369,7 +457,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 	ctx = withOp(ctx, opSweep)
 	total := 0
 	for {
-		res, err := janitorScript.Run(ctx, s.c, nil, s.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
+		res, err := janitorScript.Run(ctx, s.c, s.route, s.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
 		if err != nil {
 			return total, unavailable("sweeping finished payments", err)
 		}
@@ -452,16 +540,42 @@ func (h counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		default:
 			h.count(ctx)
 		}
-		return next(ctx, cmd)
+		err := next(ctx, cmd)
+		h.s.failed(err)
+		return err
 	}
 }
 
 func (h counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		h.count(ctx)
-		return next(ctx, cmds)
+		err := next(ctx, cmds)
+		h.s.failed(err)
+		return err
 	}
 }
+
+// failed re-reads a cluster's slot map, in the background and at most every
+// clusterReloadEvery, after an error that is not an answer of Redis (a
+// connection refused, reset or timed out). go-redis re-reads it on a MOVED,
+// but a master that died answers nothing: without this, the store would
+// dial it until the client's periodic reload, a minute after its replica
+// took over.
+func (s *Store) failed(err error) {
+	var answer redis.Error
+	if s.cluster == nil || err == nil || errors.As(err, &answer) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, redis.ErrClosed) {
+		return
+	}
+	now, last := time.Now().UnixNano(), s.reloaded.Load()
+	if now-last < int64(clusterReloadEvery) || !s.reloaded.CompareAndSwap(last, now) {
+		return
+	}
+	go s.cluster.ReloadState(context.Background())
+}
+
+// clusterReloadEvery bounds how often failed re-reads the slot map.
+const clusterReloadEvery = 250 * time.Millisecond
 
 // RoundTrips returns how many round trips to Redis the store has made since
 // Open (store.Benchmarks reports them per operation).
@@ -485,21 +599,31 @@ func (s *Store) Stats() map[string]int64 {
 }
 
 // ServerCPU returns the CPU time (user and system) the Redis server has
-// used since it started, from INFO cpu; store.Benchmarks reports it per
-// operation. It counts every client of the server, not only this store.
+// used since it started (on a cluster: every master), from INFO cpu;
+// store.Benchmarks reports it per operation. It counts every client of the
+// server, not only this store.
 func (s *Store) ServerCPU(ctx context.Context) (time.Duration, error) {
-	info, err := s.c.Info(withOp(ctx, opPing), "cpu").Result()
-	if err != nil {
-		return 0, unavailable("reading the server's CPU time", err)
-	}
-	f := infoFields(info)
+	var mu sync.Mutex
 	var total float64
-	for _, name := range []string{"used_cpu_user", "used_cpu_sys"} {
-		v, err := strconv.ParseFloat(f[name], 64)
+	err := s.eachServer(withOp(ctx, opPing), func(ctx context.Context, c *redis.Client) error {
+		info, err := c.Info(ctx, "cpu").Result()
 		if err != nil {
-			return 0, fmt.Errorf("INFO cpu %s = %q: %w", name, f[name], err)
+			return unavailable("reading the server's CPU time", err)
 		}
-		total += v
+		f := infoFields(info)
+		for _, name := range []string{"used_cpu_user", "used_cpu_sys"} {
+			v, err := strconv.ParseFloat(f[name], 64)
+			if err != nil {
+				return fmt.Errorf("INFO cpu %s = %q: %w", name, f[name], err)
+			}
+			mu.Lock()
+			total += v
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	return time.Duration(total * float64(time.Second)), nil
 }
@@ -521,7 +645,7 @@ func init() {
 		}
 		return &store.Backend{Store: s, Notifier: s.Notifier(), Recheck: recheck}, nil
 	}
-	for _, scheme := range []string{"redis", "rediss", "redis+sentinel"} {
+	for _, scheme := range []string{"redis", "rediss", "redis+sentinel", "redis+cluster", "rediss+cluster"} {
 		store.Register(scheme, open)
 	}
 }

@@ -59,3 +59,20 @@ func BenchmarkStore(b *testing.B) {
 		})
 	})
 }
+
+// TestClusterConformance runs the suite on a Redis Cluster of three
+// masters, each with a replica: every key of a store is in the slot of its
+// prefix's hash tag, wherever that slot is.
+func TestClusterConformance(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	store.ConformanceWith(t, store.Opener{
+		Open: func(t *testing.T) qrswitch.Store { return openOn(t, c.URL(), newPrefix(), Options{WaitReplicas: 1}) },
+		Reopen: func(t *testing.T, old qrswitch.Store) qrswitch.Store {
+			s := old.(*Store)
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close() error = %v", err)
+			}
+			return openOn(t, c.URL(), s.Prefix(), Options{WaitReplicas: 1})
+		},
+	})
+}

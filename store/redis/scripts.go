@@ -10,12 +10,16 @@ import "github.com/redis/go-redis/v9"
 // their first write, and every write after that is a command that cannot
 // fail on the store's own keys, so no script stops half-way.
 //
-// The shebang flags say: no-cluster, because the scripts compute key names
-// (old index values are only known inside the script) rather than declaring
-// them, which Redis Cluster forbids; no-writes on the readers, so they may
-// run while the server is refusing writes. Scripts with a shebang need
-// Redis 7.0 or later; Redis checks memory before such a script starts, so a
-// full server refuses a whole Change rather than half of one.
+// The scripts compute most key names (old index values are only known
+// inside the script) rather than declaring them. Redis Cluster allows that
+// as long as every key a script touches is in the slot of the keys it
+// declared: each script is sent with the store's prefix as its one key, and
+// on a cluster the prefix carries a hash tag, so every key of the store is
+// in that slot (see the package comment). The shebang flags say no-writes
+// on the readers, so they may run while the server is refusing writes.
+// Scripts with a shebang need Redis 7.0 or later; Redis checks memory
+// before such a script starts, so a full server refuses a whole Change
+// rather than half of one.
 
 // prelude is shared by the writing scripts: key names and the index
 // bookkeeping of payments and advices.
@@ -96,7 +100,7 @@ end
 // rail's record is followed by its secondary keys), then the trace
 // entries. It returns {'ok'}, or {record, key, 'dup'|'conflict'} having
 // written nothing.
-const commitSrc = "#!lua flags=no-cluster\n" + prelude + `
+const commitSrc = "#!lua\n" + prelude + `
 local retention, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
 local nq, np, na, nc, nt = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local nr = tonumber(ARGV[9])
@@ -317,7 +321,7 @@ return {'ok'}
 // that carries no live lease at now (exact times), and is the first of its
 // payment, unless another advice of the payment holds a live lease. It
 // returns {key, data, version, …} of the leased advices.
-const claimSrc = "#!lua flags=no-cluster\n" + `
+const claimSrc = "#!lua\n" + `
 local P, partner, owner = ARGV[1], ARGV[2], ARGV[3]
 local nowU, nowR = tonumber(ARGV[4]), tonumber(ARGV[5])
 local dueU, dueR = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -378,7 +382,7 @@ return out
 // dead is kept (an advice is never dropped unseen) and looked at again a
 // day later. ARGV: prefix, retention ms, keep ms, batch. It returns
 // {deleted, looked at}.
-const janitorSrc = "#!lua flags=no-cluster\n" + prelude + `
+const janitorSrc = "#!lua\n" + prelude + `
 local retention, keep, batch = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local postpone = math.min(retention, 86400000)
 local now = clock()
@@ -434,7 +438,7 @@ return {deleted, #due}
 // fields of each match…}; the next call passes the driver alone and starts
 // at the cursor. The budget keeps every call short, so a search through a
 // large index never blocks the server for long.
-const walkSrc = "#!lua flags=no-writes,no-cluster\n" + `
+const walkSrc = "#!lua flags=no-writes\n" + `
 local P, rec, rev = ARGV[1], ARGV[2], ARGV[3] == '1'
 local cur, stop, skip = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local limit, budget = tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -544,7 +548,7 @@ return out
 // payment request id of any retailer, a tranId, an rrn, or an advice id of
 // any sender (through the advice's payment). ARGV: prefix, id, the most to
 // take from each index. It returns {data, version, …}.
-const lookupSrc = "#!lua flags=no-writes,no-cluster\n" + `
+const lookupSrc = "#!lua flags=no-writes\n" + `
 local P, id, lim = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local keys, seen = {}, {}
 local function add(k)
@@ -577,7 +581,7 @@ return out
 // earliest NextAt µs or ”, then the attempts of up to sample pending
 // advices queued longest}. Every step is a count or a range of the queue's
 // own sorted sets, so its cost is bounded by the sample.
-const statsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+const statsSrc = "#!lua flags=no-writes\n" + `
 local P, part, sample = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local function q(st) return P .. 'q:' .. st .. ':' .. part end
 local out = {redis.call('ZCARD', q('PENDING')), redis.call('ZCARD', q('HELD')), redis.call('ZCARD', q('DEAD')), redis.call('ZCARD', q('OPERATOR')), '', ''}
@@ -593,7 +597,7 @@ return out
 
 // controlsSrc returns every partner control: {data, version, …} by
 // partner id.
-const controlsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+const controlsSrc = "#!lua flags=no-writes\n" + `
 local P = ARGV[1]
 local out = {}
 for _, part in ipairs(redis.call('ZRANGE', P .. 'ctls', 0, -1)) do
@@ -610,7 +614,7 @@ return out
 // 'index' or 'due'), index, lower bound, upper bound, 'desc' or ”, limit.
 // Bounds are ZRANGE BYLEX bounds ('-', '+', '(key') for key and index
 // listings and scores for due. It returns {data, version, …}.
-const recordsSrc = "#!lua flags=no-writes,no-cluster\n" + `
+const recordsSrc = "#!lua flags=no-writes\n" + `
 local P, ns, mode, idx, lo, hi, desc, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local keys
 if mode == 'due' then

@@ -30,14 +30,20 @@ type endpoint struct {
 	prefix   string
 	single   *redis.Options         // redis:// and rediss://
 	failover *redis.FailoverOptions // redis+sentinel://
+	cluster  *redis.ClusterOptions  // redis+cluster:// and rediss+cluster://
 }
+
+// clusterTag is the hash tag a cluster store adds to a key prefix that has
+// none, so that every key of the store is in one hash slot (see the package
+// comment).
+const clusterTag = "{s0}"
 
 // parseURL reads a store URL (see the package comment). Messages name the
 // URL by its scheme only: it may carry a password.
 func parseURL(raw string) (*endpoint, error) {
 	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok {
-		return nil, fmt.Errorf("store url: want redis://, rediss:// or redis+sentinel://")
+		return nil, fmt.Errorf("store url: want redis://, rediss://, redis+sentinel:// or redis+cluster://")
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -77,10 +83,71 @@ func parseURL(raw string) (*endpoint, error) {
 		if caFile != "" {
 			return nil, fmt.Errorf("store url (%s://…): %s is for rediss:// only", scheme, paramCAFile)
 		}
+	case "redis+cluster", "rediss+cluster":
+		if ep.cluster, err = parseCluster(u, q, strings.TrimSuffix(scheme, "+cluster")); err != nil {
+			return nil, fmt.Errorf("store url (%s://…): %w", scheme, err)
+		}
+		if caFile != "" {
+			if scheme != "rediss+cluster" {
+				return nil, fmt.Errorf("store url (%s://…): %s needs rediss+cluster:// (TLS)", scheme, paramCAFile)
+			}
+			if ep.cluster.TLSConfig.RootCAs, err = loadCA(caFile); err != nil {
+				return nil, err
+			}
+		}
+		if ep.prefix, err = clusterPrefix(ep.prefix); err != nil {
+			return nil, fmt.Errorf("store url (%s://…): %w", scheme, err)
+		}
 	default:
-		return nil, fmt.Errorf("store url: scheme %q is not a Redis one (redis://, rediss://, redis+sentinel://)", scheme)
+		return nil, fmt.Errorf("store url: scheme %q is not a Redis one (redis://, rediss://, redis+sentinel://, redis+cluster://, rediss+cluster://)", scheme)
 	}
 	return ep, nil
+}
+
+// parseCluster reads redis+cluster://[[user]:password@]HOST:PORT,HOST:PORT[?params]
+// into go-redis cluster options: the nodes listed are where the client
+// learns the slot map, not necessarily every node. base is "redis" or
+// "rediss" (TLS).
+func parseCluster(u *url.URL, q url.Values, base string) (*redis.ClusterOptions, error) {
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("a cluster has no database number: want %s+cluster://HOST:PORT,HOST:PORT", base)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("no node addresses: want %s+cluster://HOST:PORT,HOST:PORT", base)
+	}
+	var addrs []string
+	for _, h := range strings.Split(u.Host, ",") {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return nil, fmt.Errorf("node address %q: want HOST:PORT", h)
+		}
+		addrs = append(addrs, h)
+	}
+	if q.Has("addr") {
+		return nil, fmt.Errorf("give the node addresses in the URL's host part, not as addr parameters")
+	}
+	for _, a := range addrs[1:] {
+		q.Add("addr", a)
+	}
+	g := url.URL{Scheme: base, Host: addrs[0], User: u.User, RawQuery: q.Encode()}
+	return redis.ParseClusterURL(g.String())
+}
+
+// clusterPrefix returns the key prefix of a cluster store: p when it holds
+// a hash tag, p with clusterTag otherwise. A tag is the first {…} with
+// something inside; Redis Cluster places a key by its tag alone.
+func clusterPrefix(p string) (string, error) {
+	open := strings.IndexByte(p, '{')
+	if open < 0 {
+		if strings.IndexByte(p, '}') >= 0 {
+			return "", fmt.Errorf("%s %q: a } without a {", paramPrefix, p)
+		}
+		return p + clusterTag, nil
+	}
+	end := strings.IndexByte(p[open:], '}')
+	if end <= 1 {
+		return "", fmt.Errorf("%s %q: its first { must open a hash tag with something inside, like qrs:{s0}", paramPrefix, p)
+	}
+	return p, nil
 }
 
 // parseSentinel reads redis+sentinel://[:password@]MASTER/HOST:PORT,HOST:PORT[/DB]

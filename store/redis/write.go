@@ -2,7 +2,9 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -66,31 +68,67 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 // runCommit runs the commit script, by SHA or (full) by source, followed by
 // WAIT when wait is set. A NOSCRIPT error is returned as it is, so the caller
 // may send the source; every other error wraps ErrUnavailable.
+//
+// The script is never sent twice after a failure whose outcome is unknown
+// (go-redis is told so per command: noRetry). The refusals Redis Cluster
+// gives before it runs anything — MOVED after a failover, CLUSTERDOWN
+// during one, TRYAGAIN — are sent again, a few times, after the slot map
+// was read again. ASK too: the store's slot is being moved (see the package
+// comment); the commit waits for the move to end, and fails with
+// ErrUnavailable if it has not by the last attempt.
 func (s *Store) runCommit(ctx context.Context, args []any, wait, source bool) ([]any, error) {
-	run := func(c redis.Scripter) *redis.Cmd {
-		if source {
-			return commitScript.Eval(ctx, c, nil, args...)
+	for attempt := 1; ; attempt++ {
+		res, err := s.runCommitOnce(ctx, args, wait, source)
+		if err == nil || s.cluster == nil || attempt == clusterAttempts || !notRun(err) {
+			if err != nil && !isNoScript(err) && !errors.Is(err, qrswitch.ErrUnavailable) {
+				err = unavailable("committing", err)
+			}
+			return res, err
 		}
-		return commitScript.EvalSha(ctx, c, nil, args...)
-	}
-	if !wait {
-		res, err := run(s.c).Slice()
-		if err != nil && !isNoScript(err) {
+		if serr := sleep(ctx, time.Duration(attempt-1)*clusterBackoff); serr != nil {
 			return nil, unavailable("committing", err)
 		}
-		return res, err
+		s.cluster.ReloadState(ctx)
 	}
-	pipe := s.c.Pipeline()
-	cmd := run(pipe)
+}
+
+// clusterAttempts bounds the sends of one commit that a cluster refused
+// before running it; clusterBackoff times the waits before them (none, one,
+// two, … times it: 2.1 s in all), long enough for a slot's keys to finish
+// moving, or for every node to have heard of a new master (the slot map is
+// read from any node, and one that has not yet heard names the old master
+// again).
+const (
+	clusterAttempts = 8
+	clusterBackoff  = 100 * time.Millisecond
+)
+
+func (s *Store) runCommitOnce(ctx context.Context, args []any, wait, source bool) ([]any, error) {
+	if !wait {
+		return commitCmd(ctx, s.c, s.prefix, args, source).Slice()
+	}
+	var pipe redis.Pipeliner
+	if s.cluster != nil {
+		// WAIT names no key: it must go to the master that ran the script.
+		node, err := s.cluster.MasterForKey(ctx, s.prefix)
+		if err != nil {
+			return nil, unavailable("finding the master of the store's slot", err)
+		}
+		pipe = node.Pipeline()
+	} else {
+		pipe = s.c.Pipeline()
+	}
+	cmd := commitCmd(ctx, pipe, s.prefix, args, source)
 	// Pipeliner lacks Wait: WAIT numreplicas timeout-ms.
 	acks := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.opts.WaitTimeout.Milliseconds())
-	pipe.Exec(ctx) // each command carries its own error
+	// Each command carries its own error. The node's client is not the
+	// cluster's: its failures are noted here.
+	_, err := pipe.Exec(ctx)
+	s.failed(err)
 	res, err := cmd.Slice()
 	switch {
-	case isNoScript(err):
-		return nil, err
 	case err != nil:
-		return nil, unavailable("committing", err)
+		return nil, err
 	case len(res) != 1:
 		return res, nil // refused: nothing was written, nothing to wait for
 	}
@@ -103,6 +141,51 @@ func (s *Store) runCommit(ctx context.Context, args []any, wait, source bool) ([
 			qrswitch.ErrUnavailable, n, s.opts.WaitReplicas, s.opts.WaitTimeout)
 	}
 	return res, nil
+}
+
+// commitCmd sends the commit script with key (the store's prefix: the slot
+// on a cluster) through p, which runs it (a client) or queues it (a
+// pipeline).
+func commitCmd(ctx context.Context, p interface {
+	Process(context.Context, redis.Cmder) error
+}, key string, args []any, source bool) *redis.Cmd {
+	head := []any{"evalsha", commitScript.Hash(), 1, key}
+	if source {
+		head = []any{"eval", commitSrc, 1, key}
+	}
+	cmd := redis.NewCmd(ctx, append(head, args...)...)
+	_ = p.Process(ctx, noRetry{cmd}) // the error is cmd's
+	return cmd
+}
+
+// noRetry tells go-redis never to send a command again after a failure: a
+// commit whose answer was lost may have been applied, and sent again it
+// would fail its own checks (a duplicate of itself).
+type noRetry struct{ *redis.Cmd }
+
+func (noRetry) NoRetry() bool { return true }
+
+// notRun reports whether err is a refusal Redis Cluster gives before it
+// runs a command.
+func notRun(err error) bool {
+	for _, prefix := range []string{"MOVED ", "ASK ", "TRYAGAIN", "CLUSTERDOWN"} {
+		if redis.HasErrorPrefix(err, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // ClaimAdvices leases up to c.Max due advices to c.Owner in one script. See
@@ -118,7 +201,7 @@ func (s *Store) ClaimAdvices(ctx context.Context, c qrswitch.Claim) ([]*qrswitch
 		dueUS, dueNS = micros(c.DueBy)
 	}
 	untilUS, untilNS := micros(until)
-	res, err := claimScript.Run(withOp(ctx, opClaim), s.c, nil, s.prefix, c.Destination, c.Owner,
+	res, err := claimScript.Run(withOp(ctx, opClaim), s.c, s.route, s.prefix, c.Destination, c.Owner,
 		itoa(nowUS), itoa(nowNS), itoa(dueUS), itoa(dueNS), itoa(untilUS), itoa(untilNS), c.Max).Slice()
 	if err != nil {
 		return nil, unavailable("claiming advices", err)

@@ -214,7 +214,8 @@ type TLS struct {
 // Store selects the store backend by URL.
 type Store struct {
 	// URL is sqlite://PATH (embedded, one replica), redis://,
-	// rediss:// or redis+sentinel:// (shared by many replicas). The
+	// rediss://, redis+sentinel:// or redis+cluster:// (shared by many
+	// replicas). The
 	// backend parses everything after the scheme. Default
 	// sqlite://DATA_DIR/qrswitch.db. It may hold a password: log Redacted.
 	URL string `yaml:"url"`

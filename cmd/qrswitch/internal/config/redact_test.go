@@ -105,6 +105,7 @@ func TestRedactURL(t *testing.T) {
 		{"redis://user@r:6379", "redis://user@r:6379"},
 		{"redis://:p/w@d@r:6379/0", "redis://:****@r:6379/0"},
 		{"redis+sentinel://s1,s2/m?password=a&sentinel_password=b&db=2", "redis+sentinel://s1,s2/m?password=****&sentinel_password=****&db=2"},
+		{"redis+cluster://:s3cret@n1:6379,n2:6379?key_prefix=q:", "redis+cluster://:****@n1:6379,n2:6379?key_prefix=q:"},
 		{"redis://r/0?Password=a#frag", "redis://r/0?Password=****#frag"},
 		{"https://u:pw@h/x", "https://u:****@h/x"},
 	}

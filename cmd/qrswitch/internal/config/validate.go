@@ -211,7 +211,7 @@ func (v *validator) store(s Store) {
 	case s.WaitReplicas < 0 || s.WaitReplicas > maxWaitReplicas:
 		v.add("store.wait_replicas", "must be from 0 to %d, got %d", maxWaitReplicas, s.WaitReplicas)
 	case s.WaitReplicas > 0 && strings.HasPrefix(s.URL, "sqlite:"):
-		v.add("store.wait_replicas", "needs a Redis store (redis://, rediss://, redis+sentinel://): the embedded store has no replicas")
+		v.add("store.wait_replicas", "needs a Redis store (redis://, rediss://, redis+sentinel://, redis+cluster://): the embedded store has no replicas")
 	}
 }
 
@@ -229,7 +229,7 @@ func (v *validator) storeURL(s string) {
 		if rest == "" {
 			v.add(path, "sqlite:// needs a database file, e.g. sqlite://./var/qrswitch.db")
 		}
-	case "redis", "rediss", "redis+sentinel":
+	case "redis", "rediss", "redis+sentinel", "redis+cluster", "rediss+cluster":
 		u, err := url.Parse(s)
 		switch {
 		case err != nil:
@@ -238,7 +238,7 @@ func (v *validator) storeURL(s string) {
 			v.add(path, "%s:// needs a host, e.g. %s://host:6379/0", scheme, scheme)
 		}
 	default:
-		v.add(path, "scheme %q is not supported: use sqlite://, redis://, rediss:// or redis+sentinel://", scheme)
+		v.add(path, "scheme %q is not supported: use sqlite://, redis://, rediss://, redis+sentinel:// or redis+cluster://", scheme)
 	}
 }
 
