@@ -82,12 +82,19 @@ func scanVia(h *Harness, payload string) (*electrumsim.ScanResult, error) {
 // taken by a payment request that reaches another, both through Redis
 // pub/sub: the re-check that would catch a lost wake-up is off here, so
 // only the wake-up can end the holds this soon.
-func TestReplicasActAsOneSwitch(t *testing.T) {
-	srv := redistest.Start(t)
+func TestReplicasActAsOneSwitch(t *testing.T) { testReplicasActAsOneSwitch(t, redistest.Start(t).URL()) }
+
+// TestClusterReplicasActAsOneSwitch: the same with the store on a Redis
+// Cluster of three masters.
+func TestClusterReplicasActAsOneSwitch(t *testing.T) {
+	testReplicasActAsOneSwitch(t, redistest.StartCluster(t, 3, 0).URL())
+}
+
+func testReplicasActAsOneSwitch(t *testing.T, url string) {
 	// A long wait: a replica woken at once answers long before half of it,
 	// however loaded the machine; one that waited out the wait fails.
 	const wait = 20 * time.Second
-	hs := newReplicas(t, srv.URL(), 2, func(c *config.Config, o *Options) {
+	hs := newReplicas(t, url, 2, func(c *config.Config, o *Options) {
 		o.Recheck = time.Hour
 		c.ScanWait, c.EarlyScanGrace = config.Duration(wait), config.OptDuration{Duration: config.Duration(wait), Set: true}
 	})
@@ -509,6 +516,62 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	old.RestartAsReplicaOf(promoted)
 	topo.WaitReplicaOf(old, promoted)
+	eventually(t, "QR codes issued after the failover", func() bool {
+		return h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
+	})
+
+	h.Sim.ClearFaults()
+	for _, req := range reqs {
+		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
+	}
+	req := h.approvedPayment(t, 6100)
+	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
+		t.Fatalf("confirm after the failover = %d %s", r.status, r.body)
+	}
+	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
+	for _, e := range h.Sim.Ledger().Advices {
+		if e.Deliveries > 0 && e.EffectApplied && e.Effect != electrumsim.StateCaptured {
+			t.Errorf("advice %s effect %s, want captured", e.ID, e.Effect)
+		}
+	}
+}
+
+// TestClusterFailover: as TestSentinelFailover, with the store on a Redis
+// Cluster (three masters, a replica each) whose master serving the store's
+// slot is killed while confirmations wait for their partner.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	h := NewHarness(t, func(cfg *config.Config, o *Options) {
+		cfg.Store.URL = c.URL()
+		cfg.Store.WaitReplicas = 1
+		cfg.Store.WaitTimeout = config.Duration(500 * time.Millisecond)
+		o.LeaseMargin = time.Second
+	})
+	var reqs []*wire.PaymentRequest
+	for i := range 4 {
+		reqs = append(reqs, h.approvedPayment(t, int64(6000+i)))
+	}
+	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range reqs {
+		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
+			t.Fatalf("confirm = %d %s", r.status, r.body)
+		}
+	}
+
+	prefix := h.Srv.Store().(*redisstore.Store).Prefix()
+	old, err := c.MasterOf(t.Context(), prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Kill()
+	c.WaitOK() // its replica took over, and every node knows
+	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 503 {
+		t.Errorf("createQrCode while the new master has no replica = %d %s, want 503", r.status, r.body)
+	}
+	old.Restart() // back with its nodes.conf: a replica of the promoted one
+	c.WaitOK()
 	eventually(t, "QR codes issued after the failover", func() bool {
 		return h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
 	})
