@@ -82,7 +82,9 @@ func scanVia(h *Harness, payload string) (*electrumsim.ScanResult, error) {
 // taken by a payment request that reaches another, both through Redis
 // pub/sub: the re-check that would catch a lost wake-up is off here, so
 // only the wake-up can end the holds this soon.
-func TestReplicasActAsOneSwitch(t *testing.T) { testReplicasActAsOneSwitch(t, redistest.Start(t).URL()) }
+func TestReplicasActAsOneSwitch(t *testing.T) {
+	testReplicasActAsOneSwitch(t, redistest.Start(t).URL())
+}
 
 // TestClusterReplicasActAsOneSwitch: the same with the store on a Redis
 // Cluster of three masters.
