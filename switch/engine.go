@@ -96,6 +96,9 @@ type Options struct {
 	// read again from the store, so that an operator's pause on one
 	// replica holds on every other even if its wake-up was lost. Default 2 s.
 	ControlRefresh time.Duration
+	// StorePause is how long a write the store failed (not a conflict)
+	// waits before it is tried again. Default 100 ms.
+	StorePause time.Duration
 }
 
 // SAFOptions configure store-and-forward.
@@ -196,6 +199,7 @@ func New(opts Options) (*Engine, error) {
 	def(&opts.SAF.Poll, 250*time.Millisecond)
 	def(&opts.SAF.LeaseMargin, 15*time.Second)
 	def(&opts.ControlRefresh, 2*time.Second)
+	def(&opts.StorePause, 100*time.Millisecond)
 	if opts.SAF.Workers <= 0 {
 		opts.SAF.Workers = 32
 	}

@@ -227,9 +227,18 @@ func (e *Engine) awaitScan(ctx context.Context, p *Payment, woken <-chan struct{
 }
 
 // endNoScan closes the scan window of a payment still AWAITING_SCAN.
+//
+// A store that does not answer (Redis failing over) is tried again until
+// half of the hold's margin is left, so that an outage of a few seconds
+// gives the retailer its definite NO_SCAN a little late rather than an
+// "outcome unknown" (the payment may have been scanned meanwhile on another
+// replica, so nothing else can be answered while the store is away). Past
+// that, recovery on another replica may take the payment over, and the
+// caller answers unknown.
 func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
-	for range maxRetries {
-		if p.State != outcome.AwaitingScan {
+	giveUp := p.HoldUntil.Add(-holdMargin / 2)
+	for attempt, conflicts := 0, 0; conflicts < maxRetries; attempt++ {
+		if p.State != outcome.AwaitingScan || ctx.Err() != nil {
 			return p
 		}
 		now := e.now()
@@ -242,9 +251,17 @@ func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
 		if err == nil {
 			return q
 		}
-		if !errors.Is(err, ErrConflict) {
-			e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("recording no scan")
-			sleep(ctx, 100*time.Millisecond)
+		if errors.Is(err, ErrConflict) {
+			conflicts++
+		} else {
+			last := attempt >= maxRetries && !e.now().Before(giveUp)
+			if attempt == 0 || last {
+				e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Bool("giving_up", last).Msg("recording no scan")
+			}
+			if last {
+				return p
+			}
+			sleep(ctx, e.opts.StorePause)
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
 			p = cur
@@ -368,7 +385,7 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 		}
 		if !errors.Is(err, ErrConflict) {
 			e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("storing a payment's outcome")
-			sleep(ctx, 100*time.Millisecond)
+			sleep(ctx, e.opts.StorePause)
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
 			p = cur

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -211,4 +213,29 @@ func TestSAFMetricsFollowTheQueue(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// counter returns the value of the switch's counter name with exactly the
+// labels given (0 when it has no such series yet).
+func (h *Harness) counter(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + h.Srv.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatalf("scraping /metrics: %v", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("scraping /metrics: %v", err)
+	}
+	for _, m := range families(t, string(body))[name].GetMetric() {
+		have := map[string]string{}
+		for _, l := range m.GetLabel() {
+			have[l.GetName()] = l.GetValue()
+		}
+		if maps.Equal(have, labels) {
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }

@@ -489,8 +489,46 @@ func TestRedisDownAndBack(t *testing.T) {
 // works again and delivers every advice.
 func TestSentinelFailover(t *testing.T) {
 	topo := redistest.StartSentinel(t)
+	old := topo.Master
+	var promoted *redistest.Server
+	failoverUnderAdvices(t, topo.URL(), func() {
+		old.Kill()
+		promoted = topo.WaitFailover(old.Addr())
+	}, func() {
+		old.RestartAsReplicaOf(promoted)
+		topo.WaitReplicaOf(old, promoted)
+	})
+}
+
+// TestClusterFailover: the same with the store on a Redis Cluster (three
+// masters, a replica each), whose master serving the store's slot is
+// killed; back with its nodes.conf, it rejoins as the promoted one's
+// replica.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	var old *redistest.Server
+	failoverUnderAdvices(t, c.URL(), func() {
+		var err error
+		if old, err = c.MasterOf(t.Context(), redisstore.DefaultPrefix+"{s0}"); err != nil {
+			t.Fatal(err)
+		}
+		old.Kill()
+		c.WaitOK() // its replica took over, and every node knows
+	}, func() {
+		old.Restart()
+		c.WaitOK()
+	})
+}
+
+// failoverUnderAdvices runs a switch on the Redis store at url with
+// wait_replicas 1, queues confirmations its partner refuses, then calls
+// failover (kill the master; return once a replica took over) and rejoin
+// (the old master back as a replica): in between, writes are refused (503);
+// afterwards the switch works again and every queued confirmation is
+// delivered and captured.
+func failoverUnderAdvices(t *testing.T, url string, failover, rejoin func()) {
 	h := NewHarness(t, func(c *config.Config, o *Options) {
-		c.Store.URL = topo.URL()
+		c.Store.URL = url
 		c.Store.WaitReplicas = 1
 		c.Store.WaitTimeout = config.Duration(500 * time.Millisecond)
 		// A send in flight at the kill cannot record its outcome: it goes
@@ -510,70 +548,11 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	}
 
-	old := topo.Master
-	old.Kill()
-	promoted := topo.WaitFailover(old.Addr())
+	failover()
 	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 503 {
 		t.Errorf("createQrCode while the new master has no replica = %d %s, want 503", r.status, r.body)
 	}
-	old.RestartAsReplicaOf(promoted)
-	topo.WaitReplicaOf(old, promoted)
-	eventually(t, "QR codes issued after the failover", func() bool {
-		return h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
-	})
-
-	h.Sim.ClearFaults()
-	for _, req := range reqs {
-		h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
-	}
-	req := h.approvedPayment(t, 6100)
-	if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
-		t.Fatalf("confirm after the failover = %d %s", r.status, r.body)
-	}
-	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "CONFIRMED")
-	for _, e := range h.Sim.Ledger().Advices {
-		if e.Deliveries > 0 && e.EffectApplied && e.Effect != electrumsim.StateCaptured {
-			t.Errorf("advice %s effect %s, want captured", e.ID, e.Effect)
-		}
-	}
-}
-
-// TestClusterFailover: as TestSentinelFailover, with the store on a Redis
-// Cluster (three masters, a replica each) whose master serving the store's
-// slot is killed while confirmations wait for their partner.
-func TestClusterFailover(t *testing.T) {
-	c := redistest.StartCluster(t, 3, 1)
-	h := NewHarness(t, func(cfg *config.Config, o *Options) {
-		cfg.Store.URL = c.URL()
-		cfg.Store.WaitReplicas = 1
-		cfg.Store.WaitTimeout = config.Duration(500 * time.Millisecond)
-		o.LeaseMargin = time.Second
-	})
-	var reqs []*wire.PaymentRequest
-	for i := range 4 {
-		reqs = append(reqs, h.approvedPayment(t, int64(6000+i)))
-	}
-	if err := h.Sim.SetFault(electrumsim.Fault{Operation: electrumsim.OpAdvice, Fault: electrumsim.Fault500}); err != nil {
-		t.Fatal(err)
-	}
-	for _, req := range reqs {
-		if r := h.Post(t, "/qr/v1/payments/confirmations", ShopUser, ShopPass, confirmation(req.ID)); r.status != 202 {
-			t.Fatalf("confirm = %d %s", r.status, r.body)
-		}
-	}
-
-	prefix := h.Srv.Store().(*redisstore.Store).Prefix()
-	old, err := c.MasterOf(t.Context(), prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.Kill()
-	c.WaitOK() // its replica took over, and every node knows
-	if r := h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")); r.status != 503 {
-		t.Errorf("createQrCode while the new master has no replica = %d %s, want 503", r.status, r.body)
-	}
-	old.Restart() // back with its nodes.conf: a replica of the promoted one
-	c.WaitOK()
+	rejoin()
 	eventually(t, "QR codes issued after the failover", func() bool {
 		return h.Post(t, "/qr/v1/qrCodes", ShopUser, ShopPass, qrRequest("1234")).status == 201
 	})
@@ -668,4 +647,33 @@ func TestRoundTripsPerFlowStep(t *testing.T) {
 		waitState(key, "CONFIRMED")
 	})
 	t.Logf("round trips to Redis per step of one payment flow:\n%s\n%-44s %2d", strings.Join(rows, "\n"), "total", total)
+}
+
+// TestNoScanOutlastsAStoreOutage: the scan window of a held request closes
+// while Redis is away; the switch keeps trying to record NO_SCAN and, once
+// Redis is back within the hold's margin, answers the retailer a definite
+// 400 NO_SCAN_RECEIVED rather than 504 "outcome unknown".
+func TestNoScanOutlastsAStoreOutage(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendFsync: "always"})
+	// Short pauses: the switch tries more times than its floor (32) well
+	// before the hold's margin runs out, so Redis is restarted only once
+	// the switch is past the point where it used to give up.
+	h := NewHarness(t, onRedis(srv.URL()), func(c *config.Config, o *Options) {
+		c.ScanWait = config.Duration(time.Second)
+		o.StorePause = 10 * time.Millisecond
+	})
+	tranID, _ := h.createQR(t)
+	req := payRequest("1234", tranID, 1000)
+	answer := h.payAsync(req)
+	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "AWAITING_SCAN")
+	srv.Kill()
+	eventually(t, "the switch failing to record NO_SCAN more than 32 times", func() bool {
+		return h.counter(t, "qrswitch_store_errors_total", map[string]string{"operation": "Commit", "error": "unavailable"}) > 32
+	})
+	srv.Restart()
+	r := <-answer
+	if r.status != 400 || !strings.Contains(string(r.body), wire.NoScanReceived) {
+		t.Fatalf("pay after the store came back = %d %s, want 400 %s", r.status, r.body, wire.NoScanReceived)
+	}
+	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "NO_SCAN")
 }

@@ -64,6 +64,9 @@ type Options struct {
 	// ControlRefresh overrides how often the partner controls (paused
 	// queues) are read again from the store (tests).
 	ControlRefresh time.Duration
+	// StorePause overrides how long a failed store write waits before it is
+	// tried again (tests).
+	StorePause time.Duration
 }
 
 // Server is one running switch process.
@@ -166,6 +169,7 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		SoleOwner:      b.SoleOwner,
 		Observer:       s.metrics,
 		ControlRefresh: opts.ControlRefresh,
+		StorePause:     opts.StorePause,
 	})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	redisstore "github.com/qrswitch/qrswitch/store/redis"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
@@ -348,7 +349,7 @@ func (s *soakFaults) total() int {
 func TestCrashSoak(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	runSoak(t, dir, soakFromEnv(t), "sqlite://"+filepath.Join(dir, "qrswitch.db"), 1, nil)
+	runSoak(t, dir, soakFromEnv(t), "sqlite://"+filepath.Join(dir, "qrswitch.db"), 1, nil, nil)
 }
 
 // TestCrashSoakRedis is the soak on the production backend: two switch
@@ -358,7 +359,7 @@ func TestCrashSoak(t *testing.T) {
 func TestCrashSoakRedis(t *testing.T) {
 	t.Parallel()
 	rs := redistest.StartWith(t, redistest.Options{AppendFsync: "always"})
-	runSoak(t, t.TempDir(), soakFromEnv(t), rs.URL(), 2, func(c *soakCluster) {
+	runSoak(t, t.TempDir(), soakFromEnv(t), rs.URL(), 2, nil, func(c *soakCluster) {
 		c.chaos = func(rng *rand.Rand) string {
 			rs.Kill()
 			time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
@@ -368,10 +369,41 @@ func TestCrashSoakRedis(t *testing.T) {
 	})
 }
 
+// TestCrashSoakCluster is the soak on a Redis Cluster (three masters, a
+// replica each, every write waiting for one replica): the chaos kills
+// either switch replica, or the master serving the store's slot, which its
+// replica replaces; the old master is started again once the cluster has
+// moved on, and rejoins as a replica (until then the new master has none,
+// and the switches answer 503 rather than promise a copy they cannot make).
+func TestCrashSoakCluster(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, 3, 1)
+	prefix := redisstore.DefaultPrefix + "{s0}"
+	wait := func(c *config.Config) {
+		c.Store.WaitReplicas = 1
+		c.Store.WaitTimeout = config.Duration(time.Second)
+	}
+	runSoak(t, t.TempDir(), soakFromEnv(t), cl.URL(), 2, wait, func(c *soakCluster) {
+		c.chaos = func(rng *rand.Rand) string {
+			master, err := cl.MasterOf(context.Background(), prefix)
+			if err != nil {
+				t.Errorf("finding the store's master: %v", err)
+				return "no master found"
+			}
+			master.Kill()
+			cl.WaitOK()
+			master.Restart()
+			cl.WaitOK()
+			return "the store's master killed, its replica promoted, the old one back as a replica"
+		}
+	})
+}
+
 // runSoak runs the soak against replicas switch processes sharing the
-// store at storeURL. prepare, when not nil, is called with the cluster
-// before the traffic starts (to add backend chaos).
-func runSoak(t *testing.T, dir string, s soakSettings, storeURL string, replicas int, prepare func(*soakCluster)) {
+// store at storeURL. configure, when not nil, changes their configuration;
+// prepare, when not nil, is called with the cluster before the traffic
+// starts (to add backend chaos).
+func runSoak(t *testing.T, dir string, s soakSettings, storeURL string, replicas int, configure func(*config.Config), prepare func(*soakCluster)) {
 	start := time.Now()
 	partner, simURL, simCA := startPartner(t, dir)
 	tp := newToxiproxy()
@@ -381,6 +413,9 @@ func runSoak(t *testing.T, dir string, s soakSettings, storeURL string, replicas
 	cfg.Store.URL = storeURL
 	cfg.ScanWait = config.Duration(1500 * time.Millisecond)
 	cfg.Partners = cfg.Partners[:1]
+	if configure != nil {
+		configure(cfg)
+	}
 	c := newSoakCluster(t, dir, cfg, replicas)
 	if prepare != nil {
 		prepare(c)
