@@ -138,8 +138,8 @@ func TestClusterFailover(t *testing.T) {
 }
 
 // TestClusterManualFailover: after an operator's CLUSTER FAILOVER the old
-// master answers MOVED; a commit is refused before it runs, so the store
-// re-reads the slot map and sends it again: it succeeds, once.
+// master answers MOVED; a read or a commit is refused before it runs, so the
+// store re-reads the slot map and sends it again: it succeeds, once.
 func TestClusterManualFailover(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	s := openOn(t, c.URL(), newPrefix(), Options{clusterReload: time.Hour})
@@ -163,6 +163,10 @@ func TestClusterManualFailover(t *testing.T) {
 	c.Failover(replica)
 	if now, err := c.MasterOf(ctx, s.Prefix()); err != nil || now != replica {
 		t.Fatalf("the slot's master after CLUSTER FAILOVER = %v, %v; want %s", now, err, replica.Addr())
+	}
+	// A read is refused with MOVED too, and sent again to the new master.
+	if got, err := s.Payment(ctx, p.Key()); err != nil || got.Version != 1 {
+		t.Fatalf("Payment after the failover, through the old master's MOVED = %+v, %v; want version 1", got, err)
 	}
 	p.State = outcome.Forwarded
 	mustCommit(t, s, "after the failover, through the old master's MOVED", &qrswitch.Change{Payment: p})

@@ -46,8 +46,8 @@
 // fails to answer (not after go-redis's periodic reload, a minute later). A
 // commit that Redis refused before running it — MOVED after a failover,
 // CLUSTERDOWN or TRYAGAIN during one — is sent again, a few times; any other
-// failure is ErrUnavailable, as on a single Redis. Redirections are not
-// followed otherwise. While the store's slot moves to another master,
+// failure is ErrUnavailable, as on a single Redis. Any other command
+// answered MOVED is sent once more, to the new master. ASK is not followed. While the store's slot moves to another master,
 // Redis answers ASK to every script before running it (the key a script
 // declares, the bare prefix, is never a record, so it is "missing" on the
 // node the slot leaves): the store refuses writes whole, rather than run a
@@ -541,6 +541,14 @@ func (h counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			h.count(ctx)
 		}
 		err := next(ctx, cmd)
+		if to, ok := movedTo(err); ok && h.s.cluster != nil {
+			// Refused before it ran: its slot has another master now (a
+			// failover). Wait for the slot map to say so and send it
+			// there, once. An ASK is not followed (see the package comment).
+			h.s.awaitMaster(ctx, to)
+			cmd.SetErr(nil)
+			err = next(ctx, cmd)
+		}
 		h.s.failed(err)
 		return err
 	}
@@ -576,6 +584,34 @@ func (s *Store) failed(err error) {
 
 // clusterReloadEvery bounds how often failed re-reads the slot map.
 const clusterReloadEvery = 250 * time.Millisecond
+
+// movedTo returns the address a MOVED refusal names.
+func movedTo(err error) (string, bool) {
+	if !redis.HasErrorPrefix(err, "MOVED ") {
+		return "", false
+	}
+	f := strings.Fields(err.Error())
+	return f[len(f)-1], true
+}
+
+// awaitMaster has the cluster client read the slot map again until it
+// names addr as the master of the store's slot (go-redis reloads it in the
+// background), for at most clusterMovedWait.
+func (s *Store) awaitMaster(ctx context.Context, addr string) {
+	for deadline := time.Now().Add(clusterMovedWait); time.Now().Before(deadline); {
+		s.cluster.ReloadState(ctx)
+		if m, err := s.cluster.MasterForKey(ctx, s.prefix); err == nil && m.Options().Addr == addr {
+			return
+		}
+		if sleep(ctx, 20*time.Millisecond) != nil {
+			return
+		}
+	}
+}
+
+// clusterMovedWait bounds awaitMaster: time for every node to learn of a
+// new master, which a client may ask any of.
+const clusterMovedWait = 2 * time.Second
 
 // RoundTrips returns how many round trips to Redis the store has made since
 // Open (store.Benchmarks reports them per operation).

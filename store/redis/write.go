@@ -85,6 +85,10 @@ func (s *Store) runCommit(ctx context.Context, args []any, wait, source bool) ([
 			}
 			return res, err
 		}
+		if to, ok := movedTo(err); ok {
+			s.awaitMaster(ctx, to)
+			continue
+		}
 		if serr := sleep(ctx, time.Duration(attempt-1)*clusterBackoff); serr != nil {
 			return nil, unavailable("committing", err)
 		}
