@@ -15,6 +15,10 @@ import (
 // before recovery may treat the holder as dead.
 const holdMargin = 10 * time.Second
 
+// storeOutage bounds how long a held request keeps trying to store its
+// outcome while the store does not answer: longer than a Redis failover.
+const storeOutage = 10 * time.Second
+
 // Pay handles a payment request (pay): it stores the request, holds it until
 // the partner's scan is linked or scan_wait passes, forwards it to the
 // partner that scanned, and returns the partner's answer. raw is the body as
@@ -368,7 +372,14 @@ func (e *Engine) releaseDeferred(paymentKey string) {
 // stores it, with the answer the retailer gets. If the payment is no longer
 // FORWARDED (recovery decided first), the answer is recorded as ignored.
 func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Partner, a *partners.Answer, trace []TraceEntry) *Payment {
-	for range maxRetries {
+	// As in endNoScan, a store that does not answer is tried again for a
+	// while (storeOutage at most, and never past half the hold's margin):
+	// an approval stored a few seconds late beats one reversed.
+	giveUp := p.HoldUntil.Add(-holdMargin / 2)
+	if limit := e.now().Add(storeOutage); limit.Before(giveUp) {
+		giveUp = limit
+	}
+	for attempt, conflicts := 0, 0; conflicts < maxRetries && ctx.Err() == nil; attempt++ {
 		if p.State != outcome.Forwarded {
 			note := event(e.now(), "answerIgnored", "payment already "+string(p.State)+"; this answer changes nothing")
 			if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: append(trace, note)}); err != nil {
@@ -383,8 +394,16 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 				return change.Payment
 			}
 		}
-		if !errors.Is(err, ErrConflict) {
-			e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Msg("storing a payment's outcome")
+		if errors.Is(err, ErrConflict) {
+			conflicts++
+		} else {
+			last := attempt >= maxRetries && !e.now().Before(giveUp)
+			if attempt == 0 || last {
+				e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Bool("giving_up", last).Msg("storing a payment's outcome")
+			}
+			if last {
+				break
+			}
 			sleep(ctx, e.opts.StorePause)
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {

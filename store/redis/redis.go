@@ -563,7 +563,7 @@ func (h counter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 	}
 }
 
-// failed re-reads a cluster's slot map, in the background and at most every
+// failed has a cluster's slot map read again, at most every
 // clusterReloadEvery, after an error that is not an answer of Redis (a
 // connection refused, reset or timed out). go-redis re-reads it on a MOVED,
 // but a master that died answers nothing: without this, the store would
@@ -579,7 +579,7 @@ func (s *Store) failed(err error) {
 	if now-last < int64(clusterReloadEvery) || !s.reloaded.CompareAndSwap(last, now) {
 		return
 	}
-	go s.cluster.ReloadState(context.Background())
+	s.cluster.ReloadState(context.Background()) // go-redis reloads in the background
 }
 
 // clusterReloadEvery bounds how often failed re-reads the slot map.

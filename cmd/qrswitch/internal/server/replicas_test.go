@@ -677,3 +677,34 @@ func TestNoScanOutlastsAStoreOutage(t *testing.T) {
 	}
 	h.waitState(t, qrswitch.PaymentKey("shop-1", req.ID), "NO_SCAN")
 }
+
+// TestApprovalOutlastsAStoreOutage: the partner approves while Redis is
+// away (an amount ending in 70: the simulator answers after 1.5 s, inside
+// the 30 s timeout given here); the switch keeps trying to store the
+// approval and, once Redis is back, answers the retailer 201 rather than
+// 504 "outcome unknown" followed by a reversal of money the customer paid.
+func TestApprovalOutlastsAStoreOutage(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendFsync: "always"})
+	h := NewHarness(t, onRedis(srv.URL()), func(c *config.Config, o *Options) {
+		c.Partners[0].Timeout = config.Duration(30 * time.Second)
+		o.StorePause = 10 * time.Millisecond // see TestNoScanOutlastsAStoreOutage
+	})
+	tranID, payload := h.createQR(t)
+	req := payRequest("1234", tranID, 1070)
+	key := qrswitch.PaymentKey("shop-1", req.ID)
+	answer := h.payAsync(req)
+	h.waitState(t, key, "AWAITING_SCAN")
+	if res := h.scan(t, payload); res.Status != 202 {
+		t.Fatalf("scan = %d %s", res.Status, res.Body)
+	}
+	h.waitState(t, key, "FORWARDED")
+	srv.Kill()
+	eventually(t, "the switch failing to store the approval more than 32 times", func() bool {
+		return h.counter(t, "qrswitch_store_errors_total", map[string]string{"operation": "Commit", "error": "unavailable"}) > 32
+	})
+	srv.Restart()
+	if r := <-answer; r.status != 201 {
+		t.Fatalf("pay after the store came back = %d %s, want 201", r.status, r.body)
+	}
+	h.waitState(t, key, "APPROVED")
+}
