@@ -19,6 +19,41 @@ const holdMargin = 10 * time.Second
 // outcome while the store does not answer: longer than a Redis failover.
 const storeOutage = 10 * time.Second
 
+// outage paces the writes of a held request's outcome that the store failed
+// (not conflicts): maxRetries of them StorePause apart at least, and more
+// until giveUp, so that a store away for a few seconds (Redis failing over)
+// still gets the outcome and the retailer a definite answer, a little late.
+type outage struct {
+	e        *Engine
+	attempts int
+	giveUp   time.Time
+}
+
+// outage starts the pacing of p's outcome: give up after at most limit,
+// and never past half of p's hold margin, after which recovery on another
+// replica may take p over.
+func (e *Engine) outage(p *Payment, limit time.Duration) *outage {
+	giveUp := p.HoldUntil.Add(-holdMargin / 2)
+	if l := e.now().Add(limit); l.Before(giveUp) {
+		giveUp = l
+	}
+	return &outage{e: e, giveUp: giveUp}
+}
+
+// wait is told of a failed write: it logs the first and the last, and
+// pauses before the next unless it is time to give up (false).
+func (o *outage) wait(ctx context.Context, err error, key, doing string) bool {
+	o.attempts++
+	last := o.attempts > maxRetries && !o.e.now().Before(o.giveUp)
+	if o.attempts == 1 || last {
+		o.e.logger(ctx).Error().Err(err).Str("payment", key).Bool("giving_up", last).Msg(doing)
+	}
+	if !last {
+		sleep(ctx, o.e.opts.StorePause)
+	}
+	return !last
+}
+
 // Pay handles a payment request (pay): it stores the request, holds it until
 // the partner's scan is linked or scan_wait passes, forwards it to the
 // partner that scanned, and returns the partner's answer. raw is the body as
@@ -232,17 +267,13 @@ func (e *Engine) awaitScan(ctx context.Context, p *Payment, woken <-chan struct{
 
 // endNoScan closes the scan window of a payment still AWAITING_SCAN.
 //
-// A store that does not answer (Redis failing over) is tried again until
-// half of the hold's margin is left, so that an outage of a few seconds
-// gives the retailer its definite NO_SCAN a little late rather than an
-// "outcome unknown" (the payment may have been scanned meanwhile on another
-// replica, so nothing else can be answered while the store is away). Past
-// that, recovery on another replica may take the payment over, and the
-// caller answers unknown.
+// A store that does not answer is tried again (see outage): a NO_SCAN a
+// little late beats "outcome unknown", which is all that can be answered
+// while the store is away (another replica may have linked a scan).
 func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
-	giveUp := p.HoldUntil.Add(-holdMargin / 2)
-	for attempt, conflicts := 0, 0; conflicts < maxRetries; attempt++ {
-		if p.State != outcome.AwaitingScan || ctx.Err() != nil {
+	away := e.outage(p, holdMargin)
+	for conflicts := 0; conflicts < maxRetries; {
+		if p.State != outcome.AwaitingScan {
 			return p
 		}
 		now := e.now()
@@ -257,15 +288,8 @@ func (e *Engine) endNoScan(ctx context.Context, p *Payment) *Payment {
 		}
 		if errors.Is(err, ErrConflict) {
 			conflicts++
-		} else {
-			last := attempt >= maxRetries && !e.now().Before(giveUp)
-			if attempt == 0 || last {
-				e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Bool("giving_up", last).Msg("recording no scan")
-			}
-			if last {
-				return p
-			}
-			sleep(ctx, e.opts.StorePause)
+		} else if !away.wait(ctx, err, p.Key(), "recording no scan") {
+			return p
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
 			p = cur
@@ -372,14 +396,9 @@ func (e *Engine) releaseDeferred(paymentKey string) {
 // stores it, with the answer the retailer gets. If the payment is no longer
 // FORWARDED (recovery decided first), the answer is recorded as ignored.
 func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Partner, a *partners.Answer, trace []TraceEntry) *Payment {
-	// As in endNoScan, a store that does not answer is tried again for a
-	// while (storeOutage at most, and never past half the hold's margin):
-	// an approval stored a few seconds late beats one reversed.
-	giveUp := p.HoldUntil.Add(-holdMargin / 2)
-	if limit := e.now().Add(storeOutage); limit.Before(giveUp) {
-		giveUp = limit
-	}
-	for attempt, conflicts := 0, 0; conflicts < maxRetries && ctx.Err() == nil; attempt++ {
+	// An approval stored a few seconds late beats one reversed.
+	away := e.outage(p, storeOutage)
+	for conflicts := 0; conflicts < maxRetries; {
 		if p.State != outcome.Forwarded {
 			note := event(e.now(), "answerIgnored", "payment already "+string(p.State)+"; this answer changes nothing")
 			if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: append(trace, note)}); err != nil {
@@ -396,15 +415,8 @@ func (e *Engine) settlePay(ctx context.Context, p *Payment, partner *partners.Pa
 		}
 		if errors.Is(err, ErrConflict) {
 			conflicts++
-		} else {
-			last := attempt >= maxRetries && !e.now().Before(giveUp)
-			if attempt == 0 || last {
-				e.logger(ctx).Error().Err(err).Str("payment", p.Key()).Bool("giving_up", last).Msg("storing a payment's outcome")
-			}
-			if last {
-				break
-			}
-			sleep(ctx, e.opts.StorePause)
+		} else if !away.wait(ctx, err, p.Key(), "storing a payment's outcome") {
+			break
 		}
 		if cur, rerr := e.store.Payment(ctx, p.Key()); rerr == nil {
 			p = cur
