@@ -551,7 +551,7 @@ func TestParseURL(t *testing.T) {
 		{"redis+cluster://:pw@n1:7000,n2:7001,n3:7002?dial_timeout=1s", func(e *endpoint) string {
 			o := e.cluster
 			if !slices.Equal(o.Addrs, []string{"n1:7000", "n2:7001", "n3:7002"}) || o.Password != "pw" || o.TLSConfig != nil ||
-				o.DialTimeout != time.Second || e.prefix != DefaultPrefix+"{s0}" {
+				o.DialTimeout != time.Second || e.prefix != "{qrs}:" {
 				return fmt.Sprintf("%+v prefix %q", o, e.prefix)
 			}
 			return ""
@@ -559,6 +559,12 @@ func TestParseURL(t *testing.T) {
 		{"rediss+cluster://n1:7000?ca_file=" + ca + "&key_prefix=sw2:{east}:", func(e *endpoint) string {
 			if c := e.cluster.TLSConfig; c == nil || c.RootCAs == nil || c.ServerName != "n1" || e.prefix != "sw2:{east}:" {
 				return fmt.Sprintf("want TLS to n1 trusting ca_file, prefix sw2:{east}: as given; prefix %q", e.prefix)
+			}
+			return ""
+		}, ""},
+		{"redis+cluster://n1:7000?key_prefix=sw2", func(e *endpoint) string {
+			if e.prefix != "{sw2}" {
+				return fmt.Sprintf("prefix %q, want {sw2}", e.prefix)
 			}
 			return ""
 		}, ""},

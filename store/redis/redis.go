@@ -35,7 +35,7 @@
 // slot of the key it did, and the scripts compute most of theirs (index
 // entries named by old values only the script reads). So on a cluster every
 // key of the store is in one hash slot: the key prefix carries a hash tag,
-// "{s0}" appended unless key_prefix has one ("qrs:{s0}tr:…"), and every
+// its name in braces unless key_prefix has one ("{qrs}:tr:…"), and every
 // script is sent with the prefix as its key. The store therefore uses one
 // master (and its replicas) of the cluster, whichever serves that slot: the
 // cluster gives it failover without Sentinel, not more throughput than one

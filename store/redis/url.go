@@ -33,11 +33,6 @@ type endpoint struct {
 	cluster  *redis.ClusterOptions  // redis+cluster:// and rediss+cluster://
 }
 
-// clusterTag is the hash tag a cluster store adds to a key prefix that has
-// none, so that every key of the store is in one hash slot (see the package
-// comment).
-const clusterTag = "{s0}"
-
 // parseURL reads a store URL (see the package comment). Messages name the
 // URL by its scheme only: it may carry a password.
 func parseURL(raw string) (*endpoint, error) {
@@ -95,7 +90,7 @@ func parseURL(raw string) (*endpoint, error) {
 				return nil, err
 			}
 		}
-		if ep.prefix, err = clusterPrefix(ep.prefix); err != nil {
+		if ep.prefix, err = ClusterPrefix(ep.prefix); err != nil {
 			return nil, fmt.Errorf("store url (%s://…): %w", scheme, err)
 		}
 	default:
@@ -132,20 +127,24 @@ func parseCluster(u *url.URL, q url.Values, base string) (*redis.ClusterOptions,
 	return redis.ParseClusterURL(g.String())
 }
 
-// clusterPrefix returns the key prefix of a cluster store: p when it holds
-// a hash tag, p with clusterTag otherwise. A tag is the first {…} with
-// something inside; Redis Cluster places a key by its tag alone.
-func clusterPrefix(p string) (string, error) {
+// ClusterPrefix returns the key prefix a store on a Redis Cluster uses for
+// key_prefix p: p itself when it holds a hash tag (the first {…} with
+// something inside: Redis Cluster places a key by its tag alone), else p
+// with its name in braces ("qrs:" becomes "{qrs}:"), so that every key of
+// the store is in one hash slot, and switches with different prefixes in
+// different slots (see the package comment).
+func ClusterPrefix(p string) (string, error) {
 	open := strings.IndexByte(p, '{')
 	if open < 0 {
 		if strings.IndexByte(p, '}') >= 0 {
 			return "", fmt.Errorf("%s %q: a } without a {", paramPrefix, p)
 		}
-		return p + clusterTag, nil
+		name := strings.TrimSuffix(p, ":")
+		return "{" + name + "}" + p[len(name):], nil
 	}
 	end := strings.IndexByte(p[open:], '}')
 	if end <= 1 {
-		return "", fmt.Errorf("%s %q: its first { must open a hash tag with something inside, like qrs:{s0}", paramPrefix, p)
+		return "", fmt.Errorf("%s %q: its first { must open a hash tag with something inside, like {qrs}:", paramPrefix, p)
 	}
 	return p, nil
 }

@@ -508,8 +508,11 @@ func TestClusterFailover(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
 	var old *redistest.Server
 	failoverUnderAdvices(t, c.URL(), func() {
-		var err error
-		if old, err = c.MasterOf(t.Context(), redisstore.DefaultPrefix+"{s0}"); err != nil {
+		prefix, err := redisstore.ClusterPrefix(redisstore.DefaultPrefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if old, err = c.MasterOf(t.Context(), prefix); err != nil {
 			t.Fatal(err)
 		}
 		old.Kill()

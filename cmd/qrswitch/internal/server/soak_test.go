@@ -378,7 +378,10 @@ func TestCrashSoakRedis(t *testing.T) {
 func TestCrashSoakCluster(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t, 3, 1)
-	prefix := redisstore.DefaultPrefix + "{s0}"
+	prefix, err := redisstore.ClusterPrefix(redisstore.DefaultPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wait := func(c *config.Config) {
 		c.Store.WaitReplicas = 1
 		c.Store.WaitTimeout = config.Duration(time.Second)
