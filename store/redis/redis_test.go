@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	store "github.com/qrswitch/qrswitch/store/storetest"
@@ -65,14 +66,17 @@ func BenchmarkStore(b *testing.B) {
 // prefix's hash tag, wherever that slot is.
 func TestClusterConformance(t *testing.T) {
 	c := redistest.StartCluster(t, 3, 1)
+	// WAIT returns once the replica has a write; the long timeout only
+	// spares a loaded machine's replica a short deadline.
+	opts := Options{WaitReplicas: 1, WaitTimeout: 10 * time.Second}
 	store.ConformanceWith(t, store.Opener{
-		Open: func(t *testing.T) qrswitch.Store { return openOn(t, c.URL(), newPrefix(), Options{WaitReplicas: 1}) },
+		Open: func(t *testing.T) qrswitch.Store { return openOn(t, c.URL(), newPrefix(), opts) },
 		Reopen: func(t *testing.T, old qrswitch.Store) qrswitch.Store {
 			s := old.(*Store)
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close() error = %v", err)
 			}
-			return openOn(t, c.URL(), s.Prefix(), Options{WaitReplicas: 1})
+			return openOn(t, c.URL(), s.Prefix(), opts)
 		},
 	})
 }

@@ -533,7 +533,12 @@ func failoverUnderAdvices(t *testing.T, url string, failover, rejoin func()) {
 	h := NewHarness(t, func(c *config.Config, o *Options) {
 		c.Store.URL = url
 		c.Store.WaitReplicas = 1
-		c.Store.WaitTimeout = config.Duration(500 * time.Millisecond)
+		// WAIT returns as soon as the replica acknowledges; the timeout
+		// only ends the wait for a replica that is not there (after the
+		// failover), so it is long: a loaded machine's replica may take
+		// more than half a second (a 500 ms timeout failed a clean-clone CI
+		// run at its very first createQrCode).
+		c.Store.WaitTimeout = config.Duration(5 * time.Second)
 		// A send in flight at the kill cannot record its outcome: it goes
 		// again when its lease ends.
 		o.LeaseMargin = time.Second
