@@ -574,6 +574,7 @@ func TestParseURL(t *testing.T) {
 		{"redis+cluster://n1:7000?ca_file=" + ca, nil, "needs rediss+cluster://"},
 		{"redis+cluster://n1:7000?key_prefix=a{}:", nil, "hash tag"},
 		{"redis+cluster://n1:7000?key_prefix=a}:", nil, "without a {"},
+		{"redis+cluster://n1:7000?key_prefix=:", nil, "prefix with a name"},
 		{"redis://r:6379/0?ca_file=" + ca, nil, "needs rediss://"},
 		{"redis://r:6379/0?colour=blue", nil, "colour"},
 		{"redis://r:6379/0?key_prefix=", nil, "key_prefix"},

@@ -220,8 +220,8 @@ func TestClusterMoveSlot(t *testing.T) {
 		// A commit refused with ASK is sent again for a while (runCommit),
 		// in case the move ends; this one gives up sooner.
 		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
 		commit(short, next)
+		cancel()
 		next++
 		if _, err := s.Payment(ctx, acked[0].Key()); err != nil && !errors.Is(err, qrswitch.ErrUnavailable) {
 			t.Errorf("Payment(%s) while the slot moves = %v, want it or ErrUnavailable", acked[0].Key(), err)

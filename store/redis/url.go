@@ -140,6 +140,10 @@ func ClusterPrefix(p string) (string, error) {
 			return "", fmt.Errorf("%s %q: a } without a {", paramPrefix, p)
 		}
 		name := strings.TrimSuffix(p, ":")
+		if name == "" {
+			// "{}" is no tag: Redis would hash each whole key.
+			return "", fmt.Errorf("%s %q: a cluster store needs a prefix with a name, like qrs:", paramPrefix, p)
+		}
 		return "{" + name + "}" + p[len(name):], nil
 	}
 	end := strings.IndexByte(p[open:], '}')
