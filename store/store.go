@@ -40,6 +40,10 @@ type Backend struct {
 	// was lost on the way. Both zero for a store of one process.
 	Notifier qrswitch.Notifier
 	Recheck  time.Duration
+	// Sharded: the store keeps rails' records apart from retailers' QR
+	// codes and payments (see qrswitch.ErrSharded), so no rail that
+	// commits its records with them can run on it.
+	Sharded bool
 }
 
 // Opener opens the store a URL names.

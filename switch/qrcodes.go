@@ -81,6 +81,9 @@ func (e *Engine) issue(ctx context.Context, r Retailer, req *wire.CreateQrCodeRe
 		}
 	}
 	tranID := strings.ReplaceAll(wire.NewID(), "-", "")
+	if src, ok := e.store.(TranIDSource); ok {
+		tranID = src.NewTranID(r.ID)
+	}
 	code := &QRCode{
 		TranID:     tranID,
 		RetailerID: r.ID,

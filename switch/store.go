@@ -11,6 +11,14 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 )
 
+// TranIDSource is implemented by a Store that places QR codes by their
+// tranId (the Redis store spread over shards of a cluster): NewTranID
+// returns a new random tranId, 32 hex digits as the engine's own, that the
+// store finds in one read. The engine uses it for every QR code it creates.
+type TranIDSource interface {
+	NewTranID(retailerID string) string
+}
+
 // Store keeps the switch's records durably. Backends live under store/ and
 // all pass the conformance suite in package store; the engine relies on
 // nothing that suite does not check.
@@ -91,6 +99,12 @@ var (
 	// ErrUnavailable: the store cannot be reached; nothing was written, or a
 	// write's fate is unknown. Surfaces answer 503.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrSharded: the store keeps the Change's records in different
+	// shards, and cannot apply it atomically; nothing was written. A store
+	// spread over shards (Redis Cluster, shards=N) keeps each retailer's QR
+	// codes, payments, advices and traces together, and rails' records,
+	// partner controls and their audit trails apart from every retailer's.
+	ErrSharded = errors.New("the change joins records the store keeps in different shards")
 )
 
 // Change is one atomic write. Each record in it is created when its Version

@@ -133,7 +133,7 @@ func TestLifetimes(t *testing.T) {
 		mustCommit(t, s, "advice done", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
 		// The payment was looked at: it comes back a (retention-bounded)
 		// while later.
-		if _, err := s.c.ZAdd(ctx, s.key("gc"), redis.Z{Score: 0, Member: p.Key()}).Result(); err != nil {
+		if _, err := s.c.ZAdd(ctx, s.home.key("gc"), redis.Z{Score: 0, Member: p.Key()}).Result(); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := s.Sweep(ctx); err != nil || n != 1 {

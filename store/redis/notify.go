@@ -17,7 +17,7 @@ type Notifier struct {
 }
 
 // Notifier returns the store's wake-up channel.
-func (s *Store) Notifier() *Notifier { return &Notifier{s: s, channel: s.key("wake")} }
+func (s *Store) Notifier() *Notifier { return &Notifier{s: s, channel: s.home.key("wake")} }
 
 // Notify publishes key to every listening process, this one included.
 func (n *Notifier) Notify(ctx context.Context, key string) error {

@@ -1,13 +1,16 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -16,9 +19,14 @@ import (
 // Every read decodes the stored JSON into new records, so what it returns is
 // the caller's to keep and change.
 
-// QR returns the QR code with the tranId, or ErrNotFound.
+// QR returns the QR code with the tranId, or ErrNotFound. A sharded store
+// reads it where the tranId hashes to, and otherwise looks in every shard.
 func (s *Store) QR(ctx context.Context, tranID string) (*qrswitch.QRCode, error) {
-	vals, err := s.hmget(ctx, opQR, "qr code", "qr:", tranID, qrFields)
+	sh, ok := s.placed.get("qr:" + tranID)
+	if !ok {
+		sh = s.idShard(tranID)
+	}
+	vals, err := s.hmgetFound(ctx, sh, opQR, "qr code", "qr:", tranID, qrFields)
 	if err != nil {
 		return nil, err
 	}
@@ -27,24 +35,52 @@ func (s *Store) QR(ctx context.Context, tranID string) (*qrswitch.QRCode, error)
 
 // Payment returns the payment with the key, or ErrNotFound.
 func (s *Store) Payment(ctx context.Context, key string) (*qrswitch.Payment, error) {
-	vals, err := s.hmget(ctx, opPayment, "payment", "pay:", key, paymentFields)
+	vals, err := s.hmget(ctx, s.paymentShard(key), opPayment, "payment", "pay:", key, paymentFields)
 	if err != nil {
 		return nil, err
 	}
 	return decodePayment(vals)
 }
 
-// Advice returns the advice with the key, or ErrNotFound.
+// Advice returns the advice with the key, or ErrNotFound. A retailer's
+// advice is in its shard; one the switch sent itself is looked for in every
+// shard of a sharded store, unless this process knows where it is.
 func (s *Store) Advice(ctx context.Context, key string) (*qrswitch.Advice, error) {
-	vals, err := s.hmget(ctx, opAdvice, "advice", "adv:", key, adviceFields)
+	var vals []any
+	var err error
+	if sh := s.adviceShard(key); sh != nil {
+		vals, err = s.hmget(ctx, sh, opAdvice, "advice", "adv:", key, adviceFields)
+	} else {
+		sh, _ = s.placed.get("adv:" + key)
+		vals, err = s.hmgetFound(ctx, sh, opAdvice, "advice", "adv:", key, adviceFields)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return decodeAdvice(vals)
 }
 
-func (s *Store) hmget(ctx context.Context, o op, record, kind, key string, fields []string) ([]any, error) {
-	vals, err := s.c.HMGet(withOp(ctx, o), s.key(kind, key), fields...).Result()
+// hmgetFound reads a record from shard sh, or, when it is not there (or sh
+// is nil) and the store is sharded, from the shard that holds it.
+func (s *Store) hmgetFound(ctx context.Context, sh *shard, o op, record, kind, key string, fields []string) ([]any, error) {
+	if sh != nil {
+		vals, err := s.hmget(ctx, sh, o, record, kind, key, fields)
+		if len(s.shards) == 1 || !errors.Is(err, qrswitch.ErrNotFound) {
+			return vals, err
+		}
+	}
+	at, err := s.elsewhere(ctx, o, kind+key, sh)
+	switch {
+	case err != nil:
+		return nil, err
+	case at == nil:
+		return nil, fmt.Errorf("%s %s: %w", record, key, qrswitch.ErrNotFound)
+	}
+	return s.hmget(ctx, at, o, record, kind, key, fields)
+}
+
+func (s *Store) hmget(ctx context.Context, sh *shard, o op, record, kind, key string, fields []string) ([]any, error) {
+	vals, err := s.c.HMGet(withOp(ctx, o), sh.key(kind, key), fields...).Result()
 	switch {
 	case err != nil:
 		return nil, unavailable("reading "+record+" "+key, err)
@@ -57,7 +93,12 @@ func (s *Store) hmget(ctx context.Context, o op, record, kind, key string, field
 // Trace returns the trace of a payment in the order it was appended; an
 // unknown payment has an empty trace.
 func (s *Store) Trace(ctx context.Context, paymentKey string) ([]qrswitch.TraceEntry, error) {
-	raw, err := s.c.LRange(withOp(ctx, opTrace), s.key("tr:", paymentKey), 0, -1).Result()
+	ctx = withOp(ctx, opTrace)
+	sh, err := s.traceShard(ctx, paymentKey)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := s.c.LRange(ctx, sh.key("tr:", paymentKey), 0, -1).Result()
 	if err != nil {
 		return nil, unavailable("reading trace", err)
 	}
@@ -99,7 +140,7 @@ type walk struct {
 	rec         string // "pay:" or "adv:"
 	newestFirst bool
 	from, to    int64    // scores: where the walk starts and where it stops (inclusive)
-	cands       []string // full keys
+	cands       []string // keys after the shard's prefix
 	fetch       []string
 	filters     [][]any
 	limit       int
@@ -118,12 +159,15 @@ func (w *walk) timeFilter(kind, us, ns string, t time.Time) {
 	w.filters = append(w.filters, []any{kind, us, ns, itoa(u), itoa(n)})
 }
 
-func (s *Store) walk(ctx context.Context, o op, doing string, w walk, each func(vals []any) error) error {
+func (s *Store) walk(ctx context.Context, sh *shard, o op, doing string, w walk, each func(vals []any) error) error {
 	ctx = withOp(ctx, o)
-	cands, from, skip := w.cands, w.from, int64(0)
+	cands, from, skip := make([]string, len(w.cands)), w.from, int64(0)
+	for i, c := range w.cands {
+		cands[i] = sh.key(c)
+	}
 	found := 0
 	for found < w.limit {
-		args := []any{s.prefix, w.rec, flag(w.newestFirst), itoa(from), itoa(w.to), skip, w.limit - found, walkBudget, len(cands)}
+		args := []any{sh.prefix, w.rec, flag(w.newestFirst), itoa(from), itoa(w.to), skip, w.limit - found, walkBudget, len(cands)}
 		args = append(args, anys(cands)...)
 		args = append(args, len(w.fetch))
 		args = append(args, anys(w.fetch)...)
@@ -131,7 +175,7 @@ func (s *Store) walk(ctx context.Context, o op, doing string, w walk, each func(
 		for _, f := range w.filters {
 			args = append(args, f...)
 		}
-		res, err := walkScript.Run(ctx, s.c, s.route, args...).Slice()
+		res, err := walkScript.Run(ctx, s.c, sh.route, args...).Slice()
 		if err != nil {
 			return unavailable(doing, err)
 		}
@@ -170,9 +214,9 @@ func anys(ss []string) []any {
 // PaymentAdvices returns every advice of a payment, oldest first.
 func (s *Store) PaymentAdvices(ctx context.Context, paymentKey string) ([]*qrswitch.Advice, error) {
 	out := []*qrswitch.Advice{}
-	w := walk{rec: "adv:", from: -maxMicros, to: maxMicros, cands: []string{s.key("a:pay:", paymentKey)},
+	w := walk{rec: "adv:", from: -maxMicros, to: maxMicros, cands: []string{"a:pay:" + paymentKey},
 		fetch: adviceFields, limit: math.MaxInt32}
-	err := s.walk(ctx, opPaymentAdvices, "reading advices", w, func(vals []any) error {
+	err := s.walk(ctx, s.paymentShard(paymentKey), opPaymentAdvices, "reading advices", w, func(vals []any) error {
 		a, err := decodeAdvice(vals)
 		out = append(out, a)
 		return err
@@ -191,23 +235,92 @@ func (s *Store) Lookup(ctx context.Context, id string) ([]*qrswitch.Payment, err
 	if id == "" {
 		return out, nil
 	}
-	res, err := lookupScript.Run(withOp(ctx, opLookup), s.c, s.route, s.prefix, id, lookupLimit).Slice()
-	if err != nil {
-		return nil, unavailable("looking up payments", err)
-	}
-	for i := 0; i+2 <= len(res); i += 2 {
-		p, err := decodePayment(res[i : i+2])
+	var mu sync.Mutex
+	err := s.eachShard(s.shards, func(sh *shard) error {
+		res, err := lookupScript.Run(withOp(ctx, opLookup), s.c, sh.route, sh.prefix, id, lookupLimit).Slice()
 		if err != nil {
-			return nil, fmt.Errorf("looking up payments: %w", err)
+			return unavailable("looking up payments", err)
 		}
-		out = append(out, p)
-	}
-	slices.SortStableFunc(out, func(a, b *qrswitch.Payment) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
+		for i := 0; i+2 <= len(res); i += 2 {
+			p, err := decodePayment(res[i : i+2])
+			if err != nil {
+				return fmt.Errorf("looking up payments: %w", err)
+			}
+			mu.Lock()
+			out = append(out, p)
+			mu.Unlock()
 		}
-		return strings.Compare(b.Key(), a.Key())
+		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, newestFirst)
+	return out, nil
+}
+
+// newestFirst orders payments as Search returns them: by CreatedAt to the
+// microsecond (the indexes' score), then by key, both descending.
+func newestFirst(a, b *qrswitch.Payment) int {
+	au, _ := micros(a.CreatedAt)
+	bu, _ := micros(b.CreatedAt)
+	if c := cmp.Compare(bu, au); c != 0 {
+		return c
+	}
+	return strings.Compare(b.Key(), a.Key())
+}
+
+// eachShard calls fn for each of shards at once and returns the first
+// error.
+func (s *Store) eachShard(shards []*shard, fn func(sh *shard) error) error {
+	if len(shards) == 1 {
+		return fn(shards[0])
+	}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, sh := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = fn(sh)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkShards runs w in each of shards (at once) and returns what they
+// found in the order less gives, up to w.limit: each shard returns its
+// first w.limit in that order, so the merge is exact.
+func walkShards[T any](s *Store, ctx context.Context, shards []*shard, o op, doing string, w walk,
+	decode func([]any) (T, error), less func(a, b T) int) ([]T, error) {
+	var mu sync.Mutex
+	out := []T{}
+	err := s.eachShard(shards, func(sh *shard) error {
+		return s.walk(ctx, sh, o, doing, w, func(vals []any) error {
+			r, err := decode(vals)
+			if err == nil {
+				mu.Lock()
+				out = append(out, r)
+				mu.Unlock()
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(shards) > 1 {
+		slices.SortStableFunc(out, less)
+		if len(out) > w.limit {
+			out = out[:w.limit]
+		}
+	}
 	return out, nil
 }
 
@@ -215,7 +328,8 @@ func (s *Store) Lookup(ctx context.Context, id string) ([]*qrswitch.Payment, err
 // and Before exclusive; MinAmount and MaxAmount are inclusive and leave out
 // payments without a request amount. Payments created in the same
 // microsecond come by key, descending, and a page that ends among them is
-// continued with BeforeKey exactly where it ended.
+// continued with BeforeKey exactly where it ended. On a sharded store a
+// search for one retailer reads its shard; any other reads every shard.
 func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payment, error) {
 	w := walk{rec: "pay:", newestFirst: true, from: maxMicros, to: -maxMicros, fetch: paymentFields, limit: limit(q.Limit)}
 	for _, f := range []struct{ field, value string }{
@@ -223,12 +337,12 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 		{"st", string(q.State)}, {"out", q.Outcome}, {"tran", q.TranID}, {"rrn", q.Rrn}, {"stan", q.Stan},
 	} {
 		if f.value != "" {
-			w.cands = append(w.cands, s.key("p:", f.field, ":", f.value))
+			w.cands = append(w.cands, "p:"+f.field+":"+f.value)
 			w.eq(f.field, f.value)
 		}
 	}
 	if len(w.cands) == 0 {
-		w.cands = []string{s.key("pc")}
+		w.cands = []string{"pc"}
 	}
 	if q.MinAmount != 0 || q.MaxAmount != 0 {
 		lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
@@ -257,92 +371,115 @@ func (s *Store) Search(ctx context.Context, q qrswitch.Query) ([]*qrswitch.Payme
 			w.timeFilter("tlt", "cu", "cr", q.Before)
 		}
 	}
-	out := []*qrswitch.Payment{}
-	err := s.walk(ctx, opSearch, "searching payments", w, func(vals []any) error {
-		p, err := decodePayment(vals)
-		out = append(out, p)
-		return err
-	})
-	if err != nil {
-		return nil, err
+	shards := s.shards
+	if q.RetailerID != "" {
+		shards = []*shard{s.group(q.RetailerID)}
 	}
-	return out, nil
+	return walkShards(s, ctx, shards, opSearch, "searching payments", w, decodePayment, newestFirst)
 }
 
 // ListAdvices returns advices matching q, oldest first (by CreatedAt).
 func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrswitch.Advice, error) {
 	w := walk{rec: "adv:", from: -maxMicros, to: maxMicros, fetch: adviceFields, limit: limit(q.Limit)}
 	if q.Destination != "" {
-		w.cands = append(w.cands, s.key("a:part:", q.Destination))
+		w.cands = append(w.cands, "a:part:"+q.Destination)
 		w.eq("part", q.Destination)
 	}
 	if q.State != "" {
-		w.cands = append(w.cands, s.key("a:st:", string(q.State)))
+		w.cands = append(w.cands, "a:st:"+string(q.State))
 		w.eq("st", string(q.State))
 	}
 	if q.Leased {
-		w.cands = append(w.cands, s.key("a:leased"))
+		w.cands = append(w.cands, "a:leased")
 		w.filters = append(w.filters, []any{"ne", "lu", zeroScore})
 	}
 	if len(w.cands) == 0 {
-		w.cands = []string{s.key("ac")}
+		w.cands = []string{"ac"}
 	}
-	out := []*qrswitch.Advice{}
-	err := s.walk(ctx, opListAdvices, "listing advices", w, func(vals []any) error {
-		a, err := decodeAdvice(vals)
-		out = append(out, a)
-		return err
+	return walkShards(s, ctx, s.shards, opListAdvices, "listing advices", w, decodeAdvice, func(a, b *qrswitch.Advice) int {
+		au, _ := micros(a.CreatedAt)
+		bu, _ := micros(b.CreatedAt)
+		return cmp.Or(cmp.Compare(au, bu), strings.Compare(a.Key(), b.Key()))
+	})
+}
+
+// QueueStats reads a partner's queue statistics in one script per shard:
+// counts of the queue's sorted sets, their first entries, and the attempts
+// of the QueueSample pending advices queued longest. QueuedAt and NextAt
+// come back to the microsecond.
+func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
+	const doing = "reading queue statistics"
+	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
+	type sampled struct{ queued, attempts int64 }
+	var samples []sampled
+	var mu sync.Mutex
+	err := s.eachShard(s.shards, func(sh *shard) error {
+		res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, sh.route, sh.prefix, partnerID, qrswitch.QueueSample).Slice()
+		if err != nil {
+			return unavailable(doing, err)
+		}
+		if len(res) < 6 || len(res)%2 != 0 {
+			return fmt.Errorf("%s: unexpected reply %v", doing, res)
+		}
+		var counts [4]int64
+		for i := range counts {
+			if counts[i], err = num(res[i]); err != nil {
+				return fmt.Errorf("%s: %w", doing, err)
+			}
+		}
+		var firsts [2]time.Time
+		for i := range firsts {
+			if v, _ := str(res[4+i]); v != "" {
+				us, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return fmt.Errorf("%s: score %q: %w", doing, v, err)
+				}
+				firsts[i] = fromMicros(int64(us), 0)
+			}
+		}
+		var mine []sampled
+		for i := 6; i+1 < len(res); i += 2 {
+			v, _ := str(res[i])
+			us, err1 := strconv.ParseFloat(v, 64)
+			n, err2 := num(res[i+1])
+			if err := errors.Join(err1, err2); err != nil {
+				return fmt.Errorf("%s: attempts: %w", doing, err)
+			}
+			mine = append(mine, sampled{int64(us), n})
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		st.Pending += int(counts[0])
+		st.Held += int(counts[1])
+		st.Dead += int(counts[2])
+		st.Operator += int(counts[3])
+		st.OldestQueuedAt = earliest(st.OldestQueuedAt, firsts[0])
+		st.NextAt = earliest(st.NextAt, firsts[1])
+		samples = append(samples, mine...)
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
-}
-
-// QueueStats reads a partner's queue statistics in one script: counts of
-// the queue's sorted sets, their first entries, and the attempts of the
-// QueueSample pending advices queued longest. QueuedAt and NextAt come back
-// to the microsecond.
-func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
-	const doing = "reading queue statistics"
-	res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, s.route, s.prefix, partnerID, qrswitch.QueueSample).Slice()
-	if err != nil {
-		return nil, unavailable(doing, err)
-	}
-	if len(res) < 6 {
-		return nil, fmt.Errorf("%s: unexpected reply %v", doing, res)
-	}
-	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
-	var counts [4]int64
-	for i := range counts {
-		if counts[i], err = num(res[i]); err != nil {
-			return nil, fmt.Errorf("%s: %w", doing, err)
-		}
-	}
-	st.Pending, st.Held, st.Dead, st.Operator = int(counts[0]), int(counts[1]), int(counts[2]), int(counts[3])
-	for i, t := range []*time.Time{&st.OldestQueuedAt, &st.NextAt} {
-		if v, _ := str(res[4+i]); v != "" {
-			us, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return nil, fmt.Errorf("%s: score %q: %w", doing, v, err)
-			}
-			*t = fromMicros(int64(us), 0)
-		}
-	}
-	for _, v := range res[6:] {
-		n, err := num(v)
-		if err != nil {
-			return nil, fmt.Errorf("%s: attempts: %w", doing, err)
-		}
-		st.Attempts[int(n)]++
+	slices.SortStableFunc(samples, func(a, b sampled) int { return cmp.Compare(a.queued, b.queued) })
+	for _, x := range samples[:min(len(samples), qrswitch.QueueSample)] {
+		st.Attempts[int(x.attempts)]++
 		st.Sampled++
 	}
 	return st, nil
 }
 
+// earliest returns the earlier of two times, a zero one counting as none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
 // QueueControl returns the control of a partner's queue, or ErrNotFound.
 func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.QueueControl, error) {
-	vals, err := s.hmget(ctx, opControls, "partner control", "ctl:", partnerID, []string{"d", "v"})
+	vals, err := s.hmget(ctx, s.home, opControls, "partner control", "ctl:", partnerID, []string{"d", "v"})
 	if err != nil {
 		return nil, err
 	}
@@ -351,7 +488,7 @@ func (s *Store) QueueControl(ctx context.Context, partnerID string) (*qrswitch.Q
 
 // QueueControls returns every partner control, by PartnerID.
 func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, error) {
-	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, s.route, s.prefix).Slice()
+	res, err := controlsScript.Run(withOp(ctx, opControls), s.c, s.home.route, s.home.prefix).Slice()
 	if err != nil {
 		return nil, unavailable("reading partner controls", err)
 	}
@@ -369,20 +506,15 @@ func (s *Store) QueueControls(ctx context.Context) ([]*qrswitch.QueueControl, er
 // Orphans returns up to limit payments still AWAITING_SCAN or FORWARDED
 // whose HoldUntil is before now, the longest orphaned first.
 func (s *Store) Orphans(ctx context.Context, now time.Time, limit int) ([]*qrswitch.Payment, error) {
-	out := []*qrswitch.Payment{}
 	if limit <= 0 {
-		return out, nil
+		return []*qrswitch.Payment{}, nil
 	}
 	to, _ := micros(now)
-	w := walk{rec: "pay:", from: -maxMicros, to: to, cands: []string{s.key("held")}, fetch: paymentFields, limit: limit}
+	w := walk{rec: "pay:", from: -maxMicros, to: to, cands: []string{"held"}, fetch: paymentFields, limit: limit}
 	w.timeFilter("tlt", "hu", "hr", now)
-	err := s.walk(ctx, opOrphans, "finding orphans", w, func(vals []any) error {
-		p, err := decodePayment(vals)
-		out = append(out, p)
-		return err
+	return walkShards(s, ctx, s.shards, opOrphans, "finding orphans", w, decodePayment, func(a, b *qrswitch.Payment) int {
+		au, _ := micros(a.HoldUntil)
+		bu, _ := micros(b.HoldUntil)
+		return cmp.Or(cmp.Compare(au, bu), strings.Compare(a.Key(), b.Key()))
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }

@@ -23,7 +23,7 @@ func recordKey(r *partners.Record) string { return r.Owner + "/" + r.Kind + "/" 
 // Record returns a rail's record, or ErrNotFound.
 func (s *Store) Record(ctx context.Context, owner, kind, key string) (*partners.Record, error) {
 	k := recordKey(&partners.Record{Owner: owner, Kind: kind, Key: key})
-	vals, err := s.hmget(ctx, opRecord, "record", "rec:", k, []string{"d", "v"})
+	vals, err := s.hmget(ctx, s.home, opRecord, "record", "rec:", k, []string{"d", "v"})
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func (s *Store) Records(ctx context.Context, owner string, q partners.RecordQuer
 	if !q.DueBy.IsZero() {
 		mode, lo, hi = "due", "-inf", strconv.FormatInt(q.DueBy.UnixMilli(), 10)
 	}
-	res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, s.route, s.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
+	res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, s.home.route, s.home.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
 	if err != nil {
 		return nil, unavailable("listing records", err)
 	}

@@ -39,7 +39,24 @@
 // script is sent with the prefix as its key. The store therefore uses one
 // master (and its replicas) of the cluster, whichever serves that slot: the
 // cluster gives it failover without Sentinel, not more throughput than one
-// Redis. Spreading the store over shards is planned in docs/redis-cluster.md.
+// Redis.
+//
+// shards=N (2 to 1024, on a cluster only) spreads the store over N slots,
+// and so over the masters that serve them: each shard is the whole layout
+// below under its own prefix ("{qrs.7}:"), holding the QR codes, payments,
+// advices and traces of the retailers whose id hashes to it, so every
+// commit of the engine is still one script in one slot. The unsharded
+// prefix ("{qrs}:", the home slot) keeps partner controls and their audit
+// trails, rails' records, the shard count and the wake-up channel. A Change
+// joining two shards — a rail's records with a payment — fails with
+// ErrSharded, so only the Electrum rail runs on a sharded store (the server
+// refuses the others at start). Searches, lookups, claims, orphans, queue
+// statistics and the janitor visit every shard (in parallel; a search for
+// one retailer reads its shard). A QR code is read in the shard its tranId
+// hashes to — NewTranID makes tranIds that hash to the retailer's shard —
+// and otherwise looked for in every shard. The shard count is recorded in
+// the home slot: the store refuses to open with another one. See shard.go
+// and docs/redis-cluster.md.
 //
 // WAIT (Options.WaitReplicas) goes to the master that ran the script. After
 // a failover the client re-reads the slot map as soon as the dead master
@@ -228,11 +245,14 @@ const sweepBatch = 200
 type Store struct {
 	c       redis.UniversalClient
 	cluster *redis.ClusterClient // s.c when the store is on a Redis Cluster
-	prefix  string
-	// route is the KEYS of every script: the prefix, whose hash tag is the
-	// slot of every key on a cluster (the scripts read only ARGV).
-	route []string
-	opts  Options
+	// home is the store's prefix and the slot of what is no retailer's;
+	// shards are where retailers' records are (home itself when unsharded).
+	// The scripts read only ARGV: a shard's route, its KEYS, places them.
+	home   *shard
+	shards []*shard
+	placed placement
+	turn   atomic.Uint64 // where the next claim starts among the shards
+	opts   Options
 
 	trips [numOps]atomic.Int64
 	// reloaded is when failed last asked for the cluster's slot map (Unix ns).
@@ -268,7 +288,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		opts.JanitorInterval = DefaultJanitorInterval
 	}
 	quietOnce.Do(func() { redis.SetLogger(&logging.VoidLogger{}) })
-	s := &Store{prefix: ep.prefix, route: []string{ep.prefix}, opts: opts}
+	s := &Store{home: newShard(ep.prefix), opts: opts}
+	s.shards = []*shard{s.home}
+	if ep.shards > 1 {
+		s.shards = make([]*shard, ep.shards)
+		for i := range s.shards {
+			s.shards[i] = newShard(shardPrefix(ep.prefix, i))
+		}
+	}
 	switch {
 	case ep.single != nil:
 		o := ep.single
@@ -365,7 +392,7 @@ func (s *Store) check(ctx context.Context) error {
 			return unavailable("loading the store's scripts", err)
 		}
 	}
-	return nil
+	return s.checkShards(ctx)
 }
 
 // eachServer calls fn with the one server of a standalone or Sentinel
@@ -406,10 +433,12 @@ func infoFields(info string) map[string]string {
 	return m
 }
 
-// Prefix returns the key prefix of the store's keys.
-func (s *Store) Prefix() string { return s.prefix }
+// Prefix returns the key prefix of the store's keys (on a sharded store,
+// of its home slot; each shard extends its hash tag).
+func (s *Store) Prefix() string { return s.home.prefix }
 
-func (s *Store) key(parts ...string) string { return s.prefix + strings.Join(parts, "") }
+// Shards returns the number of shards (1: every key in one slot).
+func (s *Store) Shards() int { return len(s.shards) }
 
 // Ping checks that Redis answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -452,23 +481,27 @@ func (s *Store) janitor(ctx context.Context) {
 
 // Sweep deletes the finished payments whose retention has ended, with
 // their advices, traces and index entries, and returns how many it deleted.
-// The janitor calls it every JanitorInterval.
+// The janitor calls it every JanitorInterval. A sharded store sweeps each
+// shard in turn.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	ctx = withOp(ctx, opSweep)
 	total := 0
-	for {
-		res, err := janitorScript.Run(ctx, s.c, s.route, s.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
-		if err != nil {
-			return total, unavailable("sweeping finished payments", err)
-		}
-		if len(res) != 2 {
-			return total, fmt.Errorf("sweeping finished payments: unexpected reply %v", res)
-		}
-		total += int(res[0])
-		if res[1] < sweepBatch {
-			return total, nil
+	for _, sh := range s.shards {
+		for {
+			res, err := janitorScript.Run(ctx, s.c, sh.route, sh.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
+			if err != nil {
+				return total, unavailable("sweeping finished payments", err)
+			}
+			if len(res) != 2 {
+				return total, fmt.Errorf("sweeping finished payments: unexpected reply %v", res)
+			}
+			total += int(res[0])
+			if res[1] < sweepBatch {
+				break
+			}
 		}
 	}
+	return total, nil
 }
 
 // unavailable wraps a Redis error so that callers see ErrUnavailable and
@@ -545,7 +578,7 @@ func (h counter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			// Refused before it ran: its slot has another master now (a
 			// failover). Wait for the slot map to say so and send it
 			// there, once. An ASK is not followed (see the package comment).
-			h.s.awaitMaster(ctx, to)
+			h.s.awaitMaster(ctx, firstKey(cmd), to)
 			cmd.SetErr(nil)
 			err = next(ctx, cmd)
 		}
@@ -594,13 +627,29 @@ func movedTo(err error) (string, bool) {
 	return f[len(f)-1], true
 }
 
+// firstKey returns the key a command of the store names first: a script's
+// declared key, or a read's key.
+func firstKey(cmd redis.Cmder) string {
+	args, i := cmd.Args(), 1
+	switch cmd.Name() {
+	case "eval", "evalsha", "eval_ro", "evalsha_ro":
+		i = 3
+	}
+	if i < len(args) {
+		if k, ok := args[i].(string); ok {
+			return k
+		}
+	}
+	return ""
+}
+
 // awaitMaster has the cluster client read the slot map again until it
-// names addr as the master of the store's slot (go-redis reloads it in the
+// names addr as the master of key's slot (go-redis reloads it in the
 // background), for at most clusterMovedWait.
-func (s *Store) awaitMaster(ctx context.Context, addr string) {
+func (s *Store) awaitMaster(ctx context.Context, key, addr string) {
 	for deadline := time.Now().Add(clusterMovedWait); time.Now().Before(deadline); {
 		s.cluster.ReloadState(ctx)
-		if m, err := s.cluster.MasterForKey(ctx, s.prefix); err == nil && m.Options().Addr == addr {
+		if m, err := s.cluster.MasterForKey(ctx, key); err == nil && m.Options().Addr == addr {
 			return
 		}
 		if sleep(ctx, 20*time.Millisecond) != nil {
@@ -679,7 +728,7 @@ func init() {
 		if err != nil {
 			return nil, err
 		}
-		return &store.Backend{Store: s, Notifier: s.Notifier(), Recheck: recheck}, nil
+		return &store.Backend{Store: s, Notifier: s.Notifier(), Recheck: recheck, Sharded: s.Shards() > 1}, nil
 	}
 	for _, scheme := range []string{"redis", "rediss", "redis+sentinel", "redis+cluster", "rediss+cluster"} {
 		store.Register(scheme, open)

@@ -578,8 +578,8 @@ return out
 
 // statsSrc reads one partner's queue statistics. ARGV: prefix, partner,
 // sample. It returns {pending, held, dead, operator, oldest QueuedAt µs or ”,
-// earliest NextAt µs or ”, then the attempts of up to sample pending
-// advices queued longest}. Every step is a count or a range of the queue's
+// earliest NextAt µs or ”, then the QueuedAt µs and attempts of up to
+// sample pending advices queued longest}. Every step is a count or a range of the queue's
 // own sorted sets, so its cost is bounded by the sample.
 const statsSrc = "#!lua flags=no-writes\n" + `
 local P, part, sample = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -589,8 +589,10 @@ local oldest = redis.call('ZRANGE', q('PENDING'), 0, 0, 'WITHSCORES')
 if oldest[2] then out[5] = oldest[2] end
 local next = redis.call('ZRANGE', P .. 'due:' .. part, 0, 0, 'WITHSCORES')
 if next[2] then out[6] = next[2] end
-for _, ak in ipairs(redis.call('ZRANGE', q('PENDING'), 0, sample - 1)) do
-  out[#out + 1] = redis.call('HGET', P .. 'adv:' .. ak, 'at') or '0'
+local pend = redis.call('ZRANGE', q('PENDING'), 0, sample - 1, 'WITHSCORES')
+for j = 1, #pend, 2 do
+  out[#out + 1] = pend[j + 1]
+  out[#out + 1] = redis.call('HGET', P .. 'adv:' .. pend[j], 'at') or '0'
 end
 return out
 `

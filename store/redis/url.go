@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +19,7 @@ const (
 	paramPrefix           = "key_prefix"
 	paramCAFile           = "ca_file"
 	paramSentinelPassword = "sentinel_password"
+	paramShards           = "shards"
 )
 
 // DefaultPrefix starts every key the store writes, unless the URL's
@@ -31,6 +33,7 @@ type endpoint struct {
 	single   *redis.Options         // redis:// and rediss://
 	failover *redis.FailoverOptions // redis+sentinel://
 	cluster  *redis.ClusterOptions  // redis+cluster:// and rediss+cluster://
+	shards   int                    // shards=N of a cluster (1: unsharded)
 }
 
 // parseURL reads a store URL (see the package comment). Messages name the
@@ -55,6 +58,18 @@ func parseURL(raw string) (*endpoint, error) {
 	}
 	caFile := q.Get(paramCAFile)
 	q.Del(paramCAFile)
+	ep.shards = 1
+	if vs, ok := q[paramShards]; ok {
+		n, err := strconv.Atoi(vs[0])
+		if len(vs) != 1 || err != nil || n < 1 || n > MaxShards {
+			return nil, fmt.Errorf("store url (%s://…): %s must be given once, a number from 1 to %d", scheme, paramShards, MaxShards)
+		}
+		if !strings.HasSuffix(scheme, "+cluster") {
+			return nil, fmt.Errorf("store url (%s://…): %s is for a Redis Cluster (redis+cluster://): one Redis has one thread to share", scheme, paramShards)
+		}
+		ep.shards = n
+		q.Del(paramShards)
+	}
 
 	switch scheme {
 	case "redis", "rediss":

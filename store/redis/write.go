@@ -19,12 +19,20 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	if err != nil || args == nil {
 		return err
 	}
-	args = append([]any{s.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds()}, args...)
 	ctx = withOp(ctx, opCommit)
+	traceKey := c.TraceKey
+	if traceKey == "" && c.Payment != nil {
+		traceKey = c.Payment.Key()
+	}
+	sh, err := s.changeShard(ctx, c, traceKey)
+	if err != nil {
+		return err
+	}
+	args = append([]any{sh.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds()}, args...)
 	wait := records && s.opts.WaitReplicas > 0
 	var res []any
 	for attempt := 0; ; attempt++ {
-		res, err = s.runCommit(ctx, args, wait, attempt > 0)
+		res, err = s.runCommit(ctx, sh, args, wait, attempt > 0)
 		if err == nil || attempt > 0 || !isNoScript(err) {
 			break
 		}
@@ -55,6 +63,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	}
 	for _, a := range c.Advices {
 		a.Version++
+		if len(s.shards) > 1 && a.Sender == qrswitch.SwitchSender {
+			s.placed.put("adv:"+a.Key(), sh)
+		}
 	}
 	if c.Control != nil {
 		c.Control.Version++
@@ -76,9 +87,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 // was read again. ASK too: the store's slot is being moved (see the package
 // comment); the commit waits for the move to end, and fails with
 // ErrUnavailable if it has not by the last attempt.
-func (s *Store) runCommit(ctx context.Context, args []any, wait, source bool) ([]any, error) {
+func (s *Store) runCommit(ctx context.Context, sh *shard, args []any, wait, source bool) ([]any, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := s.runCommitOnce(ctx, args, wait, source)
+		res, err := s.runCommitOnce(ctx, sh, args, wait, source)
 		if err == nil || s.cluster == nil || attempt == clusterAttempts || !notRun(err) {
 			if err != nil && !isNoScript(err) && !errors.Is(err, qrswitch.ErrUnavailable) {
 				err = unavailable("committing", err)
@@ -86,7 +97,7 @@ func (s *Store) runCommit(ctx context.Context, args []any, wait, source bool) ([
 			return res, err
 		}
 		if to, ok := movedTo(err); ok {
-			s.awaitMaster(ctx, to)
+			s.awaitMaster(ctx, sh.prefix, to)
 			continue
 		}
 		if serr := sleep(ctx, time.Duration(attempt-1)*clusterBackoff); serr != nil {
@@ -107,14 +118,14 @@ const (
 	clusterBackoff  = 100 * time.Millisecond
 )
 
-func (s *Store) runCommitOnce(ctx context.Context, args []any, wait, source bool) ([]any, error) {
+func (s *Store) runCommitOnce(ctx context.Context, sh *shard, args []any, wait, source bool) ([]any, error) {
 	if !wait {
-		return commitCmd(ctx, s.c, s.prefix, args, source).Slice()
+		return commitCmd(ctx, s.c, sh.prefix, args, source).Slice()
 	}
 	var pipe redis.Pipeliner
 	if s.cluster != nil {
 		// WAIT names no key: it must go to the master that ran the script.
-		node, err := s.cluster.MasterForKey(ctx, s.prefix)
+		node, err := s.cluster.MasterForKey(ctx, sh.prefix)
 		if err != nil {
 			return nil, unavailable("finding the master of the store's slot", err)
 		}
@@ -122,7 +133,7 @@ func (s *Store) runCommitOnce(ctx context.Context, args []any, wait, source bool
 	} else {
 		pipe = s.c.Pipeline()
 	}
-	cmd := commitCmd(ctx, pipe, s.prefix, args, source)
+	cmd := commitCmd(ctx, pipe, sh.prefix, args, source)
 	// Pipeliner lacks Wait: WAIT numreplicas timeout-ms.
 	acks := pipe.Do(ctx, "wait", s.opts.WaitReplicas, s.opts.WaitTimeout.Milliseconds())
 	// Each command carries its own error. The node's client is not the
@@ -193,11 +204,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // ClaimAdvices leases up to c.Max due advices to c.Owner in one script. See
-// qrswitch.Claim and the package comment.
+// qrswitch.Claim and the package comment. A sharded store first counts
+// what is due in every shard (one pipeline), then claims shard by shard,
+// starting at a different one each time, until c.Max are leased.
 func (s *Store) ClaimAdvices(ctx context.Context, c qrswitch.Claim) ([]*qrswitch.Advice, error) {
 	if c.Max <= 0 {
 		return nil, nil
 	}
+	ctx = withOp(ctx, opClaim)
 	until := c.Now.Add(c.Lease).Round(0).UTC()
 	nowUS, nowNS := micros(c.Now)
 	dueUS, dueNS := nowUS, nowNS
@@ -205,18 +219,64 @@ func (s *Store) ClaimAdvices(ctx context.Context, c qrswitch.Claim) ([]*qrswitch
 		dueUS, dueNS = micros(c.DueBy)
 	}
 	untilUS, untilNS := micros(until)
-	res, err := claimScript.Run(withOp(ctx, opClaim), s.c, s.route, s.prefix, c.Destination, c.Owner,
-		itoa(nowUS), itoa(nowNS), itoa(dueUS), itoa(dueNS), itoa(untilUS), itoa(untilNS), c.Max).Slice()
+	shards := s.shards
+	if len(shards) > 1 {
+		var err error
+		if shards, err = s.dueShards(ctx, c.Destination, dueUS); err != nil {
+			return nil, err
+		}
+	}
+	var out []*qrswitch.Advice
+	for _, sh := range shards {
+		res, err := claimScript.Run(ctx, s.c, sh.route, sh.prefix, c.Destination, c.Owner,
+			itoa(nowUS), itoa(nowNS), itoa(dueUS), itoa(dueNS), itoa(untilUS), itoa(untilNS), c.Max-len(out)).Slice()
+		if err != nil {
+			// What earlier shards leased is returned: their leases are
+			// this owner's, and would otherwise wait out their time.
+			if len(out) > 0 {
+				return out, nil
+			}
+			return nil, unavailable("claiming advices", err)
+		}
+		for i := 0; i+3 <= len(res); i += 3 {
+			a, err := decodeAdvice([]any{res[i+1], res[i+2], c.Owner, untilUS, untilNS})
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, a)
+		}
+		if len(out) >= c.Max {
+			break
+		}
+	}
+	return out, nil
+}
+
+// dueShards returns the shards with advices due by dueUS for the
+// destination ("" for any), in a rotating order so that no shard's queue
+// is always served first.
+func (s *Store) dueShards(ctx context.Context, destination string, dueUS int64) ([]*shard, error) {
+	due := "due"
+	if destination != "" {
+		due = "due:" + destination
+	}
+	cmds := make([]*redis.IntCmd, len(s.shards))
+	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, sh := range s.shards {
+			cmds[i] = p.ZCount(ctx, sh.key(due), "-inf", itoa(dueUS))
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, unavailable("claiming advices", err)
 	}
-	out := make([]*qrswitch.Advice, 0, len(res)/3)
-	for i := 0; i+3 <= len(res); i += 3 {
-		a, err := decodeAdvice([]any{res[i+1], res[i+2], c.Owner, untilUS, untilNS})
-		if err != nil {
-			return nil, err
+	start := int(s.turn.Add(1) % uint64(len(s.shards)))
+	var out []*shard
+	for j := range s.shards {
+		i := (start + j) % len(s.shards)
+		if cmds[i].Val() > 0 {
+			out = append(out, s.shards[i])
 		}
-		out = append(out, a)
 	}
 	return out, nil
 }

@@ -46,6 +46,11 @@ type Opener struct {
 	// old is allowed). It arranges for the new store to be closed. Nil skips
 	// the durability tests.
 	Reopen func(t *testing.T, old qrswitch.Store) qrswitch.Store
+	// Sharded: the store places records in shards (see ErrSharded), so a
+	// Change keeps to one retailer's records, or to rails' records and
+	// partner controls, and a QR code keeps its retailer. The suite checks
+	// that Changes joining shards fail whole instead of their atomicity.
+	Sharded bool
 }
 
 // Conformance runs the suite against stores made by open, which returns a
@@ -382,9 +387,22 @@ func testQRRequestPair(t *testing.T, o Opener) {
 	// The pair stays unique when an update changes it.
 	third.RetailerID = retailerA
 	err = s.Commit(t.Context(), &qrswitch.Change{QR: third})
-	wantCommitError(t, "qr updated to a used (retailer, request id)", err, "qr", "tran-3", qrswitch.ErrDuplicate)
+	if o.Sharded {
+		// A QR code is in its retailer's shard, and keeps its retailer.
+		if err == nil {
+			t.Error("Commit(qr moved to another retailer) succeeded on a sharded store")
+		}
+	} else {
+		wantCommitError(t, "qr updated to a used (retailer, request id)", err, "qr", "tran-3", qrswitch.ErrDuplicate)
+	}
 	if got, _ := s.QR(t.Context(), "tran-3"); got == nil || got.RetailerID != retailerB || got.Version != 1 {
 		t.Errorf("QR(tran-3) after refused update = %+v, want retailer %s at version 1", got, retailerB)
+	}
+	if o.Sharded {
+		third.RetailerID, third.RequestID = retailerB, "req-2"
+		commit(t, s, "qr updated to an unused request id", &qrswitch.Change{QR: third})
+		commit(t, s, "qr reusing the pair given up", &qrswitch.Change{QR: newQR(retailerB, "req-1", "tran-4", t0)})
+		return
 	}
 	third.RetailerID, third.RequestID = retailerA, "req-2"
 	commit(t, s, "qr updated to an unused (retailer, request id)", &qrswitch.Change{QR: third})
@@ -586,9 +604,13 @@ func testTrace(t *testing.T, o Opener) {
 	// payment (the engine traces QR codes this way).
 	approved(p, t0)
 	other := entry("createQrCode", 9, t0)
-	commit(t, s, "payment with TraceKey", &qrswitch.Change{Payment: p, TraceKey: "qr:tran-1", Trace: []qrswitch.TraceEntry{other}})
-	if got, _ := s.Trace(ctx, "qr:tran-1"); !reflect.DeepEqual(got, []qrswitch.TraceEntry{other}) {
-		t.Errorf("Trace(qr:tran-1) = %+v, want the one entry", got)
+	key := "qr:tran-1"
+	if o.Sharded {
+		key = qrswitch.PaymentKey(p.RetailerID, "no-such-payment") // in the payment's shard
+	}
+	commit(t, s, "payment with TraceKey", &qrswitch.Change{Payment: p, TraceKey: key, Trace: []qrswitch.TraceEntry{other}})
+	if got, _ := s.Trace(ctx, key); !reflect.DeepEqual(got, []qrswitch.TraceEntry{other}) {
+		t.Errorf("Trace(%s) = %+v, want the one entry", key, got)
 	}
 	if got, _ := s.Trace(ctx, p.Key()); len(got) != len(want) {
 		t.Errorf("Trace(payment) has %d entries after a Commit with another TraceKey, want %d", len(got), len(want))
@@ -821,10 +843,17 @@ func testLookup(t *testing.T, o Opener) {
 	for _, p := range []*qrswitch.Payment{p1, p2, p3, p4} {
 		commit(t, s, "payment "+p.Key(), &qrswitch.Change{Payment: p})
 	}
-	commit(t, s, "advices", &qrswitch.Change{Advices: []*qrswitch.Advice{
+	advices := []*qrswitch.Advice{
 		newAdvice(retailerA, "adv-X", p3.Key(), partnerA, t0),
 		newAdvice(qrswitch.SwitchSender, "adv-X", p2.Key(), partnerA, t0),
-	}})
+	}
+	if o.Sharded { // two retailers' payments: two shards
+		for _, a := range advices {
+			commit(t, s, "advice", &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+		}
+	} else {
+		commit(t, s, "advices", &qrswitch.Change{Advices: advices})
+	}
 	for _, tc := range []struct {
 		id   string
 		want []string
@@ -1212,7 +1241,13 @@ func testPartnerControls(t *testing.T, o Opener) {
 	stale := newAdvice(retailerA, "adv-1", qrswitch.PaymentKey(retailerA, "pay-1"), partnerA, t0)
 	stale.Version = 3
 	err = s.Commit(ctx, &qrswitch.Change{Control: a, Advices: []*qrswitch.Advice{stale}})
-	wantCommitError(t, "control with a stale advice", err, "advice", stale.Key(), qrswitch.ErrConflict)
+	if o.Sharded {
+		if !errors.Is(err, qrswitch.ErrSharded) {
+			t.Errorf("Commit(control with an advice) = %v, want ErrSharded", err)
+		}
+	} else {
+		wantCommitError(t, "control with a stale advice", err, "advice", stale.Key(), qrswitch.ErrConflict)
+	}
 	if got, _ := s.QueueControl(ctx, partnerA); got == nil || got.Paused || got.Version != 1 {
 		t.Errorf("PartnerControl after a refused Change = %+v, want unpaused at version 1", got)
 	}

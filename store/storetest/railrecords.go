@@ -71,6 +71,21 @@ func testRailRecords(t *testing.T, o Opener) {
 		s := o.Open(t)
 		p := newPayment(retailerA, "req-atomic", "tran-atomic", t0)
 		commit(t, s, "payment", &qrswitch.Change{Payment: p})
+		if o.Sharded {
+			next := p.Clone()
+			next.State = "APPROVED"
+			err := s.Commit(ctx, &qrswitch.Change{Payment: next, Records: []*partners.Record{rec("rail-a", "transfer", "t-1", 1)}})
+			if !errors.Is(err, qrswitch.ErrSharded) {
+				t.Fatalf("a payment with a rail's record = %v, want ErrSharded", err)
+			}
+			if _, err := s.Record(ctx, "rail-a", "transfer", "t-1"); !errors.Is(err, qrswitch.ErrNotFound) {
+				t.Fatalf("record of a refused Change = %v, want ErrNotFound", err)
+			}
+			if got, _ := s.Payment(ctx, p.Key()); got.State == "APPROVED" {
+				t.Fatal("the payment of a refused Change was written")
+			}
+			return
+		}
 		stale := p.Clone()
 		commit(t, s, "payment update", &qrswitch.Change{Payment: p.Clone()})
 		// A Change whose payment is stale writes no record either.

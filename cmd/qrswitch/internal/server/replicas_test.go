@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
@@ -715,4 +716,34 @@ func TestApprovalOutlastsAStoreOutage(t *testing.T) {
 		t.Fatalf("pay after the store came back = %d %s, want 201", r.status, r.body)
 	}
 	h.waitState(t, key, "APPROVED")
+}
+
+// TestShardedReplicasActAsOneSwitch is the same on a store spread over
+// sixteen shards of the cluster: each payment's records are in its
+// retailer's shard, and searches, claims and recovery visit every shard.
+func TestShardedReplicasActAsOneSwitch(t *testing.T) {
+	testReplicasActAsOneSwitch(t, redistest.StartCluster(t, 3, 0).URL()+"?shards=16")
+}
+
+// TestShardedStoreRefusesRailsWithRecords: a rail that commits its records
+// with payments cannot run on a sharded store, which keeps them apart; the
+// switch says so at start rather than failing each payment. Electrum alone
+// starts.
+func TestShardedStoreRefusesRailsWithRecords(t *testing.T) {
+	dir := t.TempDir()
+	simURL, simCA, _ := startSim(t, dir, 0)
+	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=4"
+	cfg := testConfig(dir, simURL, simCA)
+	cfg.Store.URL = url
+	cfg.Partners[1].Rail = "openpayments"
+	if _, err := New(t.Context(), cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "shards") {
+		t.Fatalf("New with the openpayments rail on 4 shards = %v, want a refusal naming shards", err)
+	}
+	cfg = testConfig(dir, simURL, simCA)
+	cfg.Store.URL = url
+	srv, err := New(t.Context(), cfg, zerolog.Nop(), Options{})
+	if err != nil {
+		t.Fatalf("New with Electrum partners on 4 shards = %v", err)
+	}
+	srv.close()
 }

@@ -114,6 +114,15 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	s.store = b.Store
+	if b.Sharded {
+		// Every rail but Electrum's commits its records with QR codes or
+		// payments, which a sharded store keeps apart (docs/redis-cluster.md).
+		for i, pc := range cfg.Partners {
+			if rail := cmp.Or(pc.Rail, "electrum"); rail != "electrum" {
+				return nil, fmt.Errorf("partners[%d] (%s): rail %s commits its records with payments, which a store spread over shards (store.url shards=N) keeps apart; use shards=1 (the default) with this rail", i, pc.ID, rail)
+			}
+		}
+	}
 	s.metrics = newMetrics()
 	// The listener first: rails publish URLs of the switch.
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -402,6 +402,39 @@ func TestCrashSoakCluster(t *testing.T) {
 	})
 }
 
+// TestCrashSoakSharded is the cluster soak on a store spread over eight
+// shards: the chaos kills the master of the shard holding the soak's
+// retailer, while claims, orphan recovery and the janitor visit every shard.
+func TestCrashSoakSharded(t *testing.T) {
+	t.Parallel()
+	cl := redistest.StartCluster(t, 3, 1)
+	url := cl.URL() + "?shards=8"
+	probe, err := redisstore.Open(t.Context(), url, redisstore.Options{JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := probe.ShardPrefix("shop-1")
+	probe.Close()
+	wait := func(c *config.Config) {
+		c.Store.WaitReplicas = 1
+		c.Store.WaitTimeout = config.Duration(time.Second)
+	}
+	runSoak(t, t.TempDir(), soakFromEnv(t), url, 2, wait, func(c *soakCluster) {
+		c.chaos = func(rng *rand.Rand) string {
+			master, err := cl.MasterOf(context.Background(), prefix)
+			if err != nil {
+				t.Errorf("finding the master of shop-1's shard: %v", err)
+				return "no master found"
+			}
+			master.Kill()
+			cl.WaitOK()
+			master.Restart()
+			cl.WaitOK()
+			return "the master of shop-1's shard killed, its replica promoted, the old one back as a replica"
+		}
+	})
+}
+
 // runSoak runs the soak against replicas switch processes sharing the
 // store at storeURL. configure, when not nil, changes their configuration;
 // prepare, when not nil, is called with the cluster before the traffic
