@@ -482,26 +482,35 @@ func (s *Store) janitor(ctx context.Context) {
 // Sweep deletes the finished payments whose retention has ended, with
 // their advices, traces and index entries, and returns how many it deleted.
 // The janitor calls it every JanitorInterval. A sharded store sweeps each
-// shard in turn.
+// shard in turn; one it cannot reach (its master failing over) does not
+// keep the others from being swept, and the first error is returned.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	ctx = withOp(ctx, opSweep)
 	total := 0
+	var first error
 	for _, sh := range s.shards {
-		for {
-			res, err := janitorScript.Run(ctx, s.c, sh.route, sh.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
-			if err != nil {
-				return total, unavailable("sweeping finished payments", err)
-			}
-			if len(res) != 2 {
-				return total, fmt.Errorf("sweeping finished payments: unexpected reply %v", res)
-			}
-			total += int(res[0])
-			if res[1] < sweepBatch {
-				break
-			}
+		n, err := s.sweep(ctx, sh)
+		total += n
+		first = cmp.Or(first, err)
+	}
+	return total, first
+}
+
+func (s *Store) sweep(ctx context.Context, sh *shard) (int, error) {
+	total := 0
+	for {
+		res, err := janitorScript.Run(ctx, s.c, sh.route, sh.prefix, s.opts.Retention.Milliseconds(), s.opts.QRKeep.Milliseconds(), sweepBatch).Int64Slice()
+		if err != nil {
+			return total, unavailable("sweeping finished payments", err)
+		}
+		if len(res) != 2 {
+			return total, fmt.Errorf("sweeping finished payments: unexpected reply %v", res)
+		}
+		total += int(res[0])
+		if res[1] < sweepBatch {
+			return total, nil
 		}
 	}
-	return total, nil
 }
 
 // unavailable wraps a Redis error so that callers see ErrUnavailable and

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	store "github.com/qrswitch/qrswitch/store/storetest"
@@ -27,19 +28,20 @@ func openSharded(t testing.TB, c *redistest.Cluster, prefix string, n int, opts 
 }
 
 // TestShardedConformance runs the suite on a store spread over eight
-// shards of a cluster of three masters: every search, lookup, claim and
+// shards of a cluster of three masters, each with a replica: every search, lookup, claim and
 // statistic visits each shard, and the suite's records are spread over
 // them by retailer. A Change keeps to one shard (Sharded).
 func TestShardedConformance(t *testing.T) {
-	c := redistest.StartCluster(t, 3, 0)
+	c := redistest.StartCluster(t, 3, 1)
+	opts := Options{WaitReplicas: 1, WaitTimeout: 10 * time.Second} // see TestClusterConformance
 	store.ConformanceWith(t, store.Opener{
-		Open: func(t *testing.T) qrswitch.Store { return openSharded(t, c, newPrefix(), 8, Options{}) },
+		Open: func(t *testing.T) qrswitch.Store { return openSharded(t, c, newPrefix(), 8, opts) },
 		Reopen: func(t *testing.T, old qrswitch.Store) qrswitch.Store {
 			s := old.(*Store)
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close() error = %v", err)
 			}
-			return openSharded(t, c, s.Prefix(), 8, Options{})
+			return openSharded(t, c, s.Prefix(), 8, opts)
 		},
 		Sharded: true,
 	})
@@ -143,5 +145,131 @@ func TestShardsSpread(t *testing.T) {
 	mustCommit(t, s, "a rail's record", &qrswitch.Change{Records: []*partners.Record{r}})
 	if _, err := s.Record(ctx, "rail", "invoice", "i-1"); err != nil {
 		t.Fatalf("Record: %v", err)
+	}
+}
+
+// TestShardedMoveSlot moves one shard's slot to another master, key by key,
+// while two retailers commit payments: the retailer of the moving shard is
+// refused whole while its slot is half moved (as in TestClusterMoveSlot),
+// the other retailer's shard is not touched and never refused, and every
+// acknowledged payment of both is there afterwards.
+func TestShardedMoveSlot(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1)
+	s := openSharded(t, c, newPrefix(), 4, Options{WaitReplicas: 1, WaitTimeout: 5 * time.Second, clusterReload: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	moving := "shop-1"
+	from, err := c.MasterOf(ctx, s.ShardPrefix(moving))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A retailer whose shard is on another master than the moving one's
+	// and stays there.
+	var other string
+	var to *redistest.Server
+	for i := 2; other == "" && i < 1000; i++ {
+		r := fmt.Sprintf("shop-%d", i)
+		if m, err := c.MasterOf(ctx, s.ShardPrefix(r)); err == nil && m != from {
+			other = r
+			for _, n := range c.Nodes {
+				if role, _, _, err := c.Role(ctx, n); err == nil && role == "master" && n != from && n != m {
+					to = n
+				}
+			}
+		}
+	}
+	if other == "" || to == nil {
+		t.Fatal("no retailer on another master, or no third master to move to")
+	}
+	acked := map[string][]*qrswitch.Payment{}
+	refused := map[string]int{}
+	commit := func(ctx context.Context, retailer string, i int) {
+		t.Helper()
+		p := payment(fmt.Sprintf("pay-%d", i), fmt.Sprintf("tran-%s-%d", retailer, i), t0.Add(time.Duration(i)*time.Second))
+		p.RetailerID = retailer
+		switch err := s.Commit(ctx, &qrswitch.Change{Payment: p}); {
+		case err == nil:
+			acked[retailer] = append(acked[retailer], p)
+		case errors.Is(err, qrswitch.ErrUnavailable):
+			refused[retailer]++
+		default:
+			t.Errorf("Commit(%s) error = %v, want nil or ErrUnavailable", p.Key(), err)
+		}
+	}
+	next := 0
+	for ; next < 10; next++ {
+		commit(ctx, moving, next)
+		commit(ctx, other, next)
+	}
+	steps := 0
+	c.MoveSlot(ctx, s.ShardPrefix(moving), to, func() {
+		steps++
+		short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		commit(short, moving, next)
+		cancel()
+		commit(ctx, other, next)
+		next++
+		if _, err := s.Payment(ctx, acked[other][0].Key()); err != nil {
+			t.Errorf("Payment(%s) of another shard while a slot moves = %v", acked[other][0].Key(), err)
+		}
+	})
+	if steps < 3 {
+		t.Fatalf("the slot moved in %d steps; the test wants the store at work while it is half moved", steps)
+	}
+	if now, err := c.MasterOf(ctx, s.ShardPrefix(moving)); err != nil || now != to {
+		t.Fatalf("the moved shard's master = %v, %v; want %s", now, err, to.Addr())
+	}
+	for end := next + 10; next < end; next++ {
+		commit(ctx, moving, next)
+		commit(ctx, other, next)
+	}
+	if refused[other] != 0 {
+		t.Errorf("%d commits of %s refused, whose shard did not move", refused[other], other)
+	}
+	if refused[moving] > steps {
+		t.Errorf("%d commits of %s refused, more than the %d made while its slot moved", refused[moving], moving, steps)
+	}
+	for _, r := range []string{moving, other} {
+		found, err := s.Search(ctx, qrswitch.Query{RetailerID: r, Limit: 500})
+		if err != nil || len(found) != len(acked[r]) {
+			t.Fatalf("Search(%s) after the move = %d payments, %v; want the %d acknowledged", r, len(found), err, len(acked[r]))
+		}
+	}
+	all, err := s.Search(ctx, qrswitch.Query{Limit: 500})
+	if err != nil || len(all) != len(acked[moving])+len(acked[other]) {
+		t.Fatalf("Search over every shard after the move = %d payments, %v", len(all), err)
+	}
+	t.Logf("shard slot moved in %d steps: %s %d acknowledged, %d refused; %s %d acknowledged",
+		steps, moving, len(acked[moving]), refused[moving], other, len(acked[other]))
+}
+
+// TestShardedSweep: the janitor deletes finished payments past their
+// retention in every shard.
+func TestShardedSweep(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 0)
+	s := openSharded(t, c, newPrefix(), 8, Options{Retention: time.Millisecond, JanitorInterval: -1})
+	now := time.Now().UTC()
+	const n = 24
+	for i := range n {
+		p := &qrswitch.Payment{RetailerID: fmt.Sprintf("shop-%d", i), RequestID: "pay-1", State: outcome.Declined, CreatedAt: now}
+		mustCommit(t, s, "finished payment", &qrswitch.Change{Payment: p})
+	}
+	if got, err := s.Search(ctx, qrswitch.Query{Limit: 100}); err != nil || len(got) != n {
+		t.Fatalf("Search before the sweep = %d, %v; want %d", len(got), err, n)
+	}
+	swept := 0
+	for deadline := time.Now().Add(time.Minute); swept < n && time.Now().Before(deadline); {
+		k, err := s.Sweep(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		swept += k
+	}
+	if swept != n {
+		t.Fatalf("swept %d payments, want %d", swept, n)
+	}
+	if got, err := s.Search(ctx, qrswitch.Query{Limit: 100}); err != nil || len(got) != 0 {
+		t.Fatalf("Search after the sweep = %d, %v; want none", len(got), err)
 	}
 }
