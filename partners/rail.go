@@ -146,6 +146,16 @@ func (a *Answer) Answered() bool { return a.Code != "" }
 
 // Optional capabilities, found by type assertion on a Rail.
 
+// ShardSafe is a rail that runs on a store spread over shards (Redis
+// Cluster, shards=N), where a retailer's payments live apart from other
+// retailers' and from records of no retailer: it commits with a QR code or
+// a payment only records created with that retailer's code or payment, and
+// keeps their Retailer when it writes them again. A rail without records
+// is one. The switch refuses to start a rail that is not on such a store.
+type ShardSafe interface {
+	ShardSafe() bool
+}
+
 // Offerer is a pull rail: it adds its merchant-account template to every
 // new QR code offered on it, so that a customer's app that speaks its
 // protocol can pay the code. Several rails can share one EMVCo code.

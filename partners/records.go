@@ -34,6 +34,13 @@ type Record struct {
 	// Version is the optimistic-concurrency counter: 0 for a record not
 	// yet stored; Commit checks and increments it.
 	Version int64 `json:"version"`
+	// Retailer is the retailer whose QR code or payment the record was
+	// created with: the switch sets it then (a record a rail creates alone
+	// has none, unless the rail sets it). A store spread over shards keeps
+	// the record with that retailer's payments, or one without apart from
+	// every retailer's, for life: a rail that builds a record anew to
+	// update it must give it the same Retailer (one read back has it).
+	Retailer string `json:"retailer,omitempty"`
 }
 
 // Clone returns a deep copy of r.

@@ -94,7 +94,7 @@ func (e *Engine) Paid(ctx context.Context, n *partners.Paid) error {
 		if note == "" {
 			note = "paid on " + n.PartnerID + " (" + n.Reference + ")"
 		}
-		change := &Change{Payment: q, Records: owned(n.PartnerID, n.Records), Trace: []TraceEntry{
+		change := &Change{Payment: q, Records: placed(q.RetailerID, owned(n.PartnerID, n.Records)), Trace: []TraceEntry{
 			{At: at, Direction: Inbound, Peer: "partner:" + n.PartnerID, Operation: "paid", Kind: KindEvent, MessageID: n.Reference, Outcome: outcome.Successful.String(), Note: note},
 		}}
 		if p.Checkout != nil {
@@ -139,6 +139,18 @@ func paidAmount(p *Payment, got *wire.LedgerAmount) string {
 func owned(partnerID string, rs []*partners.Record) []*partners.Record {
 	for _, r := range rs {
 		r.Owner = partnerID
+	}
+	return rs
+}
+
+// placed gives the records created with a retailer's QR code or payment
+// that retailer (partners.Record.Retailer), so that a store spread over
+// shards keeps them with its payments.
+func placed(retailerID string, rs []*partners.Record) []*partners.Record {
+	for _, r := range rs {
+		if r.Version == 0 && r.Retailer == "" {
+			r.Retailer = retailerID
+		}
 	}
 	return rs
 }

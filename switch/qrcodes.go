@@ -113,7 +113,7 @@ func (e *Engine) issue(ctx context.Context, r Retailer, req *wire.CreateQrCodeRe
 		}
 		payload.Accounts = append(payload.Accounts, o.Accounts...)
 		code.Offers = append(code.Offers, Offer{PartnerID: partner.ID, Reference: o.Reference, Display: o.Display})
-		change.Records = append(change.Records, owned(partner.ID, o.Records)...)
+		change.Records = append(change.Records, placed(r.ID, owned(partner.ID, o.Records))...)
 		for _, na := range o.Advices {
 			change.Advices = append(change.Advices, e.newAdvice(partner.ID, qrTraceKey(tranID), tranID, na, now))
 		}

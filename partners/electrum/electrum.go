@@ -107,6 +107,9 @@ func New(c partners.Config) (partners.Rail, error) {
 
 // Pay sends a payment request, with the partner and its payment token from
 // the scan filled in.
+// ShardSafe: the Electrum rail keeps no records (partners.ShardSafe).
+func (r *Rail) ShardSafe() bool { return true }
+
 func (r *Rail) Pay(ctx context.Context, p *partners.Payment) *partners.Answer {
 	req := *p.Request
 	req.Partner = p.Partner

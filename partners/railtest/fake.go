@@ -29,8 +29,15 @@ type Fake struct {
 	Pull bool
 	// NoRefund makes a pull fake one that cannot refund (no Refunder).
 	NoRefund bool
-	// Host is what the fake reports to (set by New from the Config).
-	Host partners.Host
+	// Records makes a pull fake keep a record of each offer (kind
+	// "offer", key the tranId), written with the QR code and committed
+	// again, read back and marked paid, with the payment it pays, as the
+	// token rail keeps its addresses.
+	Records bool
+	// Host is what the fake reports to, and records its records (set by
+	// New from the Config).
+	Host  partners.Host
+	store partners.Records
 
 	mu     sync.Mutex
 	script map[string][]Step
@@ -133,6 +140,10 @@ func (f *Fake) answer(ctx context.Context, s Step, sent any) *partners.Answer {
 	return a
 }
 
+// ShardSafe: the fake's records (Records) are read back before they are
+// written again, so they keep their Retailer (partners.ShardSafe).
+func (f *Fake) ShardSafe() bool { return true }
+
 // Pay answers a payment as scripted; an approval echoes the request.
 func (f *Fake) Pay(ctx context.Context, p *partners.Payment) *partners.Answer {
 	s := f.next(Call{Op: "pay", ID: p.Request.ID, Payment: p})
@@ -199,12 +210,19 @@ func (f pullFake) Pay(_ context.Context, p *partners.Payment) *partners.Answer {
 // Offer adds the fake's template, carrying the tranId, to a new code.
 func (f pullFake) Offer(_ context.Context, o *partners.OfferRequest) (*partners.Offer, error) {
 	f.next(Call{Op: "offer", ID: o.TranID})
-	return &partners.Offer{
+	of := &partners.Offer{
 		Accounts:  []qr.MerchantAccount{{GUID: GUID, Fields: []qr.Field{{Tag: "01", Value: o.TranID}}}},
 		Reference: "fake:" + o.TranID,
 		Display:   map[string]string{"pay": "/fake/" + f.ID + "/pay/" + o.TranID},
-	}, nil
+	}
+	if f.Records {
+		of.Records = []*partners.Record{{Kind: OfferKind, Key: o.TranID, Data: json.RawMessage(`{"state":"open"}`)}}
+	}
+	return of, nil
 }
+
+// OfferKind is the kind of a Records fake's offer records.
+const OfferKind = "offer"
 
 // PayPath is the fake's route that reports a code paid:
 // POST /fake/{partner}/pay/{tranId}?amount=N&currency=C.
@@ -222,10 +240,20 @@ func (f pullFake) pay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tranID := r.PathValue("tranId")
-	err = f.Host.Paid(r.Context(), &partners.Paid{
+	paid := &partners.Paid{
 		PartnerID: f.ID, TranID: tranID, Reference: "fake-money-" + tranID,
 		Amount: &wire.LedgerAmount{Amount: amount, Currency: r.URL.Query().Get("currency")},
-	})
+	}
+	if f.Records {
+		rec, err := f.store.Get(r.Context(), OfferKind, tranID)
+		if err != nil {
+			http.Error(w, "the offer's record: "+err.Error(), http.StatusConflict)
+			return
+		}
+		rec.Data = json.RawMessage(`{"state":"paid"}`)
+		paid.Records = []*partners.Record{rec}
+	}
+	err = f.Host.Paid(r.Context(), paid)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusConflict)
 		return
@@ -237,7 +265,7 @@ func (f pullFake) pay(w http.ResponseWriter, r *http.Request) {
 // partner's id, name and Host (for registering it in a test with
 // partners.RegisterForTest).
 func (f *Fake) New(c partners.Config) (partners.Rail, error) {
-	f.ID, f.Name, f.Host = c.PartnerID, c.Name, c.Host
+	f.ID, f.Name, f.Host, f.store = c.PartnerID, c.Name, c.Host, c.Records
 	switch {
 	case f.Pull && f.NoRefund:
 		return pullNoRefund{pullFake{f}}, nil

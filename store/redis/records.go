@@ -1,11 +1,15 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/qrswitch/qrswitch/partners"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -17,17 +21,35 @@ import (
 // lexical) and P rd:OWNER/KIND (due, scored by DueAt in ms). The commit
 // script writes them with the engine's records, in the same atomic step.
 // They have no lifetime: a rail's records stay until the rail removes them.
+// On a sharded store a record lives in its retailer's shard
+// (partners.Record.Retailer), or in the home slot; a listing reads every
+// one of them.
 
 func recordKey(r *partners.Record) string { return r.Owner + "/" + r.Kind + "/" + r.Key }
 
-// Record returns a rail's record, or ErrNotFound.
+// Record returns a rail's record, or ErrNotFound. On a sharded store it is
+// looked for in the home slot, then in every shard (and its place
+// remembered: a record never moves).
 func (s *Store) Record(ctx context.Context, owner, kind, key string) (*partners.Record, error) {
 	k := recordKey(&partners.Record{Owner: owner, Kind: kind, Key: key})
-	vals, err := s.hmget(ctx, s.home, opRecord, "record", "rec:", k, []string{"d", "v"})
+	sh, ok := s.placed.get("rec:" + k)
+	if !ok {
+		sh = s.home
+	}
+	vals, err := s.hmgetFound(ctx, sh, opRecord, "record", "rec:", k, []string{"d", "v"})
 	if err != nil {
 		return nil, err
 	}
 	return decodeRecord(vals[0], vals[1])
+}
+
+// recordSlots are the slots holding rails' records: the home slot, and on a
+// sharded store every shard too.
+func (s *Store) recordSlots() []*shard {
+	if len(s.shards) == 1 {
+		return s.shards
+	}
+	return append([]*shard{s.home}, s.shards...)
 }
 
 // Records returns the records of one owner that q selects.
@@ -58,17 +80,41 @@ func (s *Store) Records(ctx context.Context, owner string, q partners.RecordQuer
 	if !q.DueBy.IsZero() {
 		mode, lo, hi = "due", "-inf", strconv.FormatInt(q.DueBy.UnixMilli(), 10)
 	}
-	res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, s.home.route, s.home.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
-	if err != nil {
-		return nil, unavailable("listing records", err)
-	}
-	out := make([]*partners.Record, 0, len(res)/2)
-	for i := 0; i+1 < len(res); i += 2 {
-		r, err := decodeRecord(res[i], res[i+1])
+	var mu sync.Mutex
+	out := []*partners.Record{}
+	slots := s.recordSlots()
+	err := s.eachShard(slots, func(sh *shard) error {
+		res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, sh.route, sh.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
 		if err != nil {
-			return nil, err
+			return unavailable("listing records", err)
 		}
-		out = append(out, r)
+		for i := 0; i+1 < len(res); i += 2 {
+			r, err := decodeRecord(res[i], res[i+1])
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			out = append(out, r)
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(slots) > 1 {
+		// Each slot gave its first n in the listing's order: merged and cut,
+		// they are the store's first n.
+		slices.SortFunc(out, func(a, b *partners.Record) int {
+			if mode == "due" {
+				return cmp.Or(cmp.Compare(a.DueAt.UnixMilli(), b.DueAt.UnixMilli()), strings.Compare(a.Key, b.Key))
+			}
+			if desc != "" {
+				a, b = b, a
+			}
+			return strings.Compare(a.Key, b.Key)
+		})
+		out = out[:min(len(out), n)]
 	}
 	return out, nil
 }

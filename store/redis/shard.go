@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/partners"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -208,6 +209,15 @@ func (p *placement) put(k string, sh *shard) {
 	p.m[k] = sh
 }
 
+// recordShard returns the shard of a rail's record: its retailer's, or
+// the home slot for one created with no retailer's records.
+func (s *Store) recordShard(r *partners.Record) *shard {
+	if r.Retailer == "" || len(s.shards) == 1 {
+		return s.home
+	}
+	return s.group(r.Retailer)
+}
+
 // changeShard returns the shard a Change is committed in, and refuses one
 // whose parts are in different shards (ErrSharded): a rail's records or a
 // partner control with a retailer's records, or two retailers' records.
@@ -247,7 +257,7 @@ func (s *Store) changeShard(ctx context.Context, c *qrswitch.Change, traceKey st
 		errs = append(errs, pick(s.home, "partner control "+c.Control.Destination))
 	}
 	for _, r := range c.Records {
-		errs = append(errs, pick(s.home, "record "+recordKey(r)))
+		errs = append(errs, pick(s.recordShard(r), "record "+recordKey(r)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -271,5 +272,59 @@ func TestShardedSweep(t *testing.T) {
 	}
 	if got, err := s.Search(ctx, qrswitch.Query{Limit: 100}); err != nil || len(got) != 0 {
 		t.Fatalf("Search after the sweep = %d, %v; want none", len(got), err)
+	}
+}
+
+// TestShardedRailRecords: a rail's record created with a retailer's QR code
+// lives in that retailer's shard, is found there by another process, is
+// committed with the retailer's payment later, and is listed with records
+// of other shards.
+func TestShardedRailRecords(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 0)
+	s := openSharded(t, c, newPrefix(), 8, Options{})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var ret string
+	for i := 1; ret == ""; i++ { // a retailer whose shard is not the home slot's master's
+		r := fmt.Sprintf("shop-%d", i)
+		hm, _ := c.MasterOf(ctx, s.Prefix())
+		if m, _ := c.MasterOf(ctx, s.ShardPrefix(r)); m != hm {
+			ret = r
+		}
+	}
+	tran := s.NewTranID(ret)
+	q := &qrswitch.QRCode{TranID: tran, RetailerID: ret, RequestID: "qr-1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	offer := &partners.Record{Owner: "rail", Kind: "offer", Key: tran, Data: []byte(`{"state":"open"}`), Retailer: ret}
+	alone := &partners.Record{Owner: "rail", Kind: "offer", Key: "counter", Data: []byte(`{"n":1}`)}
+	mustCommit(t, s, "qr code with the rail's offer", &qrswitch.Change{QR: q, Records: []*partners.Record{offer}})
+	mustCommit(t, s, "a record of no retailer", &qrswitch.Change{Records: []*partners.Record{alone}})
+	other := openSharded(t, c, s.Prefix(), 8, Options{})
+	got, err := other.Record(ctx, "rail", "offer", tran)
+	if err != nil || got.Retailer != ret || got.Version != 1 {
+		t.Fatalf("Record from another process = %+v, %v", got, err)
+	}
+	p := &qrswitch.Payment{RetailerID: ret, RequestID: "pay-1", TranID: tran, State: outcome.Approved, CreatedAt: now}
+	got.Data = []byte(`{"state":"paid"}`)
+	mustCommit(t, other, "the payment with its offer", &qrswitch.Change{Payment: p, Records: []*partners.Record{got}})
+	m, err := c.MasterOf(ctx, s.ShardPrefix(ret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Client(t).Exists(ctx, s.ShardPrefix(ret)+"rec:rail/offer/"+tran).Result(); err != nil || n != 1 {
+		t.Fatalf("the offer in its retailer's shard: %d, %v", n, err)
+	}
+	want := []string{"counter", tran}
+	slices.Sort(want)
+	rs, err := s.Records(ctx, "rail", partners.RecordQuery{Kind: "offer"})
+	if err != nil || len(rs) != 2 || rs[0].Key != want[0] || rs[1].Key != want[1] {
+		t.Fatalf("Records = %d records, %v; want the counter (home) and the offer (retailer's shard), by key", len(rs), err)
+	}
+	if r, _ := s.Record(ctx, "rail", "offer", tran); r == nil || string(r.Data) != `{"state":"paid"}` || r.Version != 2 {
+		t.Fatalf("the offer after the payment's commit = %+v", r)
+	}
+	// A record of no retailer cannot join the retailer's payment.
+	alone.Data = []byte(`{"n":2}`)
+	if err := s.Commit(ctx, &qrswitch.Change{Payment: p, Records: []*partners.Record{alone}}); !errors.Is(err, qrswitch.ErrSharded) {
+		t.Fatalf("a payment with a record of no retailer = %v, want ErrSharded", err)
 	}
 }

@@ -72,6 +72,9 @@ func (s *Store) Commit(ctx context.Context, c *qrswitch.Change) error {
 	}
 	for _, r := range c.Records {
 		r.Version++
+		if len(s.shards) > 1 {
+			s.placed.put("rec:"+recordKey(r), sh)
+		}
 	}
 	return nil
 }

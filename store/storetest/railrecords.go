@@ -72,19 +72,27 @@ func testRailRecords(t *testing.T, o Opener) {
 		p := newPayment(retailerA, "req-atomic", "tran-atomic", t0)
 		commit(t, s, "payment", &qrswitch.Change{Payment: p})
 		if o.Sharded {
+			// A record of no retailer is kept apart from the retailers'.
 			next := p.Clone()
 			next.State = "APPROVED"
-			err := s.Commit(ctx, &qrswitch.Change{Payment: next, Records: []*partners.Record{rec("rail-a", "transfer", "t-1", 1)}})
+			err := s.Commit(ctx, &qrswitch.Change{Payment: next, Records: []*partners.Record{rec("rail-a", "transfer", "t-0", 1)}})
 			if !errors.Is(err, qrswitch.ErrSharded) {
-				t.Fatalf("a payment with a rail's record = %v, want ErrSharded", err)
+				t.Fatalf("a payment with a record of no retailer = %v, want ErrSharded", err)
 			}
-			if _, err := s.Record(ctx, "rail-a", "transfer", "t-1"); !errors.Is(err, qrswitch.ErrNotFound) {
+			if _, err := s.Record(ctx, "rail-a", "transfer", "t-0"); !errors.Is(err, qrswitch.ErrNotFound) {
 				t.Fatalf("record of a refused Change = %v, want ErrNotFound", err)
 			}
 			if got, _ := s.Payment(ctx, p.Key()); got.State == "APPROVED" {
 				t.Fatal("the payment of a refused Change was written")
 			}
-			return
+			// Records of the payment's retailer are committed with it.
+			rec0 := rec
+			rec = func(owner, kind, key string, data any, index ...string) *partners.Record {
+				r := rec0(owner, kind, key, data, index...)
+				r.Retailer = retailerA
+				return r
+			}
+			defer func() { rec = rec0 }()
 		}
 		stale := p.Clone()
 		commit(t, s, "payment update", &qrswitch.Change{Payment: p.Clone()})
@@ -120,7 +128,18 @@ func testRailRecords(t *testing.T, o Opener) {
 			rs = append(rs, r)
 		}
 		rs = append(rs, rec("rail-b", "payment", "p-00", 0, "wallet:w1"), rec("rail-a", "quote", "q-00", 0, "wallet:w1"))
-		commit(t, s, "records", &qrswitch.Change{Records: rs})
+		if o.Sharded {
+			// Records of several retailers, and of none, are in different
+			// shards: committed apart, listed together.
+			for i, r := range rs {
+				if i%3 != 0 {
+					r.Retailer = fmt.Sprintf("shop-%d", i)
+				}
+				commit(t, s, "record "+r.Key, &qrswitch.Change{Records: []*partners.Record{r}})
+			}
+		} else {
+			commit(t, s, "records", &qrswitch.Change{Records: rs})
+		}
 		for _, tt := range []struct {
 			name string
 			q    partners.RecordQuery

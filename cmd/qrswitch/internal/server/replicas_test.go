@@ -20,7 +20,9 @@ import (
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/electrum/electrumsim"
+	"github.com/qrswitch/qrswitch/partners/railtest"
 	redisstore "github.com/qrswitch/qrswitch/store/redis"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -725,19 +727,26 @@ func TestShardedReplicasActAsOneSwitch(t *testing.T) {
 	testReplicasActAsOneSwitch(t, redistest.StartCluster(t, 3, 0).URL()+"?shards=16")
 }
 
-// TestShardedStoreRefusesRailsWithRecords: a rail that commits its records
-// with payments cannot run on a sharded store, which keeps them apart; the
-// switch says so at start rather than failing each payment. Electrum alone
-// starts.
+// TestShardedStoreRefusesRailsWithRecords: a rail that does not say it
+// keeps to a sharded store's rules (partners.ShardSafe) cannot run on one;
+// the switch says so at start rather than failing each payment. Electrum
+// alone starts.
 func TestShardedStoreRefusesRailsWithRecords(t *testing.T) {
 	dir := t.TempDir()
 	simURL, simCA, _ := startSim(t, dir, 0)
 	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=4"
+	// A rail like the fake, without its ShardSafe: an embedded interface
+	// has only the interface's methods.
+	type unsafeRail struct{ partners.Rail }
+	partners.RegisterForTest(t, "test-unsafe", func(c partners.Config) (partners.Rail, error) {
+		r, err := (&railtest.Fake{}).New(c)
+		return unsafeRail{r}, err
+	})
 	cfg := testConfig(dir, simURL, simCA)
 	cfg.Store.URL = url
-	cfg.Partners[1].Rail = "openpayments"
+	cfg.Partners = append(cfg.Partners, config.Partner{ID: "unsafe", Name: "Unsafe", Rail: "test-unsafe", Timeout: config.Duration(time.Second)})
 	if _, err := New(t.Context(), cfg, zerolog.Nop(), Options{}); err == nil || !strings.Contains(err.Error(), "shards") {
-		t.Fatalf("New with the openpayments rail on 4 shards = %v, want a refusal naming shards", err)
+		t.Fatalf("New with a rail that is not ShardSafe on 4 shards = %v, want a refusal naming shards", err)
 	}
 	cfg = testConfig(dir, simURL, simCA)
 	cfg.Store.URL = url

@@ -14,6 +14,7 @@ import (
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/railtest"
 	"github.com/qrswitch/qrswitch/qr"
+	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -25,10 +26,25 @@ import (
 // request answers 201 naming the rail's partner once the rail reports the
 // money; and the retailer's reversal becomes the rail's refund.
 func TestPullRailThroughTheSeam(t *testing.T) {
-	fake := &railtest.Fake{Pull: true}
+	testPullRailThroughTheSeam(t, "", false)
+}
+
+// TestPullRailThroughTheSeamSharded is the same on a store spread over
+// eight shards of a Redis Cluster, the fake keeping a record of each offer:
+// the record is created with the QR code, so in the retailer's shard, and
+// committed again with the payment it pays.
+func TestPullRailThroughTheSeamSharded(t *testing.T) {
+	testPullRailThroughTheSeam(t, redistest.StartCluster(t, 3, 0).URL()+"?shards=8", true)
+}
+
+func testPullRailThroughTheSeam(t *testing.T, storeURL string, records bool) {
+	fake := &railtest.Fake{Pull: true, Records: records}
 	partners.RegisterForTest(t, "test-pull", fake.New)
 	h := NewHarness(t, func(c *config.Config, o *Options) {
 		c.Partners = append(c.Partners, config.Partner{ID: "fake-pull", Name: "Fake Pull", Rail: "test-pull", Timeout: config.Duration(time.Second)})
+		if storeURL != "" {
+			c.Store.URL = storeURL
+		}
 	})
 	tranID, payload := h.createQR(t)
 	p, err := qr.Decode(payload)
@@ -59,6 +75,12 @@ func TestPullRailThroughTheSeam(t *testing.T) {
 	}
 	if n := len(fake.Calls("pay")); n != 0 {
 		t.Fatalf("the pull rail was sent %d payments, want none: the money came to it", n)
+	}
+	if records {
+		rec, err := h.Srv.Store().Record(t.Context(), "fake-pull", railtest.OfferKind, tranID)
+		if err != nil || rec.Retailer != "shop-1" || rec.Version != 2 || string(rec.Data) != `{"state":"paid"}` {
+			t.Fatalf("the offer's record = %+v, %v; want shop-1's, paid, at version 2", rec, err)
+		}
 	}
 	if r := h.Post(t, "/qr/v1/payments/reversals", ShopUser, ShopPass, reversal(req.ID, wire.ReasonCancelled)); r.status != http.StatusAccepted {
 		t.Fatalf("reversal = %d %s", r.status, r.body)

@@ -114,15 +114,6 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 		return nil, err
 	}
 	s.store = b.Store
-	if b.Sharded {
-		// Every rail but Electrum's commits its records with QR codes or
-		// payments, which a sharded store keeps apart (docs/redis-cluster.md).
-		for i, pc := range cfg.Partners {
-			if rail := cmp.Or(pc.Rail, "electrum"); rail != "electrum" {
-				return nil, fmt.Errorf("partners[%d] (%s): rail %s commits its records with payments, which a store spread over shards (store.url shards=N) keeps apart; use shards=1 (the default) with this rail", i, pc.ID, rail)
-			}
-		}
-	}
 	s.metrics = newMetrics()
 	// The listener first: rails publish URLs of the switch.
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -130,6 +121,17 @@ func New(ctx context.Context, cfg *config.Config, log zerolog.Logger, opts Optio
 	}
 	if s.rails, err = s.buildRails(); err != nil {
 		return nil, err
+	}
+	if b.Sharded {
+		// A sharded store keeps a retailer's payments apart from other
+		// records: only rails that say they keep to that run on it
+		// (partners.ShardSafe; docs/redis-cluster.md).
+		for i, r := range s.rails {
+			if ss, ok := r.partner.Rail.(partners.ShardSafe); !ok || !ss.ShardSafe() {
+				return nil, fmt.Errorf("partners[%d] (%s): rail %s commits records with payments that a store spread over shards (store.url shards=N) keeps apart; use shards=1 (the default) with this rail",
+					i, r.cfg.ID, cmp.Or(r.cfg.Rail, "electrum"))
+			}
+		}
 	}
 	ps := make([]*partners.Partner, len(s.rails))
 	for i, r := range s.rails {
