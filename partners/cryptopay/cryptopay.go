@@ -298,6 +298,12 @@ func (r *Rail) chainIDOf(ctx context.Context) (uint64, error) {
 	return id, nil
 }
 
+// ShardSafe: an address's payment record is created with its QR code and
+// written again only with its retailer (the counter and the watcher's
+// cursor, which are no retailer's, are written alone), so the rail runs on
+// a store spread over shards (partners.ShardSafe).
+func (r *Rail) ShardSafe() bool { return true }
+
 // Offer derives the next address for a code priced in the token and
 // records it, to be watched from the moment the code is stored.
 func (r *Rail) Offer(ctx context.Context, o *partners.OfferRequest) (*partners.Offer, error) {

@@ -85,7 +85,9 @@ type received struct {
 }
 
 func (p *payment) record() (*partners.Record, error) {
-	rec := &partners.Record{Kind: kindPayment, Key: p.TranID, Version: p.version,
+	// Retailer: the record lives with its retailer's payments on a store
+	// spread over shards (partners.ShardSafe), and keeps it on every write.
+	rec := &partners.Record{Kind: kindPayment, Key: p.TranID, Version: p.version, Retailer: p.Retailer,
 		Index: []string{indexAddress + strings.ToLower(p.Address.String()), "retailer:" + p.Retailer}}
 	if !p.WatchUntil.IsZero() {
 		rec.Index = append(rec.Index, indexWatched)

@@ -16,11 +16,14 @@ import (
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/cryptopay"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/chain"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/ganachetest"
 	"github.com/qrswitch/qrswitch/partners/cryptopay/hdkey"
 	"github.com/qrswitch/qrswitch/retailers/checkout"
+	redisstore "github.com/qrswitch/qrswitch/store/redis"
+	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 	tlsconfig "github.com/qrswitch/qrswitch/tls"
 )
@@ -174,10 +177,24 @@ func TestCryptopayPOSThroughTheSwitch(t *testing.T) {
 // store: every transfer is counted exactly once (no checkout overpaid, each
 // address's record holds its three transfers) and every checkout is paid.
 func TestCryptopayCrashWhileTransfersArrive(t *testing.T) {
+	testCryptopayCrash(t, "")
+}
+
+// TestCryptopayCrashSharded is the same on a store spread over eight
+// shards of a Redis Cluster: each address's record lives with its
+// retailer's payments, and is committed with the payment it pays.
+func TestCryptopayCrashSharded(t *testing.T) {
+	testCryptopayCrash(t, redistest.StartCluster(t, 3, 0).URL()+"?shards=8")
+}
+
+func testCryptopayCrash(t *testing.T, storeURL string) {
 	node := ganachetest.Start(t, ganachetest.Options{})
 	dir := t.TempDir()
 	simURL, simCA, _ := startSim(t, dir, 3*time.Second)
 	cfg := testConfig(dir, simURL, simCA)
+	if storeURL != "" {
+		cfg.Store.URL = storeURL
+	}
 	cfg.Listen, cfg.AdminListen, cfg.Checkout.Listen = freePort(t), freePort(t), freePort(t)
 	cfg.Retailers[1].Checkout = config.RetailerCheckout{
 		Allow: []string{"127.0.0.1"}, Currency: "QTT", MaxAmount: "1000", Expiry: config.Duration(10 * time.Minute),
@@ -273,6 +290,24 @@ func TestCryptopayCrashWhileTransfersArrive(t *testing.T) {
 	for _, r := range recs.Records {
 		if ts, _ := r.View["transfers"].([]any); len(ts) != 3 || r.View["received"] != "10 QTT" || r.View["state"] != "paid" {
 			t.Errorf("address %v: %d transfers, %v received, %v; want 3, 10 QTT, paid", r.View["address"], len(ts), r.View["received"], r.View["state"])
+		}
+	}
+	if storeURL != "" {
+		// Each address's record is the web shop's, so in its shard, where
+		// its payment is.
+		probe, err := redisstore.Open(t.Context(), storeURL, redisstore.Options{JanitorInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer probe.Close()
+		rs, err := probe.Records(t.Context(), "chain", partners.RecordQuery{Kind: "payment"})
+		if err != nil || len(rs) != checkouts {
+			t.Fatalf("the rail's payment records = %d, %v; want %d", len(rs), err, checkouts)
+		}
+		for _, r := range rs {
+			if r.Retailer != "shop-2" {
+				t.Errorf("record %s: retailer %q, want the web shop's, shop-2 (its shard: %s)", r.Key, r.Retailer, probe.ShardPrefix("shop-2"))
+			}
 		}
 	}
 }
