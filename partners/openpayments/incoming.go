@@ -99,11 +99,22 @@ func (r *Rail) incomingRecord(ip *incoming, version int64) (*partners.Record, er
 	if ip.TranID != "" {
 		index = append(index, "tran:"+ip.TranID)
 	}
-	rec := &partners.Record{Kind: kindIncoming, Key: ip.ID, Data: b, Index: index, Version: version}
+	rec := &partners.Record{Kind: kindIncoming, Key: ip.ID, Data: b, Index: index, Version: version, Retailer: r.retailerOf(ip)}
 	if ip.TranID != "" && !ip.Completed && !ip.Ended && !ip.ExpiresAt.IsZero() {
 		rec.DueAt = ip.ExpiresAt // the sweeper reports the code's offer ended
 	}
 	return rec, nil
+}
+
+// retailerOf is the retailer of an incoming payment's wallet, whose
+// records its records live with on a store spread over shards: the
+// incoming payment and its credits are committed with the retailer's
+// payment when they complete a code (partners.ShardSafe).
+func (r *Rail) retailerOf(ip *incoming) string {
+	if w, ok := r.wallets[ip.Wallet]; ok {
+		return w.Retailer
+	}
+	return ""
 }
 
 // readIncoming reads an incoming payment and its record.
@@ -118,6 +129,12 @@ func (r *Rail) readIncoming(ctx context.Context, id string) (*incoming, *partner
 	}
 	return &ip, rec, nil
 }
+
+// ShardSafe: an incoming payment and its credits keep the retailer of
+// their wallet, and are the only records committed with a payment; grants,
+// tokens, quotes and outgoing payments are committed alone
+// (partners.ShardSafe).
+func (r *Rail) ShardSafe() bool { return true }
 
 // Offer creates the incoming payment of a new QR code, for the code's
 // amount in the retailer's wallet, expiring with the code; its URL goes in
@@ -236,7 +253,7 @@ func (a *account) Credit(ctx context.Context, id stream.PacketID, amount uint64)
 			return stream.Balance{}, err
 		}
 		cb, _ := json.Marshal(map[string]any{"incoming": a.id, "amount": amount, "at": now})
-		credit := &partners.Record{Kind: kindCredit, Key: creditKey, Data: cb}
+		credit := &partners.Record{Kind: kindCredit, Key: creditKey, Data: cb, Retailer: upd.Retailer}
 		if paid {
 			err = r.reportPaid(ctx, ip, upd, credit)
 		} else {

@@ -136,6 +136,19 @@ func TestCryptopayCheckoutThroughTheSwitch(t *testing.T) {
 // template; the POS's payment request waits until the transfer is
 // confirmed, then is approved naming the chain, for the rand amount.
 func TestCryptopayPOSThroughTheSwitch(t *testing.T) {
+	testCryptopayPOS(t, devHarness)
+}
+
+// TestCryptopayPOSThroughTheSwitchSharded is the same on a store spread
+// over eight shards (see TestOpenPaymentsThroughTheSwitchSharded).
+func TestCryptopayPOSThroughTheSwitchSharded(t *testing.T) {
+	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
+	testCryptopayPOS(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
+		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
+	})
+}
+
+func testCryptopayPOS(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {
 	h, d := devHarness(t)
 	sim := simulatorOf(t, d, cryptopay.Name)
 	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword

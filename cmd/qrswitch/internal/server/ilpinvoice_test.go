@@ -23,12 +23,22 @@ import (
 // it with what var/dev.json says of it.
 func devHarness(t testing.TB, env ...string) (*Harness, *DevInfo) {
 	t.Helper()
+	return devHarnessWith(t, nil, env...)
+}
+
+// devHarnessWith is devHarness with edit applied to the configuration
+// before the switch starts.
+func devHarnessWith(t testing.TB, edit func(*config.Config), env ...string) (*Harness, *DevInfo) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg, err := config.Load("", append(append(devListeners(t, dir),
 		"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
 	), env...))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
 	}
 	h := &Harness{T: t, Cfg: cfg, Logs: newSyncBuffer()}
 	h.start(Options{DrainTimeout: 5 * time.Second, SAFPoll: 50 * time.Millisecond})

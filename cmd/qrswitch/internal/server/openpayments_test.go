@@ -13,7 +13,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/partners/cryptopay"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
+	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -60,6 +62,43 @@ func received(t testing.TB, h *Harness, url string) opAmount {
 // that arrived over STREAM, which the switch cannot send back by itself,
 // is held for an operator rather than pretended done.
 func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
+	testOpenPaymentsThroughTheSwitch(t, devHarness)
+}
+
+// TestOpenPaymentsThroughTheSwitchSharded is the same on a store spread
+// over eight shards of a Redis Cluster, with the development setup's rails
+// that run on one (partners.ShardSafe): the incoming payment and its
+// credits live with the retailer's payment, and the completing credit is
+// committed with its approval.
+func TestOpenPaymentsThroughTheSwitchSharded(t *testing.T) {
+	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
+	testOpenPaymentsThroughTheSwitch(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
+		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
+	})
+}
+
+// shardSafeOnly moves a development configuration to the sharded store at
+// url, keeping the partners whose rails run on one.
+func shardSafeOnly(c *config.Config, url string) {
+	c.Store.URL = url
+	keep := map[string]bool{}
+	var ps []config.Partner
+	for _, p := range c.Partners {
+		switch p.Rail {
+		case "", "electrum", openpayments.Name, cryptopay.Name:
+			ps = append(ps, p)
+			keep[p.ID] = true
+		}
+	}
+	c.Partners = ps
+	for i := range c.Retailers {
+		if c.Retailers[i].Offers != nil {
+			c.Retailers[i].Offers = slices.DeleteFunc(c.Retailers[i].Offers, func(id string) bool { return !keep[id] })
+		}
+	}
+}
+
+func testOpenPaymentsThroughTheSwitch(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {
 	h, d := devHarness(t)
 	sim := simulatorOf(t, d, openpayments.Name)
 	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword
