@@ -139,7 +139,7 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 			return replyOf(protocol.CodeConflictUnits, "unit %s: %s keeps its ledger in %s", n.Unit, n.To, r.unit)
 		}
 		p = &payment{Key: key, Role: rolePayee, State: protocol.StateOffer, Offer: n.Encode(), Counterpart: n.From,
-			TranID: rl.TranID, Relay: rl.Relay, Evidence: ev, Created: r.now().UTC(), Replies: map[string]*protocol.Reply{}}
+			TranID: rl.TranID, Relay: rl.Relay, Retailer: rl.Retailer, Evidence: ev, Created: r.now().UTC(), Replies: map[string]*protocol.Reply{}}
 		amount, ok := protocol.ToMinor(n.Amount, r.exp)
 		var decide protocol.Code
 		var why string
@@ -169,7 +169,7 @@ func (r *Rail) receiveOffer(ctx context.Context, n *protocol.Notification, ev *p
 			return rep
 		}
 		rl.Payment = key
-		relayRec := r.encode(kindRelay, rl.Relay, rl, version, "tran:"+rl.TranID)
+		relayRec := r.relayRecord(rl, version)
 		rep, recs, err := r.decide(p, n, protocol.CodeApproved, "")
 		if err != nil {
 			return replyOf(protocol.CodeServerError, "%v", err)
@@ -251,7 +251,7 @@ func (r *Rail) decide(p *payment, n *protocol.Notification, code protocol.Code, 
 	p.Decided, p.Note = r.now().UTC(), why
 	rep := &protocol.Reply{Code: code, Status: code.Status(), Message: why, Scheme: d.Scheme, VerData: d.VerData, Data: d.Canonical()}
 	p.Replies[n.SHA1()] = rep
-	return rep, []*partners.Record{r.paymentRecord(p), r.ownRecord(&d)}, nil
+	return rep, []*partners.Record{r.paymentRecord(p), r.ownRecord(&d, p.Retailer)}, nil
 }
 
 // receiveDecision records a counterpart's verified decision on one of the

@@ -57,6 +57,11 @@ type payment struct {
 	// Evidence is how the counterpart's part was verified (its offer, or
 	// its decision on the switch's offer).
 	Evidence *protocol.Evidence `json:"evidence,omitempty"`
+	// Retailer is the retailer of the code whose relay the offer named
+	// (the original's, on a reversal): on a store spread over shards the
+	// record, and the switch's own records of its decisions, live with
+	// that retailer's payments (partners.ShardSafe).
+	Retailer string `json:"retailer,omitempty"`
 	// Replies are the replies given, by the SHA1 of the notification they
 	// answered: a repeat is answered the same.
 	Replies map[string]*protocol.Reply `json:"replies,omitempty"`
@@ -100,12 +105,24 @@ func (r *Rail) paymentRecord(p *payment) *partners.Record {
 		index = append(index, "reportable")
 	}
 	rec := r.encode(kindPayment, p.Key, p, p.Version, index...)
-	rec.DueAt = p.Due
+	rec.DueAt, rec.Retailer = p.Due, p.Retailer
 	return rec
 }
 
-func (r *Rail) ownRecord(n *protocol.Notification) *partners.Record {
-	return r.encode(kindOwn, n.SHA1(), &own{Code: n.Code, Status: n.Status, Record: n.Canonical()}, 0)
+// relayRecord is a relay's record, which lives with its retailer's
+// payments.
+func (r *Rail) relayRecord(v *relay, version int64) *partners.Record {
+	rec := r.encode(kindRelay, v.Relay, v, version, "tran:"+v.TranID)
+	rec.Retailer = v.Retailer
+	return rec
+}
+
+// ownRecord is the switch's own record of a decision on a payment of
+// retailer's.
+func (r *Rail) ownRecord(n *protocol.Notification, retailer string) *partners.Record {
+	rec := r.encode(kindOwn, n.SHA1(), &own{Code: n.Code, Status: n.Status, Record: n.Canonical()}, 0)
+	rec.Retailer = retailer
+	return rec
 }
 
 // parseStored reads a notification the rail stored (URL-encoded).
@@ -138,6 +155,11 @@ func (r *Rail) readRelay(ctx context.Context, id string) (*relay, int64, error) 
 	return &v, rec.Version, nil
 }
 
+// ShardSafe: a relay, the payments that name it, their reversals and the
+// switch's own records of their decisions all carry the code's retailer,
+// and are the only records committed with a payment (partners.ShardSafe).
+func (r *Rail) ShardSafe() bool { return true }
+
 // Offer gives a new QR code a one-time relay for the retailer's brand:
 // the code carries both, and the payer's accountant names the relay in its
 // offer.
@@ -158,7 +180,7 @@ func (r *Rail) Offer(_ context.Context, o *partners.OfferRequest) (*partners.Off
 		Accounts:  []qr.MerchantAccount{{GUID: GUID, Fields: []qr.Field{{Tag: "01", Value: brand}, {Tag: "02", Value: v.Relay}}}},
 		Reference: v.Relay,
 		Display:   map[string]string{"ippBrand": brand, "ippRelay": v.Relay},
-		Records:   []*partners.Record{r.encode(kindRelay, v.Relay, v, 0, "tran:"+o.TranID)},
+		Records:   []*partners.Record{r.relayRecord(v, 0)},
 	}, nil
 }
 

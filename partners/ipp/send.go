@@ -155,9 +155,9 @@ func (r *Rail) reversalOf(ctx context.Context, key string) (*payment, *protocol.
 			return err
 		}
 		rev = &payment{Key: n.OriginalKey(), Role: roleReversal, State: protocol.StateOffer, Offer: n.Encode(), Counterpart: o.From,
-			TranID: orig.TranID, Original: orig.Key, Created: r.now().UTC()}
+			TranID: orig.TranID, Original: orig.Key, Retailer: orig.Retailer, Created: r.now().UTC()}
 		orig.Reversal = rev.Key
-		return r.records.Commit(ctx, r.paymentRecord(orig), r.paymentRecord(rev), r.ownRecord(n))
+		return r.records.Commit(ctx, r.paymentRecord(orig), r.paymentRecord(rev), r.ownRecord(n, orig.Retailer))
 	})
 	if err != nil {
 		return nil, nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/ipp"
+	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -49,6 +50,21 @@ func simPay(t *testing.T, h *Harness, sim map[string]string, brand, relay, amoun
 // verifies in turn. A reversal becomes a reversal offer the payer approves,
 // and the auditors' report holds both records.
 func TestIPPThroughTheSwitch(t *testing.T) {
+	testIPPThroughTheSwitch(t, devHarness)
+}
+
+// TestIPPThroughTheSwitchSharded is the same on a store spread over eight
+// shards (see TestOpenPaymentsThroughTheSwitchSharded): the relay, the
+// payment records, the reversal offer and the switch's own records of its
+// decisions live with the retailer's payment.
+func TestIPPThroughTheSwitchSharded(t *testing.T) {
+	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
+	testIPPThroughTheSwitch(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
+		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
+	})
+}
+
+func testIPPThroughTheSwitch(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {
 	h, d := devHarness(t)
 	sim := simulatorOf(t, d, ipp.Name)
 	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword
