@@ -40,9 +40,9 @@ type Backend struct {
 	// was lost on the way. Both zero for a store of one process.
 	Notifier qrswitch.Notifier
 	Recheck  time.Duration
-	// Sharded: the store keeps rails' records apart from retailers' QR
-	// codes and payments (see qrswitch.ErrSharded), so no rail that
-	// commits its records with them can run on it.
+	// Sharded: the store keeps each retailer's records apart from other
+	// retailers' and from records of no retailer (see qrswitch.ErrSharded),
+	// so only rails that keep to that (partners.ShardSafe) can run on it.
 	Sharded bool
 }
 

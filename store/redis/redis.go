@@ -44,13 +44,15 @@
 // shards=N (2 to 1024, on a cluster only) spreads the store over N slots,
 // and so over the masters that serve them: each shard is the whole layout
 // below under its own prefix ("{qrs.7}:"), holding the QR codes, payments,
-// advices and traces of the retailers whose id hashes to it, so every
+// advices and traces of the retailers whose id hashes to it, with the
+// rails' records created with them (partners.Record.Retailer), so every
 // commit of the engine is still one script in one slot. The unsharded
 // prefix ("{qrs}:", the home slot) keeps partner controls and their audit
-// trails, rails' records, the shard count and the wake-up channel. A Change
-// joining two shards — a rail's records with a payment — fails with
-// ErrSharded, so only the Electrum rail runs on a sharded store (the server
-// refuses the others at start). Searches, lookups, claims, orphans, queue
+// trails, rails' records of no retailer, the shard count and the wake-up
+// channel. A Change joining two shards — a rail's record of no retailer,
+// or of another, with a payment — fails with ErrSharded; rails that keep
+// to this say so (partners.ShardSafe), and the server refuses the others at
+// start. Searches, lookups, claims, orphans, queue
 // statistics and the janitor visit every shard (in parallel; a search for
 // one retailer reads its shard). A QR code is read in the shard its tranId
 // hashes to — NewTranID makes tranIds that hash to the retailer's shard —

@@ -21,11 +21,13 @@ import (
 // A shard is one hash slot holding a whole copy of the key layout under its
 // own prefix ("{qrs.7}:"), and every script runs in one shard, as it runs
 // in the one slot of an unsharded store. A retailer's QR codes, payments,
-// their advices and traces are in the shard of the retailer's id (its text
-// up to the first '/', the separator of payment keys), so every Commit the
-// engine makes stays one script. The home slot (the unsharded prefix,
-// "{qrs}:") holds what is not a retailer's: partner controls and their
-// audit trails, the rails' records, the shard count and the wake-up channel.
+// their advices and traces, and the rails' records created with them
+// (partners.Record.Retailer), are in the shard of the retailer's id (its
+// text up to the first '/', the separator of payment keys), so every
+// Commit the engine makes stays one script. The home slot (the unsharded
+// prefix, "{qrs}:") holds what is not a retailer's: partner controls and
+// their audit trails, rails' records of no retailer, the shard count and
+// the wake-up channel.
 //
 // Records are found by what their keys name: a payment key and an advice
 // key sent by a retailer name the retailer. A tranId names no retailer, so
