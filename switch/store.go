@@ -102,8 +102,10 @@ var (
 	// ErrSharded: the store keeps the Change's records in different
 	// shards, and cannot apply it atomically; nothing was written. A store
 	// spread over shards (Redis Cluster, shards=N) keeps each retailer's QR
-	// codes, payments, advices and traces together, and rails' records,
-	// partner controls and their audit trails apart from every retailer's.
+	// codes, payments, advices and traces together, with the rails' records
+	// of that retailer (partners.Record.Retailer), and partner controls,
+	// their audit trails and rails' records of no retailer apart from every
+	// retailer's.
 	ErrSharded = errors.New("the change joins records the store keeps in different shards")
 )
 

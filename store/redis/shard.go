@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,10 +61,15 @@ func shardPrefix(home string, i int) string {
 // claim, the janitor) a script.
 const MaxShards = 1024
 
+// hash32 is 32-bit FNV-1a (hash/fnv's, without its allocation: NewTranID
+// hashes about N candidates).
 func hash32(s string) uint32 {
-	h := fnv.New32a()
-	h.Write([]byte(s))
-	return h.Sum32()
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // group returns the shard of a retailer's records.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -326,5 +327,17 @@ func TestShardedRailRecords(t *testing.T) {
 	alone.Data = []byte(`{"n":2}`)
 	if err := s.Commit(ctx, &qrswitch.Change{Payment: p, Records: []*partners.Record{alone}}); !errors.Is(err, qrswitch.ErrSharded) {
 		t.Fatalf("a payment with a record of no retailer = %v, want ErrSharded", err)
+	}
+}
+
+// TestHash32IsFNV1a: the shards' hash is FNV-1a, as hash/fnv computes it
+// (a store's layout depends on it: it must never change).
+func TestHash32IsFNV1a(t *testing.T) {
+	for _, s := range []string{"", "shop-1", "a/b", "0123456789abcdef0123456789abcdef"} {
+		h := fnv.New32a()
+		h.Write([]byte(s))
+		if got, want := hash32(s), h.Sum32(); got != want {
+			t.Errorf("hash32(%q) = %d, want %d", s, got, want)
+		}
 	}
 }
