@@ -341,3 +341,54 @@ func TestHash32IsFNV1a(t *testing.T) {
 		}
 	}
 }
+
+// TestShardedClaimOutlastsAStalledMaster: while one master does not answer
+// (CLIENT PAUSE: the cluster still counts it healthy), a claim leases the
+// due advices of the shards the other masters serve, rather than failing
+// whole; the stalled master's shards keep theirs until it answers.
+func TestShardedClaimOutlastsAStalledMaster(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 0)
+	prefix := newPrefix()
+	s, err := Open(ctx, fmt.Sprintf("%s?key_prefix=%s&shards=16&read_timeout=300ms", c.URL(), prefix), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	now := time.Now().UTC()
+	// Two retailers on two masters; the third master stalls.
+	byMaster := map[*redistest.Server]string{}
+	for i := 1; len(byMaster) < 3 && i < 1000; i++ {
+		r := fmt.Sprintf("shop-%d", i)
+		m, err := c.MasterOf(ctx, s.ShardPrefix(r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := byMaster[m]; !ok {
+			byMaster[m] = r
+		}
+	}
+	var stalled *redistest.Server
+	for m, r := range byMaster {
+		a := advice("adv-"+r, qrswitch.PaymentKey(r, "pay-1"), now.Add(-time.Minute))
+		a.Sender = r
+		mustCommit(t, s, "due advice of "+r, &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+		stalled = m
+	}
+	if err := stalled.Client(t).Do(ctx, "client", "pause", "10000", "all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Client(t).Do(ctx, "client", "unpause")
+	got, err := s.ClaimAdvices(ctx, qrswitch.Claim{Owner: "node-a", Now: now, Lease: time.Minute, Max: 10})
+	if err != nil {
+		t.Fatalf("ClaimAdvices with a master stalled = %v, want the other masters' advices", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("ClaimAdvices with a master stalled leased %d advices, want the 2 the other masters hold", len(got))
+	}
+	for _, a := range got {
+		if a.Sender == byMaster[stalled] {
+			t.Errorf("leased %s, whose master is stalled", a.Key())
+		}
+	}
+}

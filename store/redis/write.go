@@ -270,16 +270,22 @@ func (s *Store) dueShards(ctx context.Context, destination string, dueUS int64) 
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, unavailable("claiming advices", err)
-	}
 	start := int(s.turn.Add(1) % uint64(len(s.shards)))
 	var out []*shard
+	answered := 0
 	for j := range s.shards {
 		i := (start + j) % len(s.shards)
+		if cmds[i].Err() == nil {
+			answered++
+		}
 		if cmds[i].Val() > 0 {
 			out = append(out, s.shards[i])
 		}
+	}
+	if answered == 0 {
+		// A shard that did not answer (its master failing over) keeps its
+		// advices until it does; the others' are claimed meanwhile.
+		return nil, unavailable("claiming advices", err)
 	}
 	return out, nil
 }

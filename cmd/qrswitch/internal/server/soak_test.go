@@ -403,8 +403,9 @@ func TestCrashSoakCluster(t *testing.T) {
 }
 
 // TestCrashSoakSharded is the cluster soak on a store spread over eight
-// shards: the chaos kills the master of the shard holding the soak's
-// retailer, while claims, orphan recovery and the janitor visit every shard.
+// shards: the chaos kills, in turn, the master of the shard holding the
+// soak's retailer and another master (of other shards), while claims,
+// orphan recovery and the janitor visit every shard.
 func TestCrashSoakSharded(t *testing.T) {
 	t.Parallel()
 	cl := redistest.StartCluster(t, 3, 1)
@@ -420,17 +421,33 @@ func TestCrashSoakSharded(t *testing.T) {
 		c.Store.WaitTimeout = config.Duration(time.Second)
 	}
 	runSoak(t, t.TempDir(), soakFromEnv(t), url, 2, wait, func(c *soakCluster) {
+		turn := 0
 		c.chaos = func(rng *rand.Rand) string {
+			turn++
 			master, err := cl.MasterOf(context.Background(), prefix)
 			if err != nil {
 				t.Errorf("finding the master of shop-1's shard: %v", err)
 				return "no master found"
 			}
+			what := "the master of shop-1's shard"
+			if turn%2 == 0 {
+				var others []*redistest.Server
+				for _, n := range cl.Nodes {
+					if role, _, _, err := cl.Role(context.Background(), n); err == nil && role == "master" && n != master {
+						others = append(others, n)
+					}
+				}
+				if len(others) == 0 {
+					t.Errorf("no master other than shop-1's")
+					return "no other master found"
+				}
+				master, what = others[rng.IntN(len(others))], "another master"
+			}
 			master.Kill()
 			cl.WaitOK()
 			master.Restart()
 			cl.WaitOK()
-			return "the master of shop-1's shard killed, its replica promoted, the old one back as a replica"
+			return what + " killed, its replica promoted, the old one back as a replica"
 		}
 	})
 }
