@@ -151,6 +151,7 @@ type Destination struct {
 // Run, and stop it by cancelling Run's context.
 type Engine struct {
 	store    Store
+	tranIDs  TranIDSource // the store's, when it places QR codes by tranId
 	partners map[string]*partners.Partner
 	queues   map[string]*queue // per destination: every partner, and the others
 	// partnerIDs are the partners in configuration order, and scannable
@@ -224,6 +225,8 @@ func New(opts Options) (*Engine, error) {
 		waiters:     make(map[string]*waitSet),
 		controlWake: make(chan struct{}, 1),
 	}
+	// Asked of the store itself: the observed wrapper below hides it.
+	e.tranIDs, _ = opts.Store.(TranIDSource)
 	if opts.Observer != nil {
 		e.obs = opts.Observer
 		e.store = &observedStore{Store: opts.Store, obs: opts.Observer}

@@ -81,8 +81,8 @@ func (e *Engine) issue(ctx context.Context, r Retailer, req *wire.CreateQrCodeRe
 		}
 	}
 	tranID := strings.ReplaceAll(wire.NewID(), "-", "")
-	if src, ok := e.store.(TranIDSource); ok {
-		tranID = src.NewTranID(r.ID)
+	if e.tranIDs != nil {
+		tranID = e.tranIDs.NewTranID(r.ID)
 	}
 	code := &QRCode{
 		TranID:     tranID,

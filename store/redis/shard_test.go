@@ -392,3 +392,23 @@ func TestShardedClaimOutlastsAStalledMaster(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkNewTranID measures the price of a tranId that lands in its
+// retailer's shard: about N FNV-1a hashes of 32 bytes on N shards.
+func BenchmarkNewTranID(b *testing.B) {
+	for _, n := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
+			s := &Store{home: newShard("{qrs}:")}
+			s.shards = []*shard{s.home}
+			if n > 1 {
+				s.shards = make([]*shard, n)
+				for i := range s.shards {
+					s.shards[i] = newShard(shardPrefix("{qrs}:", i))
+				}
+			}
+			for i := 0; b.Loop(); i++ {
+				s.NewTranID(fmt.Sprintf("shop-%d", i%100))
+			}
+		})
+	}
+}

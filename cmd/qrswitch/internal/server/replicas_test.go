@@ -727,6 +727,30 @@ func TestShardedReplicasActAsOneSwitch(t *testing.T) {
 	testReplicasActAsOneSwitch(t, redistest.StartCluster(t, 3, 0).URL()+"?shards=16")
 }
 
+// TestShardedSwitchMakesPlacedTranIDs: the tranIds of a switch on a
+// sharded store hash to their retailer's shard, so that any process reads
+// the QR code in one round trip, rather than looking for it in every shard
+// (which a master failing over anywhere in the cluster would fail).
+func TestShardedSwitchMakesPlacedTranIDs(t *testing.T) {
+	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=16"
+	h := NewHarness(t, func(c *config.Config, o *Options) { c.Store.URL = url })
+	probe, err := redisstore.Open(t.Context(), url, redisstore.Options{JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	for range 5 {
+		tranID, _ := h.createQR(t)
+		before := probe.RoundTrips()
+		if q, err := probe.QR(t.Context(), tranID); err != nil || q.RetailerID != "shop-1" {
+			t.Fatalf("QR(%s) = %v, %v", tranID, q, err)
+		}
+		if n := probe.RoundTrips() - before; n != 1 {
+			t.Fatalf("reading the switch's QR code %s from another process took %d round trips, want 1", tranID, n)
+		}
+	}
+}
+
 // TestShardedStoreRefusesRailsWithRecords: a rail that does not say it
 // keeps to a sharded store's rules (partners.ShardSafe) cannot run on one;
 // the switch says so at start rather than failing each payment. Electrum
