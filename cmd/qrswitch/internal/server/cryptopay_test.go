@@ -142,10 +142,7 @@ func TestCryptopayPOSThroughTheSwitch(t *testing.T) {
 // TestCryptopayPOSThroughTheSwitchSharded is the same on a store spread
 // over eight shards (see TestOpenPaymentsThroughTheSwitchSharded).
 func TestCryptopayPOSThroughTheSwitchSharded(t *testing.T) {
-	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
-	testCryptopayPOS(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
-		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
-	})
+	testCryptopayPOS(t, shardedDevHarness(t))
 }
 
 func testCryptopayPOS(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {

@@ -9,7 +9,6 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/ipp"
-	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
 )
 
@@ -58,10 +57,7 @@ func TestIPPThroughTheSwitch(t *testing.T) {
 // payment records, the reversal offer and the switch's own records of its
 // decisions live with the retailer's payment.
 func TestIPPThroughTheSwitchSharded(t *testing.T) {
-	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
-	testIPPThroughTheSwitch(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
-		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
-	})
+	testIPPThroughTheSwitch(t, shardedDevHarness(t))
 }
 
 func testIPPThroughTheSwitch(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {

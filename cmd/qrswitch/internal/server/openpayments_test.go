@@ -72,10 +72,16 @@ func TestOpenPaymentsThroughTheSwitch(t *testing.T) {
 // credits live with the retailer's payment, and the completing credit is
 // committed with its approval.
 func TestOpenPaymentsThroughTheSwitchSharded(t *testing.T) {
+	testOpenPaymentsThroughTheSwitch(t, shardedDevHarness(t))
+}
+
+// shardedDevHarness is devHarness on a store spread over eight shards of a
+// new Redis Cluster, with the development setup's rails that run on one.
+func shardedDevHarness(t *testing.T) func(testing.TB, ...string) (*Harness, *DevInfo) {
 	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
-	testOpenPaymentsThroughTheSwitch(t, func(t testing.TB, env ...string) (*Harness, *DevInfo) {
+	return func(t testing.TB, env ...string) (*Harness, *DevInfo) {
 		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
-	})
+	}
 }
 
 // shardSafeOnly moves a development configuration to the sharded store at
