@@ -151,7 +151,7 @@ func (a *Answer) Answered() bool { return a.Code != "" }
 // retailers' and from records of no retailer: it commits with a QR code or
 // a payment only records created with that retailer's code or payment, and
 // keeps their Retailer when it writes them again. A rail without records
-// is one. The switch refuses to start a rail that is not on such a store.
+// is one. On such a store the switch refuses to start any other rail.
 type ShardSafe interface {
 	ShardSafe() bool
 }

@@ -106,10 +106,10 @@ func (r *Rail) incomingRecord(ip *incoming, version int64) (*partners.Record, er
 	return rec, nil
 }
 
-// retailerOf is the retailer of an incoming payment's wallet, whose
-// records its records live with on a store spread over shards: the
-// incoming payment and its credits are committed with the retailer's
-// payment when they complete a code (partners.ShardSafe).
+// retailerOf is the retailer of an incoming payment's wallet. On a store
+// spread over shards the incoming payment and its credits live with that
+// retailer's payments, with which they are committed when they complete a
+// code (partners.ShardSafe).
 func (r *Rail) retailerOf(ip *incoming) string {
 	if w, ok := r.wallets[ip.Wallet]; ok {
 		return w.Retailer
