@@ -204,10 +204,18 @@ func NewHarness(t testing.TB, opts ...HarnessOption) *Harness {
 // start runs a server on the harness's configuration.
 func (h *Harness) start(o Options) {
 	h.T.Helper()
+	if err := h.tryStart(o); err != nil {
+		h.T.Fatalf("server.New: %v", err)
+	}
+}
+
+// tryStart is start, returning New's error.
+func (h *Harness) tryStart(o Options) error {
+	h.T.Helper()
 	log := zerolog.New(h.Logs).With().Timestamp().Logger()
 	srv, err := New(context.Background(), h.Cfg, log, o)
 	if err != nil {
-		h.T.Fatalf("server.New: %v", err)
+		return err
 	}
 	h.Srv = srv
 	h.Base = "https://" + srv.Addr()
@@ -221,6 +229,7 @@ func (h *Harness) start(o Options) {
 	h.done = make(chan error, 1)
 	go func() { h.done <- srv.Run(ctx) }()
 	h.T.Cleanup(h.stop)
+	return nil
 }
 
 // stop shuts the server down gracefully and waits for it.

@@ -30,18 +30,32 @@ func devHarness(t testing.TB, env ...string) (*Harness, *DevInfo) {
 // before the switch starts.
 func devHarnessWith(t testing.TB, edit func(*config.Config), env ...string) (*Harness, *DevInfo) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := config.Load("", append(append(devListeners(t, dir),
-		"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
-	), env...))
-	if err != nil {
-		t.Fatal(err)
+	var h *Harness
+	var dir string
+	for attempt := 1; ; attempt++ {
+		dir = t.TempDir()
+		cfg, err := config.Load("", append(append(devListeners(t, dir),
+			"QRSWITCH_SAF_INITIAL_INTERVAL=100ms", "QRSWITCH_SAF_MAX_INTERVAL=300ms",
+		), env...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			edit(cfg)
+		}
+		h = &Harness{T: t, Cfg: cfg, Logs: newSyncBuffer()}
+		err = h.tryStart(Options{DrainTimeout: 5 * time.Second, SAFPoll: 50 * time.Millisecond})
+		if err != nil && attempt < 5 && strings.Contains(err.Error(), "address already in use") {
+			// A simulator's port, found free by devListeners, was taken
+			// since by another test's process (a Redis node, say): the
+			// switch opened nothing (TestNewFailsCleanly); pick again.
+			continue
+		}
+		if err != nil {
+			t.Fatalf("server.New: %v", err)
+		}
+		break
 	}
-	if edit != nil {
-		edit(cfg)
-	}
-	h := &Harness{T: t, Cfg: cfg, Logs: newSyncBuffer()}
-	h.start(Options{DrainTimeout: 5 * time.Second, SAFPoll: 50 * time.Millisecond})
 	b, err := os.ReadFile(filepath.Join(dir, DevFileName))
 	if err != nil {
 		t.Fatalf("var/dev.json: %v", err)
