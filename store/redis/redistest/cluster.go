@@ -35,11 +35,10 @@ func StartCluster(t testing.TB, masters, replicas int) *Cluster {
 	cli := binary(t, "redis-cli")
 	c := &Cluster{t: t}
 	for range masters * (1 + replicas) {
-		bus := freePort(t)
 		c.Nodes = append(c.Nodes, StartWith(t, Options{extra: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", strconv.Itoa(clusterNodeTimeout), "--cluster-port", strconv.Itoa(bus),
-		}}))
+			"--cluster-node-timeout", strconv.Itoa(clusterNodeTimeout),
+		}, clusterBus: true}))
 	}
 	args := []string{"--cluster", "create"}
 	for _, n := range c.Nodes {

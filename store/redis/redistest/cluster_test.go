@@ -3,6 +3,9 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +74,29 @@ func TestCluster(t *testing.T) {
 	c.WaitOK()
 	if role, _, up, err := c.Role(ctx, victim); err != nil || role != "slave" || !up {
 		t.Fatalf("the old master came back as %q (link up %v, %v), want a replica in sync", role, up, err)
+	}
+}
+
+// TestStartOnceSaysAPortIsTaken: a server whose port was taken after it was
+// found free exits at start with "Address already in use", which StartWith
+// answers by picking other ports.
+func TestStartOnceSaysAPortIsTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s := newServer(t, Options{})
+	taken := ln.Addr().(*net.TCPAddr).Port
+	for i, a := range s.args {
+		if a == "--port" {
+			s.args[i+1], s.Port = strconv.Itoa(taken), taken
+		}
+	}
+	if err := s.startOnce(); err == nil || !strings.Contains(err.Error(), "Address already in use") {
+		t.Fatalf("startOnce on a taken port = %v, want an error saying the address is in use", err)
+	}
+	if srv := Start(t); srv.Port == taken {
+		t.Fatalf("Start chose the taken port %d", taken)
 	}
 }

@@ -62,8 +62,10 @@ type Options struct {
 	// defaults; the port, bind address, directory, log file and the
 	// settings above override it.
 	ConfigFile string
-	// extra are more arguments (a cluster node's).
-	extra []string
+	// extra are more arguments (a cluster node's), and clusterBus gives
+	// the node a cluster bus port of its own.
+	extra      []string
+	clusterBus bool
 }
 
 // Start runs a redis-server with the AOF on (appendfsync everysec), no RDB
@@ -72,6 +74,24 @@ func Start(t testing.TB) *Server { return StartWith(t, Options{}) }
 
 // StartWith is Start with options.
 func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		s := newServer(t, o)
+		err := s.startOnce()
+		if err == nil {
+			return s
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "Address already in use") {
+			t.Fatal(err)
+		}
+		// A port found free was taken before the server listened on it
+		// (by another test's process, or an outgoing connection): pick
+		// others.
+	}
+}
+
+// newServer prepares a server on free ports, in a new directory.
+func newServer(t testing.TB, o Options) *Server {
 	t.Helper()
 	s := &Server{t: t, Port: freePort(t), Dir: t.TempDir(), bin: binary(t, "redis-server")}
 	if o.ConfigFile != "" {
@@ -99,7 +119,9 @@ func StartWith(t testing.TB, o Options) *Server {
 		s.args = append(s.args, "--replicaof", host, port)
 	}
 	s.args = append(s.args, o.extra...)
-	s.start()
+	if o.clusterBus {
+		s.args = append(s.args, "--cluster-port", strconv.Itoa(freePort(t)))
+	}
 	return s
 }
 
@@ -119,6 +141,15 @@ func (s *Server) Client(t testing.TB) *redis.Client {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if err := s.startOnce(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// startOnce starts the process and waits until it answers; it returns an
+// error when the process exits at start.
+func (s *Server) startOnce() error {
+	s.t.Helper()
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = sysProcAttr()
@@ -136,11 +167,12 @@ func (s *Server) start() {
 	go func() { cmd.Wait(); close(exit) }()
 	s.cmd, s.exit = cmd, exit
 	s.t.Cleanup(func() { s.Kill() })
-	s.waitReady()
+	return s.waitReady()
 }
 
-// waitReady waits until the server answers PING.
-func (s *Server) waitReady() {
+// waitReady waits until the server answers PING, and returns an error if
+// it exits first.
+func (s *Server) waitReady() error {
 	s.t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
@@ -152,11 +184,11 @@ func (s *Server) waitReady() {
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-s.exit:
-			s.t.Fatalf("%s on port %d exited at start: %s", filepath.Base(s.bin), s.Port, s.logTail())
+			return fmt.Errorf("%s on port %d exited at start: %s", filepath.Base(s.bin), s.Port, s.logTail())
 		default:
 		}
 		if time.Now().After(deadline) {
