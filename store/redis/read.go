@@ -235,22 +235,20 @@ func (s *Store) Lookup(ctx context.Context, id string) ([]*qrswitch.Payment, err
 	if id == "" {
 		return out, nil
 	}
-	var mu sync.Mutex
-	err := s.eachShard(s.shards, func(sh *shard) error {
+	out, err := gather(s.shards, func(sh *shard) ([]*qrswitch.Payment, error) {
 		res, err := lookupScript.Run(withOp(ctx, opLookup), s.c, sh.route, sh.prefix, id, lookupLimit).Slice()
 		if err != nil {
-			return unavailable("looking up payments", err)
+			return nil, unavailable("looking up payments", err)
 		}
+		var ps []*qrswitch.Payment
 		for i := 0; i+2 <= len(res); i += 2 {
 			p, err := decodePayment(res[i : i+2])
 			if err != nil {
-				return fmt.Errorf("looking up payments: %w", err)
+				return nil, fmt.Errorf("looking up payments: %w", err)
 			}
-			mu.Lock()
-			out = append(out, p)
-			mu.Unlock()
+			ps = append(ps, p)
 		}
-		return nil
+		return ps, nil
 	})
 	if err != nil {
 		return nil, err
@@ -270,28 +268,31 @@ func newestFirst(a, b *qrswitch.Payment) int {
 	return strings.Compare(b.Key(), a.Key())
 }
 
-// eachShard calls fn for each of shards at once and returns the first
-// error.
-func (s *Store) eachShard(shards []*shard, fn func(sh *shard) error) error {
-	if len(shards) == 1 {
-		return fn(shards[0])
-	}
-	errs := make([]error, len(shards))
+// gather calls fn for each of shards at once and returns what they all
+// found (never nil), or the first error.
+func gather[T any](shards []*shard, fn func(sh *shard) ([]T, error)) ([]T, error) {
+	parts, errs := make([][]T, len(shards)), make([]error, len(shards))
 	var wg sync.WaitGroup
 	for i, sh := range shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = fn(sh)
-		}()
+		if len(shards) == 1 {
+			parts[i], errs[i] = fn(sh) // no goroutine for the common case
+			break
+		}
+		wg.Go(func() { parts[i], errs[i] = fn(sh) })
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	if err := cmp.Or(errs...); err != nil {
+		return nil, err
 	}
-	return nil
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	out := make([]T, 0, n)
+	for _, p := range parts {
+		out = append(out, p...)
+	}
+	return out, nil
 }
 
 // walkShards runs w in each of shards (at once) and returns what they
@@ -299,27 +300,21 @@ func (s *Store) eachShard(shards []*shard, fn func(sh *shard) error) error {
 // first w.limit in that order, so the merge is exact.
 func walkShards[T any](s *Store, ctx context.Context, shards []*shard, o op, doing string, w walk,
 	decode func([]any) (T, error), less func(a, b T) int) ([]T, error) {
-	var mu sync.Mutex
-	out := []T{}
-	err := s.eachShard(shards, func(sh *shard) error {
-		return s.walk(ctx, sh, o, doing, w, func(vals []any) error {
+	out, err := gather(shards, func(sh *shard) ([]T, error) {
+		var found []T
+		err := s.walk(ctx, sh, o, doing, w, func(vals []any) error {
 			r, err := decode(vals)
-			if err == nil {
-				mu.Lock()
-				out = append(out, r)
-				mu.Unlock()
-			}
+			found = append(found, r)
 			return err
 		})
+		return found, err
 	})
 	if err != nil {
 		return nil, err
 	}
 	if len(shards) > 1 {
 		slices.SortStableFunc(out, less)
-		if len(out) > w.limit {
-			out = out[:w.limit]
-		}
+		out = out[:min(len(out), w.limit)]
 	}
 	return out, nil
 }
@@ -409,64 +404,82 @@ func (s *Store) ListAdvices(ctx context.Context, q qrswitch.AdviceQuery) ([]*qrs
 // come back to the microsecond.
 func (s *Store) QueueStats(ctx context.Context, partnerID string) (*qrswitch.QueueStats, error) {
 	const doing = "reading queue statistics"
-	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
-	type sampled struct{ queued, attempts int64 }
-	var samples []sampled
-	var mu sync.Mutex
-	err := s.eachShard(s.shards, func(sh *shard) error {
+	parts, err := gather(s.shards, func(sh *shard) ([]shardStats, error) {
 		res, err := statsScript.Run(withOp(ctx, opQueueStats), s.c, sh.route, sh.prefix, partnerID, qrswitch.QueueSample).Slice()
 		if err != nil {
-			return unavailable(doing, err)
+			return nil, unavailable(doing, err)
 		}
-		if len(res) < 6 || len(res)%2 != 0 {
-			return fmt.Errorf("%s: unexpected reply %v", doing, res)
+		p, err := parseStats(res)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", doing, err)
 		}
-		var counts [4]int64
-		for i := range counts {
-			if counts[i], err = num(res[i]); err != nil {
-				return fmt.Errorf("%s: %w", doing, err)
-			}
-		}
-		var firsts [2]time.Time
-		for i := range firsts {
-			if v, _ := str(res[4+i]); v != "" {
-				us, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return fmt.Errorf("%s: score %q: %w", doing, v, err)
-				}
-				firsts[i] = fromMicros(int64(us), 0)
-			}
-		}
-		var mine []sampled
-		for i := 6; i+1 < len(res); i += 2 {
-			v, _ := str(res[i])
-			us, err1 := strconv.ParseFloat(v, 64)
-			n, err2 := num(res[i+1])
-			if err := errors.Join(err1, err2); err != nil {
-				return fmt.Errorf("%s: attempts: %w", doing, err)
-			}
-			mine = append(mine, sampled{int64(us), n})
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		st.Pending += int(counts[0])
-		st.Held += int(counts[1])
-		st.Dead += int(counts[2])
-		st.Operator += int(counts[3])
-		st.OldestQueuedAt = earliest(st.OldestQueuedAt, firsts[0])
-		st.NextAt = earliest(st.NextAt, firsts[1])
-		samples = append(samples, mine...)
-		return nil
+		return []shardStats{p}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	st := &qrswitch.QueueStats{Destination: partnerID, Attempts: map[int]int{}}
+	var samples []sampled
+	for _, p := range parts {
+		st.Pending += int(p.counts[0])
+		st.Held += int(p.counts[1])
+		st.Dead += int(p.counts[2])
+		st.Operator += int(p.counts[3])
+		st.OldestQueuedAt = earliest(st.OldestQueuedAt, p.oldest)
+		st.NextAt = earliest(st.NextAt, p.next)
+		samples = append(samples, p.samples...)
+	}
+	// Each shard sampled its pending advices queued longest: merged by
+	// QueuedAt, the first QueueSample are the store's.
 	slices.SortStableFunc(samples, func(a, b sampled) int { return cmp.Compare(a.queued, b.queued) })
 	for _, x := range samples[:min(len(samples), qrswitch.QueueSample)] {
 		st.Attempts[int(x.attempts)]++
 		st.Sampled++
 	}
 	return st, nil
+}
+
+// shardStats is one shard's reply to the stats script.
+type shardStats struct {
+	counts       [4]int64 // pending, held, dead, operator
+	oldest, next time.Time
+	samples      []sampled
+}
+
+// sampled is a pending advice's QueuedAt (µs) and attempts.
+type sampled struct{ queued, attempts int64 }
+
+func parseStats(res []any) (shardStats, error) {
+	var p shardStats
+	if len(res) < 6 || len(res)%2 != 0 {
+		return p, fmt.Errorf("unexpected reply %v", res)
+	}
+	for i := range p.counts {
+		n, err := num(res[i])
+		if err != nil {
+			return p, err
+		}
+		p.counts[i] = n
+	}
+	for i, t := range []*time.Time{&p.oldest, &p.next} {
+		if v, _ := str(res[4+i]); v != "" {
+			us, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return p, fmt.Errorf("score %q: %w", v, err)
+			}
+			*t = fromMicros(int64(us), 0)
+		}
+	}
+	for i := 6; i+1 < len(res); i += 2 {
+		v, _ := str(res[i])
+		us, err1 := strconv.ParseFloat(v, 64)
+		n, err2 := num(res[i+1])
+		if err := errors.Join(err1, err2); err != nil {
+			return p, fmt.Errorf("attempts: %w", err)
+		}
+		p.samples = append(p.samples, sampled{int64(us), n})
+	}
+	return p, nil
 }
 
 // earliest returns the earlier of two times, a zero one counting as none.

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/qrswitch/qrswitch/partners"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -80,24 +79,21 @@ func (s *Store) Records(ctx context.Context, owner string, q partners.RecordQuer
 	if !q.DueBy.IsZero() {
 		mode, lo, hi = "due", "-inf", strconv.FormatInt(q.DueBy.UnixMilli(), 10)
 	}
-	var mu sync.Mutex
-	out := []*partners.Record{}
 	slots := s.recordSlots()
-	err := s.eachShard(slots, func(sh *shard) error {
+	out, err := gather(slots, func(sh *shard) ([]*partners.Record, error) {
 		res, err := recordsScript.Run(withOp(ctx, opRecords), s.c, sh.route, sh.prefix, owner+"/"+q.Kind, mode, q.Index, lo, hi, desc, n).Slice()
 		if err != nil {
-			return unavailable("listing records", err)
+			return nil, unavailable("listing records", err)
 		}
+		var rs []*partners.Record
 		for i := 0; i+1 < len(res); i += 2 {
 			r, err := decodeRecord(res[i], res[i+1])
 			if err != nil {
-				return err
+				return nil, err
 			}
-			mu.Lock()
-			out = append(out, r)
-			mu.Unlock()
+			rs = append(rs, r)
 		}
-		return nil
+		return rs, nil
 	})
 	if err != nil {
 		return nil, err

@@ -231,58 +231,60 @@ func (s *Store) changeShard(ctx context.Context, c *qrswitch.Change, traceKey st
 	if len(s.shards) == 1 {
 		return s.shards[0], nil
 	}
-	var at *shard
-	var first string
-	pick := func(sh *shard, what string) error {
-		switch {
-		case at == nil:
-			at, first = sh, what
-		case sh != at:
-			return fmt.Errorf("committing: the change spans shards of the store (shards=%d): %s and %s: %w",
-				len(s.shards), first, what, qrswitch.ErrSharded)
-		}
-		return nil
+	// Each part names its shard; the names are only spelt out to refuse.
+	type part struct {
+		sh        *shard
+		what, key string
 	}
-	var errs []error
+	var at *part
+	var err error
+	pick := func(sh *shard, what, key string) {
+		switch {
+		case err != nil:
+		case at == nil:
+			at = &part{sh, what, key}
+		case sh != at.sh:
+			err = fmt.Errorf("committing: the change spans shards of the store (shards=%d): %s %s and %s %s: %w",
+				len(s.shards), at.what, at.key, what, key, qrswitch.ErrSharded)
+		}
+	}
 	if c.QR != nil {
-		errs = append(errs, pick(s.group(c.QR.RetailerID), "qr code "+c.QR.TranID))
+		pick(s.group(c.QR.RetailerID), "qr code", c.QR.TranID)
 	}
 	if c.Payment != nil {
-		errs = append(errs, pick(s.paymentShard(c.Payment.Key()), "payment "+c.Payment.Key()))
+		pick(s.paymentShard(c.Payment.Key()), "payment", c.Payment.Key())
 	}
 	for _, a := range c.Advices {
-		errs = append(errs, pick(s.paymentShard(a.PaymentKey), "advice "+a.Key()))
+		pick(s.paymentShard(a.PaymentKey), "advice", a.Key())
 		if sh := s.adviceShard(a.Key()); sh != nil {
 			// Read by its key alone, it is looked for in its sender's
 			// shard only (an advice id is usually new: looking in every
 			// shard for it would cost each advice a fan-out).
-			errs = append(errs, pick(sh, "advice sender "+a.Sender))
+			pick(sh, "advice sender", a.Sender)
 		}
 	}
 	if c.Control != nil {
-		errs = append(errs, pick(s.home, "partner control "+c.Control.Destination))
+		pick(s.home, "partner control", c.Control.Destination)
 	}
 	for _, r := range c.Records {
-		errs = append(errs, pick(s.recordShard(r), "record "+recordKey(r)))
+		pick(s.recordShard(r), "record", recordKey(r))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	if len(c.Trace) > 0 {
+	if len(c.Trace) > 0 && err == nil {
 		var sh *shard
 		if tran, ok := strings.CutPrefix(traceKey, "qr/"); ok && c.QR != nil && c.QR.TranID == tran {
 			sh = s.group(c.QR.RetailerID)
-		} else {
-			var err error
-			if sh, err = s.traceShard(ctx, traceKey); err != nil {
-				return nil, err
-			}
-		}
-		if err := pick(sh, "trace "+traceKey); err != nil {
+		} else if sh, err = s.traceShard(ctx, traceKey); err != nil {
 			return nil, err
 		}
+		pick(sh, "trace", traceKey)
 	}
-	return at, nil
+	switch {
+	case err != nil:
+		return nil, err
+	case at == nil: // nothing to write (Commit does not ask)
+		return s.home, nil
+	}
+	return at.sh, nil
 }
 
 // checkShards records the shard count of a cluster store in its home slot

@@ -345,7 +345,8 @@ func TestHash32IsFNV1a(t *testing.T) {
 // TestShardedClaimOutlastsAStalledMaster: while one master does not answer
 // (CLIENT PAUSE: the cluster still counts it healthy), a claim leases the
 // due advices of the shards the other masters serve, rather than failing
-// whole; the stalled master's shards keep theirs until it answers.
+// whole; the stalled master's shards keep theirs until it answers. The
+// janitor likewise sweeps the shards that answer.
 func TestShardedClaimOutlastsAStalledMaster(t *testing.T) {
 	ctx := context.Background()
 	c := redistest.StartCluster(t, 3, 0)
@@ -368,11 +369,19 @@ func TestShardedClaimOutlastsAStalledMaster(t *testing.T) {
 			byMaster[m] = r
 		}
 	}
+	// A second process on the store, whose payments' retention ends at once.
+	sweeper, err := Open(ctx, fmt.Sprintf("%s?key_prefix=%s&shards=16&read_timeout=300ms", c.URL(), prefix), Options{Retention: time.Millisecond, JanitorInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sweeper.Close() })
 	var stalled *redistest.Server
 	for m, r := range byMaster {
 		a := advice("adv-"+r, qrswitch.PaymentKey(r, "pay-1"), now.Add(-time.Minute))
 		a.Sender = r
 		mustCommit(t, s, "due advice of "+r, &qrswitch.Change{Advices: []*qrswitch.Advice{a}})
+		done := &qrswitch.Payment{RetailerID: r, RequestID: "done-1", State: outcome.Declined, CreatedAt: now}
+		mustCommit(t, sweeper, "finished payment of "+r, &qrswitch.Change{Payment: done})
 		stalled = m
 	}
 	if err := stalled.Client(t).Do(ctx, "client", "pause", "10000", "all").Err(); err != nil {
@@ -390,6 +399,11 @@ func TestShardedClaimOutlastsAStalledMaster(t *testing.T) {
 		if a.Sender == byMaster[stalled] {
 			t.Errorf("leased %s, whose master is stalled", a.Key())
 		}
+	}
+	// The janitor sweeps the shards that answer, and says one did not.
+	n, err := sweeper.Sweep(ctx)
+	if !errors.Is(err, qrswitch.ErrUnavailable) || n != 2 {
+		t.Fatalf("Sweep with a master stalled = %d, %v; want the 2 other masters' finished payments and ErrUnavailable", n, err)
 	}
 }
 
