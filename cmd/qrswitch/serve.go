@@ -6,14 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/rs/zerolog"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/server"
+	"github.com/qrswitch/qrswitch/internal/memlimit"
 )
 
 func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
@@ -37,6 +41,9 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 
 	cfg, err := config.Load(*configFile, environ)
 	if err != nil {
+		return err
+	}
+	if err := setMemoryLimit(cfg, environ, log); err != nil {
 		return err
 	}
 	srv, err := server.New(ctx, cfg, log, server.Options{AccessLog: *accessLog, Pprof: *pprof})
@@ -67,4 +74,39 @@ func printDevBanner(w io.Writer, cfg *config.Config, srv *server.Server) {
 	b, _ := json.MarshalIndent(srv.DevInfo(), "", "  ")
 	fmt.Fprintf(w, "qrswitch development setup (no --config given; refused when env is production)\n"+
 		"written to %s:\n%s\n", server.DevFile(cfg), b)
+}
+
+// setMemoryLimit applies memory_limit to the Go runtime and logs the limit
+// and why it was chosen.
+func setMemoryLimit(cfg *config.Config, environ []string, log zerolog.Logger) error {
+	s, err := memlimit.Parse(cfg.MemoryLimit)
+	if err != nil {
+		return fmt.Errorf("memory_limit: %w", err) // Validate has refused it already
+	}
+	var env string
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "GOMEMLIMIT="); ok {
+			env = v
+			break
+		}
+	}
+	d, err := memlimit.Decide(s, env, "/")
+	if err != nil {
+		return fmt.Errorf("memory_limit auto: reading the container's memory limit: %w", err)
+	}
+	if d.Bytes >= 0 {
+		debug.SetMemoryLimit(d.Bytes)
+	}
+	ev := log.Info().Str("source", d.Source)
+	switch limit := debug.SetMemoryLimit(-1); {
+	case limit == math.MaxInt64:
+		ev.Str("memory_limit", "none")
+	default:
+		ev.Int64("memory_limit_bytes", limit)
+	}
+	if d.Container > 0 {
+		ev.Int64("container_limit_bytes", d.Container)
+	}
+	ev.Msg("memory limit")
+	return nil
 }

@@ -175,6 +175,12 @@ type Config struct {
 	AdviceDeadline Duration `yaml:"advice_deadline"`
 	// QRTTL is the expiry of a QR code whose request gives none. Default 5m.
 	QRTTL Duration `yaml:"qr_ttl"`
+	// MemoryLimit is the Go runtime's soft memory limit: "auto" (the
+	// default: GOMEMLIMIT when set, else 80 % of the container's memory
+	// limit, else none), "off", or a size such as 300MiB or 1GiB. Near it
+	// the collector works harder instead of letting held requests' garbage
+	// pile up; see internal/memlimit.
+	MemoryLimit string `yaml:"memory_limit"`
 	// Checkout is the web shops' listener (0xbtcpay's integration), which
 	// runs when a retailer has a checkout.
 	Checkout CheckoutListener `yaml:"checkout"`
@@ -681,6 +687,7 @@ func (c *Config) ApplyDefaults() {
 		c.EarlyScanGrace = OptDuration{Duration: defaultEarlyScanGrace, Set: true}
 	}
 	setDefault(&c.QRTTL, defaultQRTTL)
+	setDefault(&c.MemoryLimit, "auto")
 	setDefault(&c.Checkout.Listen, defaultCheckoutListen)
 	for i := range c.Retailers {
 		x := &c.Retailers[i].Checkout

@@ -66,6 +66,7 @@ func TestLoadFullSample(t *testing.T) {
 		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
 		AdviceDeadline:  sec(168 * time.Hour),
 		QRTTL:           sec(5 * time.Minute),
+		MemoryLimit:     "auto",
 		Checkout:        CheckoutListener{Listen: "127.0.0.1:8888"},
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
@@ -177,6 +178,7 @@ partners:
 		{"early_scan_grace 0s from the environment", minimal, func(c *Config) any { return c.EarlyScanGrace }, OptDuration{Set: true}},
 		{"advice_deadline", minimal, func(c *Config) any { return c.AdviceDeadline }, sec(168 * time.Hour)},
 		{"qr_ttl", minimal, func(c *Config) any { return c.QRTTL }, sec(5 * time.Minute)},
+		{"memory_limit", minimal, func(c *Config) any { return c.MemoryLimit }, "auto"},
 		{"saf.initial_interval", minimal, func(c *Config) any { return c.SAF.InitialInterval }, sec(time.Second)},
 		{"saf.max_interval", minimal, func(c *Config) any { return c.SAF.MaxInterval }, sec(60 * time.Second)},
 		{"saf.give_up_after", minimal, func(c *Config) any { return c.SAF.GiveUpAfter }, sec(72 * time.Hour)},
@@ -260,6 +262,7 @@ func TestDevelopmentSetup(t *testing.T) {
 		EarlyScanGrace:  OptDuration{Duration: sec(5 * time.Second), Set: true},
 		AdviceDeadline:  sec(168 * time.Hour),
 		QRTTL:           sec(5 * time.Minute),
+		MemoryLimit:     "auto",
 		SAF: SAF{
 			InitialInterval: sec(time.Second),
 			MaxInterval:     sec(60 * time.Second),

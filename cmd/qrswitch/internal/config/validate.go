@@ -1,12 +1,9 @@
 package config
 
 import (
-	"math/big"
-
-	"gopkg.in/yaml.v3"
-
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/url"
 	"runtime"
@@ -17,6 +14,9 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+
+	"github.com/qrswitch/qrswitch/internal/memlimit"
 )
 
 const (
@@ -169,6 +169,9 @@ func (v *validator) top(c *Config) {
 	}
 	v.positive("advice_deadline", c.AdviceDeadline)
 	v.positive("qr_ttl", c.QRTTL)
+	if _, err := memlimit.Parse(c.MemoryLimit); err != nil {
+		v.add("memory_limit", "must be auto, off or a size such as 300MiB: %v", err)
+	}
 	v.saf(c.SAF)
 }
 

@@ -94,6 +94,8 @@ func TestValidateRules(t *testing.T) {
 		{"advice_deadline", "", []string{"QRSWITCH_ADVICE_DEADLINE=-1h"}, "advice_deadline", "must be greater than 0"},
 		{"offers names a partner", "", []string{"QRSWITCH_RETAILERS_0_OFFERS_0=nobody"}, "retailers[0].offers[0]", "is not a configured partner"},
 		{"qr_ttl", "", []string{"QRSWITCH_QR_TTL=-1m"}, "qr_ttl", "must be greater than 0"},
+		{"memory_limit not a size", "", []string{"QRSWITCH_MEMORY_LIMIT=lots"}, "memory_limit", `memory size "lots": want a whole number of bytes`},
+		{"memory_limit too small", "", []string{"QRSWITCH_MEMORY_LIMIT=16MiB"}, "memory_limit", "is below 32MiB"},
 		{"saf.initial_interval", "", []string{"QRSWITCH_SAF_INITIAL_INTERVAL=-1s"}, "saf.initial_interval", "must be greater than 0"},
 		{"saf.max_interval", "", []string{"QRSWITCH_SAF_MAX_INTERVAL=-1s"}, "saf.max_interval", "must be greater than 0"},
 		{"saf.give_up_after", "", []string{"QRSWITCH_SAF_GIVE_UP_AFTER=-1s"}, "saf.give_up_after", "must be greater than 0"},
