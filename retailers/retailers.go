@@ -72,14 +72,32 @@ func (h *handlers) image(c *gin.Context) {
 	c.Data(http.StatusOK, "image/png", img)
 }
 
+// pay decodes and admits the payment request apart from the goroutine
+// that then waits for its answer (httpapi.Apart): thousands of requests
+// are held at once, each by its own goroutine.
 func (h *handlers) pay(c *gin.Context) {
-	var req wire.PaymentRequest
-	raw, ok := httpapi.Decode(c, &req)
-	if !ok {
+	var (
+		held    *qrswitch.Held
+		f       *wire.Failure
+		decoded bool
+	)
+	httpapi.Apart(func() {
+		var req wire.PaymentRequest
+		raw, ok := httpapi.Decode(c, &req)
+		if !ok {
+			return
+		}
+		decoded = true
+		httpapi.SetTranID(c, req.TranID)
+		held, f = h.engine.Admit(c.Request.Context(), retailer(c), &req, raw)
+	})
+	if !decoded {
 		return
 	}
-	httpapi.SetTranID(c, req.TranID)
-	resp, f := h.engine.Pay(c.Request.Context(), retailer(c), &req, raw)
+	var resp *wire.PaymentResponse
+	if f == nil {
+		resp, f = held.Await(c.Request.Context())
+	}
 	if f != nil {
 		httpapi.FailCause(c, f.Status, f.Detail, f.Cause)
 		return

@@ -57,25 +57,58 @@ func (o *outage) wait(ctx context.Context, err error, key, doing string) bool {
 // Pay handles a payment request (pay): it stores the request, holds it until
 // the partner's scan is linked or scan_wait passes, forwards it to the
 // partner that scanned, and returns the partner's answer. raw is the body as
-// received, for the trace.
+// received, for the trace. It is Admit, then Await.
 //
 // Once the request is stored, the retailer hanging up does not stop the
 // flow: the payment runs to a stored outcome, which a later reversal or a
 // support lookup will find.
 func (e *Engine) Pay(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*wire.PaymentResponse, *wire.Failure) {
-	if f := e.intake(r, req, req.ID, req.Originator); f != nil {
-		return nil, f
-	}
-	key := PaymentKey(r.ID, req.ID)
-	woken, unwatch := e.watch(key)
-	defer unwatch()
-	p, f := e.admit(ctx, r, req, raw)
+	h, f := e.Admit(ctx, r, req, raw)
 	if f != nil {
 		return nil, f
 	}
+	return h.Await(ctx)
+}
+
+// Held is a payment request admitted by Admit, whose answer Await waits
+// for. Every Held must be awaited.
+type Held struct {
+	e       *Engine
+	p       *Payment
+	woken   <-chan struct{}
+	unwatch func()
+}
+
+// Admit checks and stores a payment request, linking a scan that is
+// already held for its QR code: the first half of Pay. Nothing is stored
+// when it fails.
+//
+// The two halves let a caller keep the long wait apart from the deep work
+// before it (see retailers' pay handler): Admit's JSON and store work
+// grows a goroutine's stack past 8 KiB, and a goroutine waiting out
+// scan_wait keeps the stack it grew.
+func (e *Engine) Admit(ctx context.Context, r Retailer, req *wire.PaymentRequest, raw []byte) (*Held, *wire.Failure) {
+	if f := e.intake(r, req, req.ID, req.Originator); f != nil {
+		return nil, f
+	}
+	woken, unwatch := e.watch(PaymentKey(r.ID, req.ID))
+	p, f := e.admit(ctx, r, req, raw)
+	if f != nil {
+		unwatch()
+		return nil, f
+	}
+	return &Held{e: e, p: p, woken: woken, unwatch: unwatch}, nil
+}
+
+// Await holds an admitted payment request until its answer: the scan
+// linked and the partner's answer, or NO_SCAN once scan_wait passes.
+// ctx ending does not stop it (see Pay).
+func (h *Held) Await(ctx context.Context) (*wire.PaymentResponse, *wire.Failure) {
+	defer h.unwatch()
+	e, p := h.e, h.p
 	ctx = context.WithoutCancel(ctx)
 	if p.State == outcome.AwaitingScan {
-		p = e.awaitScan(ctx, p, woken)
+		p = e.awaitScan(ctx, p, h.woken)
 	}
 	if p.State == outcome.Forwarded && p.Owner == e.node {
 		p = e.forward(ctx, p)

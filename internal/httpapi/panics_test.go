@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -128,4 +129,47 @@ func FuzzMaskText(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestApartRaisesPanicsInTheHandler: work run apart (Apart) that panics
+// still reaches the router's recovery: a 500, and the panic logged; work
+// that returns has run to its end when Apart returns.
+func TestApartRaisesPanicsInTheHandler(t *testing.T) {
+	var logs syncBuffer
+	r, err := NewRouter(Options{Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.GET("/apart/panic", func(*gin.Context) { Apart(func() { panic("decoding went wrong") }) })
+	r.GET("/apart/ok", func(c *gin.Context) {
+		var n int
+		Apart(func() {
+			for i := range 1000 {
+				n += i
+			}
+		})
+		c.String(http.StatusOK, "%d", n)
+	})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	resp, err := srv.Client().Get(srv.URL + "/apart/panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("GET /apart/panic = %d, want 500", resp.StatusCode)
+	}
+	if got := logs.String(); !strings.Contains(got, "handler panicked") || !strings.Contains(got, "decoding went wrong") {
+		t.Errorf("log = %s, want the panic logged with its value", got)
+	}
+	resp, err = srv.Client().Get(srv.URL + "/apart/ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "499500" {
+		t.Errorf("GET /apart/ok = %d %q, want 200 499500", resp.StatusCode, body)
+	}
 }
