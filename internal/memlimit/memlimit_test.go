@@ -71,8 +71,8 @@ func TestCgroupLimit(t *testing.T) {
 		wantFile string
 	}{
 		{"v1, the process's group", map[string]string{
-			"proc/self/mountinfo": mountsV1,
-			"proc/self/cgroup":    "5:cpu,cpuacct:/pods/a\n4:memory:/pods/a\n",
+			"proc/self/mountinfo":                               mountsV1,
+			"proc/self/cgroup":                                  "5:cpu,cpuacct:/pods/a\n4:memory:/pods/a\n",
 			"sys/fs/cgroup/memory/memory.limit_in_bytes":        "9223372036854771712\n",
 			"sys/fs/cgroup/memory/pods/memory.limit_in_bytes":   "9223372036854771712\n",
 			"sys/fs/cgroup/memory/pods/a/memory.limit_in_bytes": "419430400\n",
@@ -84,8 +84,8 @@ func TestCgroupLimit(t *testing.T) {
 			"sys/fs/cgroup/memory/pods/a/memory.limit_in_bytes": "419430400\n",
 		}, 268435456, "/sys/fs/cgroup/memory/pods/memory.limit_in_bytes"},
 		{"v1, no limit", map[string]string{
-			"proc/self/mountinfo": mountsV1,
-			"proc/self/cgroup":    "4:memory:/\n",
+			"proc/self/mountinfo":                        mountsV1,
+			"proc/self/cgroup":                           "4:memory:/\n",
 			"sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
 		}, 0, ""},
 		{"v2 in a cgroup namespace: the group is the mount's root", map[string]string{
@@ -96,19 +96,19 @@ func TestCgroupLimit(t *testing.T) {
 			"sys/fs/cgroup/memory.current": "1000\n",
 		}, 1073741824, "/sys/fs/cgroup/memory.max"},
 		{"v2, nested groups", map[string]string{
-			"proc/self/mountinfo": mountsV2,
-			"proc/self/cgroup":    "0::/system.slice/qrswitch.service\n",
+			"proc/self/mountinfo":                                    mountsV2,
+			"proc/self/cgroup":                                       "0::/system.slice/qrswitch.service\n",
 			"sys/fs/cgroup/system.slice/memory.max":                  "max\n",
 			"sys/fs/cgroup/system.slice/qrswitch.service/memory.max": "536870912\n",
 		}, 536870912, "/sys/fs/cgroup/system.slice/qrswitch.service/memory.max"},
 		{"v2, max everywhere", map[string]string{
-			"proc/self/mountinfo": mountsV2,
-			"proc/self/cgroup":    "0::/user.slice\n",
+			"proc/self/mountinfo":                 mountsV2,
+			"proc/self/cgroup":                    "0::/user.slice\n",
 			"sys/fs/cgroup/user.slice/memory.max": "max\n",
 		}, 0, ""},
 		{"hybrid: v1 memory beside an empty unified hierarchy", map[string]string{
-			"proc/self/mountinfo": mountsV1 + "37 30 0:33 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n",
-			"proc/self/cgroup":    "4:memory:/job\n0::/job\n",
+			"proc/self/mountinfo":                            mountsV1 + "37 30 0:33 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw\n",
+			"proc/self/cgroup":                               "4:memory:/job\n0::/job\n",
 			"sys/fs/cgroup/memory/job/memory.limit_in_bytes": "367001600\n",
 		}, 367001600, "/sys/fs/cgroup/memory/job/memory.limit_in_bytes"},
 		{"no /proc", map[string]string{"etc/hostname": "x\n"}, 0, ""},
