@@ -655,13 +655,7 @@ func (r *Rail) putFulfillment(w http.ResponseWriter, req *http.Request) {
 		}
 		if t.State == statePrepared {
 			// Step 1, the fence: from now on the invoice decides.
-			t.State, t.Fulfillment, t.FulfilledAt, t.ResolveAt = stateExecuting, ff.String(), now, now.Add(resolveAfter)
-			rs, err := r.moveRecords(t, nil, nil)
-			if err != nil {
-				r.storeDown(w, err)
-				return
-			}
-			switch err := r.records.Commit(ctx, withVersion(rs, rec.Version)...); {
+			switch err := r.fence(ctx, t, rec.Version, ff.String(), now); {
 			case errors.Is(err, partners.ErrConflict):
 				continue // rejected at its expiry, or fulfilled, meanwhile: read again
 			case err != nil:
@@ -669,11 +663,12 @@ func (r *Rail) putFulfillment(w http.ResponseWriter, req *http.Request) {
 				return
 			}
 		}
+		expires := t.ExpiresAt
 		t, err = r.resolve(ctx, id)
 		var refuse *refusal
 		switch {
 		case errors.As(err, &refuse) && refuse.reason == "expired":
-			writeError(w, http.StatusUnprocessableEntity, "ExpiredTransferError", "transfer "+id+" expired at "+t.ExpiresAt.Format(time.RFC3339)+": "+refuse.why)
+			writeError(w, http.StatusUnprocessableEntity, "ExpiredTransferError", "transfer "+id+" expired at "+expires.Format(time.RFC3339)+": "+refuse.why)
 		case errors.As(err, &refuse):
 			writeError(w, http.StatusUnprocessableEntity, "InvoiceNotPayableError", refuse.why)
 		case errors.Is(err, errNoRequestYet):
@@ -714,15 +709,27 @@ func (e *refusal) Error() string { return e.why }
 // errNoRequestYet says the invoice's payment request has not arrived.
 var errNoRequestYet = errors.New("no payment request yet")
 
+// fence is step 1: prepared transfer t (read at version) goes executing
+// with its verified fulfillment ff, due to the sweep resolveAfter from now.
+// From then on only its invoice decides it: reject leaves it alone.
+// ErrConflict: it moved meanwhile (rejected at its expiry, fulfilled).
+func (r *Rail) fence(ctx context.Context, t *transfer, version int64, ff string, now time.Time) error {
+	t.State, t.Fulfillment, t.FulfilledAt, t.ResolveAt = stateExecuting, ff, now, now.Add(resolveAfter)
+	rs, err := r.moveRecords(t, nil, nil)
+	if err != nil {
+		return err
+	}
+	return r.records.Commit(ctx, withVersion(rs, version)...)
+}
+
 // resolve takes an executing transfer to its end: steps 2 and 3 (see the
 // top of this file). It returns the transfer as it ends (executed or
-// rejected); a *refusal when it rejected it; errNoRequestYet when it stays
-// executing, due at its expiry, because the invoice's payment request has
-// not reached the switch yet. A transfer in any other state is returned as
-// it is.
+// rejected); with a *refusal when it rejected it; with errNoRequestYet
+// when it stays executing, due at its expiry, because the invoice's
+// payment request has not reached the switch yet. A transfer in any other
+// state is returned as it is.
 func (r *Rail) resolve(ctx context.Context, id string) (*transfer, error) {
 	for range 16 {
-		now := r.now().UTC()
 		t, rec, err := r.readTransfer(ctx, id)
 		if err != nil {
 			return nil, err
@@ -730,68 +737,93 @@ func (r *Rail) resolve(ctx context.Context, id string) (*transfer, error) {
 		if t.State != stateExecuting {
 			return t, nil
 		}
-		if t.Invoice == "" { // every prepare names one; nothing to approve
-			return r.credit(ctx, id)
-		}
-		v, irec, err := r.invoiceRecord(ctx, t.Invoice)
-		if errors.Is(err, partners.ErrNotFound) {
-			return r.refuse(ctx, t, "cancelled", "the transfer names invoice "+t.Invoice+", which this ledger never issued")
-		}
-		if err != nil {
-			return nil, err
-		}
-		if v.Status == statusPaid && v.Transfer == t.ID {
-			return r.credit(ctx, id) // approved before (a crash, another process)
-		}
-		if err := r.cannotPay(t, v, now); err != nil {
-			return r.refuse(ctx, t, "cancelled", err.Error())
-		}
-		// Step 2: the approval, with the invoice and nothing of the ledger.
-		var credited int64
-		for _, c := range t.Credits {
-			if c.Account == v.Merchant {
-				credited += c.Amount
-			}
-		}
-		payer := &wire.Institution{ID: t.PreparedBy}
-		if d := r.byID[t.PreparedBy]; d != nil {
-			payer.Name = d.Name
-		}
-		v.Status, v.Transfer, v.PaidBy, v.PaidAt = statusPaid, t.ID, t.PreparedBy, now
-		irec.Data, _ = json.Marshal(v) // irec was read back: it keeps its Retailer
-		err = r.host.Paid(ctx, &partners.Paid{
-			PartnerID: r.id, TranID: v.TranID, Reference: t.ID,
-			Amount:  &wire.LedgerAmount{Amount: credited, Currency: r.opts.Currency},
-			Payer:   payer,
-			Note:    "invoice " + v.ID + " paid by DFSP " + t.PreparedBy + " with ledger transfer " + t.ID,
-			Records: []*partners.Record{irec}, At: now,
-		})
+		err = r.approve(ctx, t, rec)
+		var refuse *refusal
 		switch {
 		case err == nil:
 			return r.credit(ctx, id) // step 3
-		case errors.Is(err, partners.ErrNotWaiting), errors.Is(err, partners.ErrAmount):
-			r.cancelInvoice(ctx, v.ID)
-			return r.refuse(ctx, t, "cancelled", "invoice "+v.ID+" cannot be paid: "+err.Error())
-		case errors.Is(err, partners.ErrNoRequestYet):
-			if !now.Before(t.ExpiresAt) {
-				return r.refuse(ctx, t, "expired", "the invoice's payment request never reached the switch")
-			}
-			if !t.ResolveAt.Equal(t.ExpiresAt) {
-				// Due at its expiry: a resend of the fulfillment tries
-				// again before; the sweep then approves or rejects it.
-				t.ResolveAt = t.ExpiresAt
-				if rs, err := r.moveRecords(t, nil, nil); err == nil {
-					r.records.Commit(ctx, withVersion(rs, rec.Version)...) // a conflict: it moved on
-				}
-			}
-			return t, errNoRequestYet
 		case errors.Is(err, partners.ErrConflict):
 			continue // the invoice changed meanwhile: decide again
+		case errors.As(err, &refuse):
+			if t, _, rerr := r.readTransfer(ctx, id); rerr == nil {
+				return t, err
+			}
+			return nil, err
+		case errors.Is(err, errNoRequestYet):
+			return t, err
 		default:
 			return nil, err
 		}
 	}
 	return nil, errors.New("executing transfer " + id + ": too many concurrent changes")
+}
+
+// approve is step 2 for executing transfer t (read as rec): nil when its
+// invoice is paid by it — now, through Host.Paid, which approves the held
+// payment with the invoice as its only rail record, or before; a *refusal
+// once t was rejected because the invoice or its payment cannot take the
+// money (or t expired before the payment request came); errNoRequestYet
+// when the payment request has not come and t has not expired (t is then
+// due to the sweep at its expiry); ErrConflict when the invoice changed
+// meanwhile (decide again).
+func (r *Rail) approve(ctx context.Context, t *transfer, rec *partners.Record) error {
+	now := r.now().UTC()
+	if t.Invoice == "" { // every prepare names one; nothing to approve
+		return nil
+	}
+	v, irec, err := r.invoiceRecord(ctx, t.Invoice)
+	if errors.Is(err, partners.ErrNotFound) {
+		return r.refuse(ctx, t, "cancelled", "the transfer names invoice "+t.Invoice+", which this ledger never issued")
+	}
+	if err != nil {
+		return err
+	}
+	if v.Status == statusPaid && v.Transfer == t.ID {
+		return nil // approved before (a crash, another process)
+	}
+	if err := r.cannotPay(t, v, now); err != nil {
+		return r.refuse(ctx, t, "cancelled", err.Error())
+	}
+	var credited int64
+	for _, c := range t.Credits {
+		if c.Account == v.Merchant {
+			credited += c.Amount
+		}
+	}
+	payer := &wire.Institution{ID: t.PreparedBy}
+	if d := r.byID[t.PreparedBy]; d != nil {
+		payer.Name = d.Name
+	}
+	v.Status, v.Transfer, v.PaidBy, v.PaidAt = statusPaid, t.ID, t.PreparedBy, now
+	irec.Data, _ = json.Marshal(v) // irec was read back: it keeps its Retailer
+	err = r.host.Paid(ctx, &partners.Paid{
+		PartnerID: r.id, TranID: v.TranID, Reference: t.ID,
+		Amount:  &wire.LedgerAmount{Amount: credited, Currency: r.opts.Currency},
+		Payer:   payer,
+		Note:    "invoice " + v.ID + " paid by DFSP " + t.PreparedBy + " with ledger transfer " + t.ID,
+		Records: []*partners.Record{irec}, At: now,
+	})
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, partners.ErrNotWaiting), errors.Is(err, partners.ErrAmount):
+		r.cancelInvoice(ctx, v.ID)
+		return r.refuse(ctx, t, "cancelled", "invoice "+v.ID+" cannot be paid: "+err.Error())
+	case errors.Is(err, partners.ErrNoRequestYet):
+		if !now.Before(t.ExpiresAt) {
+			return r.refuse(ctx, t, "expired", "the invoice's payment request never reached the switch")
+		}
+		if !t.ResolveAt.Equal(t.ExpiresAt) {
+			// Due at its expiry: a resend of the fulfillment tries again
+			// before; the sweep then approves or rejects it.
+			t.ResolveAt = t.ExpiresAt
+			if rs, err := r.moveRecords(t, nil, nil); err == nil {
+				r.records.Commit(ctx, withVersion(rs, rec.Version)...) // a conflict: it moved on
+			}
+		}
+		return errNoRequestYet
+	}
+	return err
 }
 
 // cannotPay says why executing transfer t cannot pay invoice v, or nil.
@@ -802,30 +834,24 @@ func (r *Rail) cannotPay(t *transfer, v *invoice, now time.Time) error {
 	return r.checkPays(t, v, now)
 }
 
-// refuse rejects executing transfer t (reason, why): first the invoice is
-// made to refuse it for good, so that no approval by t can commit after;
-// should the invoice turn out paid by t, t is credited instead.
-func (r *Rail) refuse(ctx context.Context, t *transfer, reason, why string) (*transfer, error) {
+// refuse rejects executing transfer t (reason, why) and returns a
+// *refusal: first the invoice is made to refuse t for good, so that no
+// approval by t can commit after. Should the invoice turn out paid by t,
+// it returns nil: t is to be credited instead.
+func (r *Rail) refuse(ctx context.Context, t *transfer, reason, why string) error {
 	if t.Invoice != "" {
 		paid, err := r.barInvoice(ctx, t.Invoice, t.ID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if paid {
-			return r.credit(ctx, t.ID)
+			return nil
 		}
 	}
 	if err := r.release(ctx, t.ID, reason, stateExecuting); err != nil {
-		return nil, err
+		return err
 	}
-	t, _, err := r.readTransfer(ctx, t.ID)
-	if err != nil {
-		return nil, err
-	}
-	if t.State != stateRejected {
-		return t, nil
-	}
-	return t, &refusal{reason: reason, why: why}
+	return &refusal{reason: reason, why: why}
 }
 
 // barInvoice makes invoice id refuse transfer tid for good: nothing to do
