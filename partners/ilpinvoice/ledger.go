@@ -1032,6 +1032,19 @@ func (r *Rail) Refund(ctx context.Context, a *partners.Advice) *partners.Answer 
 		ans.Err = fmt.Errorf("reading transfer %s: %w: %w", a.Paid.Reference, err, outcome.ErrNotSent)
 		return ans
 	}
+	if paid.State == stateExecuting {
+		// Approved, not yet credited (the reversal came between steps 2
+		// and 3, or after a crash there): credit it first, or the
+		// merchant's account would not hold what the refund takes back.
+		if paid, err = r.resolve(ctx, paid.ID); err != nil {
+			ans.Err = fmt.Errorf("executing transfer %s before its refund: %w: %w", a.Paid.Reference, err, outcome.ErrNotSent)
+			return ans
+		}
+	}
+	if paid.State != stateExecuted {
+		ans.Outcome, ans.Err = outcome.Failed, fmt.Errorf("transfer %s is %s: nothing to refund", paid.ID, publicState(paid.State))
+		return ans
+	}
 	payer := r.byID[paid.PreparedBy]
 	if payer == nil {
 		ans.Outcome, ans.Err = outcome.Failed, fmt.Errorf("DFSP %s is no longer configured: refund by hand", paid.PreparedBy)

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/qrswitch/qrswitch/internal/wire"
+	"github.com/qrswitch/qrswitch/outcome"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ilp/cond"
 	"github.com/qrswitch/qrswitch/partners/railtest"
@@ -240,16 +241,11 @@ func (e *stepsEnv) invoice(id string) *invoice {
 	return v
 }
 
+// wantBalances checks the three accounts' balances (an account not yet
+// opened holds 0), in minor units.
 func wantBalances(t *testing.T, got map[string]int64, dfsp1, shop, fees int64) {
 	t.Helper()
-	want := map[string]int64{"dfsp1": dfsp1}
-	if shop != 0 {
-		want["shop-1"] = shop
-	}
-	if fees != 0 {
-		want[feeAccount] = fees
-	}
-	if len(got) != len(want) || got["dfsp1"] != dfsp1 || got["shop-1"] != shop || got[feeAccount] != fees {
+	if got["dfsp1"] != dfsp1 || got["shop-1"] != shop || got[feeAccount] != fees {
 		t.Fatalf("balances = %v (minor units), want dfsp1 %d, shop-1 %d, %s %d", got, dfsp1, shop, feeAccount, fees)
 	}
 }
@@ -554,6 +550,46 @@ func TestRefusedTransferCannotApprove(t *testing.T) {
 			if n := len(host.PaidReports()); n != 0 {
 				t.Fatalf("%d payments reported, want none", n)
 			}
+		})
+	}
+}
+
+// TestRefundBetweenApprovalAndCredit: the POS reverses a sale whose
+// payment was approved (steps 1 and 2) before its transfer was credited
+// (a crash before step 3, no sweep yet). The refund credits the transfer
+// first, then takes it back: the DFSP has all its money again, the
+// merchant and the fee account nothing, each moved once.
+func TestRefundBetweenApprovalAndCredit(t *testing.T) {
+	for name, open := range openStores(t) {
+		t.Run(name, func(t *testing.T) {
+			host := railtest.NewHost()
+			a := newStepsEnv(t, open, host, 0)
+			tranID, inv := a.offer()
+			id, ff := a.prepare(inv, 30*time.Second)
+			if err := a.fenceAndApprove(id, ff); err != nil {
+				t.Fatalf("step 2 = %v", err)
+			}
+			a.crash()
+
+			b := newStepsEnv(t, open, host, 0)
+			defer b.crash()
+			adv := &partners.Advice{ID: wire.NewID(), TranID: tranID, Kind: partners.KindRefund, Paid: host.PaidReports()[0]}
+			for range 2 { // and again: the same refund
+				if ans := b.rail.Refund(t.Context(), adv); ans.Outcome != outcome.Successful {
+					t.Fatalf("Refund = %s %v, want successful", ans.Outcome, ans.Err)
+				}
+			}
+			if tr := b.transfer(id); tr.State != stateExecuted {
+				t.Fatalf("the paid transfer is %s, want executed", tr.State)
+			}
+			if tr := b.transfer("refund-" + adv.ID); tr.State != stateExecuted || !tr.Refund {
+				t.Fatalf("the refund is %s, want an executed refund", tr.State)
+			}
+			wantBalances(t, b.balances(), 100000, 0, 0)
+			if err := b.rail.Sweep(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			wantBalances(t, b.balances(), 100000, 0, 0)
 		})
 	}
 }
