@@ -90,8 +90,8 @@ type Options struct {
 	FeeBPS   int64  `yaml:"fee_bps"`
 	// MaxTransferLife bounds a prepared transfer's expiry. Default 5m.
 	MaxTransferLife time.Duration `yaml:"max_transfer_life"`
-	// SweepInterval is how often expired prepared transfers are rejected.
-	// Default 1s.
+	// SweepInterval is how often expired prepared transfers are rejected
+	// and executions a crash interrupted are finished. Default 1s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// DFSPs are the customers' DFSPs that pay invoices: each has an
 	// account in the ledger and credentials for the ledger's API.
