@@ -339,7 +339,8 @@ func (r *Rail) readAccounts(ctx context.Context, t *transfer) (map[string]*accou
 
 // moveRecords are a transfer's record and those of the accounts it moved,
 // to commit together (all or none) at the versions read. Ledger records
-// carry no Retailer: they live in the home slot of a sharded store.
+// are created with no Retailer (they live in the home slot of a sharded
+// store) and keep what they were read with.
 func (r *Rail) moveRecords(t *transfer, accts map[string]*account, recs map[string]*partners.Record) ([]*partners.Record, error) {
 	var out []*partners.Record
 	tr, err := r.record(kindTransfer, t.ID, t, "invoice:"+t.Invoice)
