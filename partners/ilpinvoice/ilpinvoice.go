@@ -18,6 +18,17 @@
 // survives restarts and is shared by every replica; every change is a
 // versioned commit, so concurrent prepares never take an account below
 // zero.
+//
+// On a store spread over shards (redis+cluster://…?shards=N) the rail keeps
+// to the shards (partners.ShardSafe): an invoice is its retailer's record,
+// committed with the retailer's QR code and, at the approval, with its
+// payment and nothing else; the ledger (every account, the merchants' and
+// the shared ones — the DFSPs' and the fee account — and every transfer) is
+// records of no retailer, in the home slot, each of its moves committed
+// alone. Executing a transfer is therefore three steps — fence, approval,
+// credit — rather than one commit; ledger.go says how a crash or a race
+// between them is resolved. The ledger is not spread: its traffic stays on
+// the home slot's master.
 package ilpinvoice
 
 import (
@@ -79,8 +90,8 @@ type Options struct {
 	FeeBPS   int64  `yaml:"fee_bps"`
 	// MaxTransferLife bounds a prepared transfer's expiry. Default 5m.
 	MaxTransferLife time.Duration `yaml:"max_transfer_life"`
-	// SweepInterval is how often expired prepared transfers are rejected.
-	// Default 1s.
+	// SweepInterval is how often expired prepared transfers are rejected
+	// and executions a crash interrupted are finished. Default 1s.
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// DFSPs are the customers' DFSPs that pay invoices: each has an
 	// account in the ledger and credentials for the ledger's API.
@@ -311,7 +322,8 @@ func (r *Rail) Routes() []partners.Route {
 }
 
 // Start runs the sweeper that rejects prepared transfers past their expiry
-// and releases their funds.
+// and releases their funds, and finishes the execution of transfers a
+// crash interrupted: once at start, then every sweep_interval.
 func (r *Rail) Start(ctx context.Context) error {
 	if err := r.openAccounts(ctx); err != nil {
 		return err
@@ -320,10 +332,22 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		partners.Every(ctx, r.opts.SweepInterval, r.log, "rejecting expired transfers", r.Sweep)
+		const what = "sweeping the ledger's transfers (expired, executing)"
+		if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg(what + "; tried again at the next sweep")
+		}
+		partners.Every(ctx, r.opts.SweepInterval, r.log, what, r.Sweep)
 	}()
 	return nil
 }
+
+// ShardSafe: the rail runs on a store spread over shards. The invoice is
+// the only record it commits with a QR code or a payment, and it is the
+// retailer's (created with its code, written again only as read back);
+// the ledger's records are of no retailer and committed alone, so a
+// payment's approval never joins them (the three steps of an execution in
+// ledger.go). See partners.ShardSafe and docs/redis-cluster.md.
+func (r *Rail) ShardSafe() bool { return true }
 
 // Close stops the sweeper.
 func (r *Rail) Close() error {
@@ -378,4 +402,5 @@ var (
 	_ partners.Surface   = (*Rail)(nil)
 	_ partners.Starter   = (*Rail)(nil)
 	_ partners.Simulated = (*Rail)(nil)
+	_ partners.ShardSafe = (*Rail)(nil)
 )

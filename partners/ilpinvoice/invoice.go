@@ -54,7 +54,10 @@ type invoice struct {
 	PaidAt   time.Time `json:"paidAt,omitzero"`
 	Closed   bool      `json:"closed,omitempty"` // the POS confirmed the sale
 	Refunded string    `json:"refunded,omitempty"`
-	Version  int64     `json:"-"`
+	// Refused are the transfers this invoice refused for good (rejected
+	// while executing): none of them can pay it afterwards.
+	Refused []string `json:"refused,omitempty"`
+	Version int64    `json:"-"`
 }
 
 // status is the invoice's status at now.
@@ -117,6 +120,11 @@ func (r *Rail) Offer(_ context.Context, o *partners.OfferRequest) (*partners.Off
 	if err != nil {
 		return nil, err
 	}
+	// The invoice is the retailer's (the switch would say so too): on a
+	// store spread over shards it lives with the retailer's payments, and
+	// is committed with the approval of one. Every later write of it is of
+	// the record read back, so it keeps this Retailer.
+	rec.Retailer = o.RetailerID
 	offer := &partners.Offer{
 		Accounts:  []qr.MerchantAccount{{GUID: GUID, Fields: []qr.Field{{Tag: "01", Value: r.invoiceURL(v.ID)}}}},
 		Reference: r.invoiceURL(v.ID),
@@ -139,7 +147,8 @@ func (r *Rail) record(kind, key string, v any, index ...string) (*partners.Recor
 	return &partners.Record{Kind: kind, Key: key, Data: b, Index: index}, nil
 }
 
-// invoiceRecord reads an invoice.
+// invoiceRecord reads an invoice. Every write of an invoice is of the
+// record it returns, with new Data: it keeps its Retailer (and its index).
 func (r *Rail) invoiceRecord(ctx context.Context, id string) (*invoice, *partners.Record, error) {
 	rec, err := r.records.Get(ctx, kindInvoice, id)
 	if err != nil {

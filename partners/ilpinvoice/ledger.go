@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,10 +23,57 @@ import (
 // The ledger: accounts and two-phase transfers, each a record. A prepared
 // transfer has already taken its amount from its debit accounts (held), so
 // no later prepare can spend it again; executing credits it to the credit
-// accounts, rejecting (or expiring) gives it back. Every step is one commit
-// of the transfer and the accounts it moves, at the versions read, so
-// concurrent steps on one account never lose an update nor take it below
-// zero.
+// accounts, rejecting (or expiring) gives it back. Every move of money is
+// one commit of the transfer and the accounts it moves, at the versions
+// read, so concurrent steps on one account never lose an update nor take
+// it below zero.
+//
+// Where the records live. The whole ledger — every account, the merchants'
+// included, and every transfer — is records of no retailer: on a store
+// spread over shards (partners.ShardSafe, docs/redis-cluster.md) it lives
+// in the home slot, in one place, because its accounts are shared: a DFSP's
+// account is debited for every retailer's invoices, and the fee account is
+// credited by all of them. Only invoices carry their retailer (they are
+// created with its QR code) and live with its payments. So the approval of
+// a payment (the retailer's shard) and the move of the money (the home
+// slot) cannot be one commit; execution is three steps instead, the same on
+// every store (SQLite, one Redis, a cluster in one slot or in shards), so
+// that every test of the rail proves the path a sharded store takes:
+//
+//  1. Fence (home slot): the transfer goes prepared → executing, with the
+//     verified fulfillment recorded. Neither expiry nor a rejection touches
+//     an executing transfer (reject moves prepared transfers only): what
+//     decides its fate from now on is the invoice.
+//  2. Approval (the retailer's shard): Host.Paid approves the held payment
+//     and marks the invoice paid by the transfer, in one commit whose only
+//     rail record is the invoice. If the payment or the invoice refuses
+//     the money, the transfer is rejected instead (executing → rejected,
+//     the DFSP's funds back), after the invoice was made to refuse it for
+//     good (cancelled, paid by another transfer, or the transfer named in
+//     its Refused list: one versioned write, so that no approval by that
+//     transfer can commit afterwards).
+//  3. Credit (home slot): executing → executed, the merchant's and the fee
+//     account credited, in one versioned commit, repeated on conflict and
+//     done once (an executed transfer is never executed again).
+//
+// The invoice is the one record that decides: paid by the transfer means
+// the transfer executes; refusing it means the transfer is rejected; both
+// are written to it with a version check, so they exclude each other. A
+// crash between the steps leaves an executing transfer, due (DueAt) a few
+// seconds after its fulfillment arrived: Sweep, every sweep_interval and
+// at start, resolves it — step 3 when its invoice is paid by it, else step
+// 2 again, which approves or refuses — as does the DFSP sending its
+// fulfillment again. A payment request that has not reached the switch yet
+// (Host.Paid's ErrNoRequestYet) leaves the transfer executing, due at its
+// expiry, and the DFSP is told to send the fulfillment again (503), as
+// before: a resend, or the sweep at its expiry, tries step 2 again, and a
+// transfer past its expiry whose payment request never came is rejected
+// (expired). To the DFSPs an executing transfer is still prepared: it has
+// no fulfillment to read until it is executed.
+//
+// The price: the ledger's traffic (prepares, the credits, refunds) stays on
+// the home slot's master, whatever the number of shards; only the invoice
+// and the approval are spread with the retailers.
 
 // account is a ledger account: a merchant's (a retailer's) or a DFSP's.
 type account struct {
@@ -37,9 +85,20 @@ type account struct {
 // The states of a transfer.
 const (
 	statePrepared = "prepared"
-	stateExecuted = "executed"
-	stateRejected = "rejected"
+	// stateExecuting is internal: the fulfillment was verified and the
+	// invoice's payment is being approved (see the steps above). DFSPs see
+	// it as prepared.
+	stateExecuting = "executing"
+	stateExecuted  = "executed"
+	stateRejected  = "rejected"
 )
+
+// resolveAfter is how long after its fulfillment an executing transfer
+// becomes due to the sweep: the handler that made it executing normally
+// finishes it within milliseconds, and a sweep meanwhile would only repeat
+// its steps (safely, but for nothing). After a crash, the sweep resolves it
+// this long after the fulfillment arrived, or the DFSP's resend does.
+const resolveAfter = 2 * time.Second
 
 // transfer is a ledger transfer as it is stored.
 type transfer struct {
@@ -49,13 +108,18 @@ type transfer struct {
 	Condition   string          `json:"execution_condition"`
 	ExpiresAt   time.Time       `json:"expires_at"`
 	State       string          `json:"state"`
-	Fulfillment string          `json:"fulfillment,omitempty"` // base64url DER, once executed
+	Fulfillment string          `json:"fulfillment,omitempty"` // base64url DER, once executing
 	Rejection   string          `json:"rejection_reason,omitempty"`
 	PreparedBy  string          `json:"prepared_by"` // the DFSP that prepared it
 	Invoice     string          `json:"invoice,omitempty"`
 	Refund      bool            `json:"refund,omitempty"`
 	Timeline    timeline        `json:"timeline"`
 	Request     json.RawMessage `json:"request,omitempty"` // the prepare as received, for idempotency
+	// FulfilledAt is when the fulfillment was verified (the transfer went
+	// executing); ResolveAt is when an executing transfer is due to the
+	// sweep (its record's DueAt).
+	FulfilledAt time.Time `json:"fulfilled_at,omitzero"`
+	ResolveAt   time.Time `json:"resolve_at,omitzero"`
 }
 
 type movement struct {
@@ -273,16 +337,21 @@ func (r *Rail) readAccounts(ctx context.Context, t *transfer) (map[string]*accou
 	return accts, recs, nil
 }
 
-// commitMove writes a transfer with the accounts it moved, at the
-// versions read: all or none.
+// moveRecords are a transfer's record and those of the accounts it moved,
+// to commit together (all or none) at the versions read. Ledger records
+// are created with no Retailer (they live in the home slot of a sharded
+// store) and keep what they were read with.
 func (r *Rail) moveRecords(t *transfer, accts map[string]*account, recs map[string]*partners.Record) ([]*partners.Record, error) {
 	var out []*partners.Record
 	tr, err := r.record(kindTransfer, t.ID, t, "invoice:"+t.Invoice)
 	if err != nil {
 		return nil, err
 	}
-	if t.State == statePrepared {
+	switch t.State {
+	case statePrepared:
 		tr.DueAt = t.ExpiresAt
+	case stateExecuting:
+		tr.DueAt = t.ResolveAt
 	}
 	out = append(out, tr)
 	for name, a := range accts {
@@ -419,13 +488,23 @@ func (r *Rail) transferView(t *transfer) map[string]any {
 	v := map[string]any{
 		"id": r.base + "/ledger/transfers/" + t.ID, "ledger": r.base + "/ledger",
 		"debits": mv(t.Debits), "credits": mv(t.Credits), "execution_condition": t.Condition,
-		"cancellation_condition": nil, "state": t.State, "expires_at": t.ExpiresAt.Format(time.RFC3339Nano),
+		"cancellation_condition": nil, "state": publicState(t.State), "expires_at": t.ExpiresAt.Format(time.RFC3339Nano),
 		"timeline": t.Timeline,
 	}
 	if t.Rejection != "" {
 		v["rejection_reason"] = t.Rejection
 	}
 	return v
+}
+
+// publicState is a transfer's state as DFSPs see it: an executing transfer
+// is prepared until its credit is done (the five-bells states have no
+// other; its fulfillment is not readable before).
+func publicState(state string) string {
+	if state == stateExecuting {
+		return statePrepared
+	}
+	return state
 }
 
 // readTransfer reads a transfer.
@@ -483,7 +562,7 @@ func (r *Rail) getFulfillment(w http.ResponseWriter, req *http.Request) {
 	case err != nil:
 		r.storeDown(w, err)
 	case t.State != stateExecuted:
-		writeError(w, http.StatusNotFound, "MissingFulfillmentError", "transfer "+t.ID+" is "+t.State+": it has no fulfillment")
+		writeError(w, http.StatusNotFound, "MissingFulfillmentError", "transfer "+t.ID+" is "+publicState(t.State)+": it has no fulfillment")
 	default:
 		writeJSON(w, http.StatusOK, t.Fulfillment)
 	}
@@ -516,8 +595,10 @@ func fulfillmentOf(body []byte) (string, error) {
 // putFulfillment executes a prepared transfer with its fulfillment: PUT
 // …/ledger/transfers/{id}/fulfillment. It executes only when the
 // fulfillment meets the condition; a transfer that pays an invoice pays it
-// and approves the held POS payment in the same commit — or, when no
-// payment can take the money any more, is rejected and its funds released.
+// and approves the held POS payment — or, when no payment can take the
+// money any more, is rejected and its funds released. The steps (fence,
+// approval, credit) are in the comment at the top of this file; a
+// fulfillment sent again for an executing transfer resolves it.
 func (r *Rail) putFulfillment(w http.ResponseWriter, req *http.Request) {
 	by, ok := r.authenticate(req)
 	if !ok {
@@ -563,7 +644,7 @@ func (r *Rail) putFulfillment(w http.ResponseWriter, req *http.Request) {
 		case t.State == stateRejected:
 			writeError(w, http.StatusUnprocessableEntity, "TransferStateError", "transfer "+id+" was rejected ("+t.Rejection+")")
 			return
-		case !now.Before(t.ExpiresAt):
+		case t.State == statePrepared && !now.Before(t.ExpiresAt):
 			// Past its expiry, not yet swept: it can only be rejected.
 			r.reject(ctx, id, "expired")
 			writeError(w, http.StatusUnprocessableEntity, "ExpiredTransferError", "transfer "+id+" expired at "+t.ExpiresAt.Format(time.RFC3339))
@@ -573,45 +654,35 @@ func (r *Rail) putFulfillment(w http.ResponseWriter, req *http.Request) {
 			writeError(w, http.StatusUnprocessableEntity, "UnmetConditionError", "the fulfillment does not meet the transfer's condition")
 			return
 		}
-		accts, recs, err := r.readAccounts(ctx, t)
-		if err != nil {
-			r.storeDown(w, err)
-			return
+		if t.State == statePrepared {
+			// Step 1, the fence: from now on the invoice decides.
+			switch err := r.fence(ctx, t, rec.Version, ff.String(), now); {
+			case errors.Is(err, partners.ErrConflict):
+				continue // rejected at its expiry, or fulfilled, meanwhile: read again
+			case err != nil:
+				r.storeDown(w, err)
+				return
+			}
 		}
-		t.State, t.Fulfillment, t.Timeline.ExecutedAt = stateExecuted, ff.String(), now
-		for _, c := range t.Credits {
-			accts[c.Account].Balance += c.Amount
-		}
-		credited := map[string]*account{}
-		for _, c := range t.Credits {
-			credited[c.Account] = accts[c.Account]
-		}
-		rs, err := r.moveRecords(t, credited, recs)
-		if err != nil {
-			r.storeDown(w, err)
-			return
-		}
-		rs = withVersion(rs, rec.Version)
-		err = r.execute(ctx, t, by, rs, now)
+		expires := t.ExpiresAt
+		t, err = r.resolve(ctx, id)
 		var refuse *refusal
 		switch {
-		case err == nil:
-			writeJSON(w, http.StatusOK, t.Fulfillment)
-			return
+		case errors.As(err, &refuse) && refuse.reason == "expired":
+			writeError(w, http.StatusUnprocessableEntity, "ExpiredTransferError", "transfer "+id+" expired at "+expires.Format(time.RFC3339)+": "+refuse.why)
 		case errors.As(err, &refuse):
-			r.reject(ctx, id, refuse.reason)
-			writeError(w, http.StatusUnprocessableEntity, "InvoiceNotPayableError", refuse.Error())
-			return
-		case errors.Is(err, partners.ErrConflict):
-			continue
+			writeError(w, http.StatusUnprocessableEntity, "InvoiceNotPayableError", refuse.why)
 		case errors.Is(err, errNoRequestYet):
 			w.Header().Set("Retry-After", "1")
 			writeError(w, http.StatusServiceUnavailable, "UnavailableError", "the invoice's payment request has not reached the switch yet: send the fulfillment again")
-			return
-		default:
+		case err != nil:
 			r.storeDown(w, err)
-			return
+		case t.State == stateExecuted:
+			writeJSON(w, http.StatusOK, t.Fulfillment)
+		default: // rejected by another process meanwhile
+			writeError(w, http.StatusUnprocessableEntity, "TransferStateError", "transfer "+id+" was rejected ("+t.Rejection+")")
 		}
+		return
 	}
 	writeError(w, http.StatusServiceUnavailable, "UnavailableError", "too many concurrent changes; try again")
 }
@@ -630,8 +701,8 @@ func parseFulfillment(text string) (cond.Fulfillment, error) {
 	return cond.Fulfillment{}, err
 }
 
-// refusal is an executed transfer's invoice that cannot be paid: the
-// transfer is rejected instead.
+// refusal says why an executing transfer was rejected instead (its
+// invoice cannot be paid, or it expired before its payment request came).
 type refusal struct{ reason, why string }
 
 func (e *refusal) Error() string { return e.why }
@@ -639,24 +710,80 @@ func (e *refusal) Error() string { return e.why }
 // errNoRequestYet says the invoice's payment request has not arrived.
 var errNoRequestYet = errors.New("no payment request yet")
 
-// execute commits an executed transfer: through the engine with the
-// invoice it pays (one commit approves the payment), or alone.
-func (r *Rail) execute(ctx context.Context, t *transfer, by *dfsp, rs []*partners.Record, now time.Time) error {
-	if t.Invoice == "" {
-		return r.records.Commit(ctx, rs...)
+// fence is step 1: prepared transfer t (read at version) goes executing
+// with its verified fulfillment ff, due to the sweep resolveAfter from now.
+// From then on only its invoice decides it: reject leaves it alone.
+// ErrConflict: it moved meanwhile (rejected at its expiry, fulfilled).
+func (r *Rail) fence(ctx context.Context, t *transfer, version int64, ff string, now time.Time) error {
+	t.State, t.Fulfillment, t.FulfilledAt, t.ResolveAt = stateExecuting, ff, now, now.Add(resolveAfter)
+	rs, err := r.moveRecords(t, nil, nil)
+	if err != nil {
+		return err
+	}
+	return r.records.Commit(ctx, withVersion(rs, version)...)
+}
+
+// resolve takes an executing transfer to its end: steps 2 and 3 (see the
+// top of this file). It returns the transfer as it ends (executed or
+// rejected); with a *refusal when it rejected it; with errNoRequestYet
+// when it stays executing, due at its expiry, because the invoice's
+// payment request has not reached the switch yet. A transfer in any other
+// state is returned as it is.
+func (r *Rail) resolve(ctx context.Context, id string) (*transfer, error) {
+	for range 16 {
+		t, rec, err := r.readTransfer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if t.State != stateExecuting {
+			return t, nil
+		}
+		err = r.approve(ctx, t, rec)
+		var refuse *refusal
+		switch {
+		case err == nil:
+			return r.credit(ctx, id) // step 3
+		case errors.Is(err, partners.ErrConflict):
+			continue // the invoice changed meanwhile: decide again
+		case errors.As(err, &refuse):
+			if t, _, rerr := r.readTransfer(ctx, id); rerr == nil {
+				return t, err
+			}
+			return nil, err
+		case errors.Is(err, errNoRequestYet):
+			return t, err
+		default:
+			return nil, err
+		}
+	}
+	return nil, errors.New("executing transfer " + id + ": too many concurrent changes")
+}
+
+// approve is step 2 for executing transfer t (read as rec): nil when its
+// invoice is paid by it — now, through Host.Paid, which approves the held
+// payment with the invoice as its only rail record, or before; a *refusal
+// once t was rejected because the invoice or its payment cannot take the
+// money (or t expired before the payment request came); errNoRequestYet
+// when the payment request has not come and t has not expired (t is then
+// due to the sweep at its expiry); ErrConflict when the invoice changed
+// meanwhile (decide again).
+func (r *Rail) approve(ctx context.Context, t *transfer, rec *partners.Record) error {
+	now := r.now().UTC()
+	if t.Invoice == "" { // every prepare names one; nothing to approve
+		return nil
 	}
 	v, irec, err := r.invoiceRecord(ctx, t.Invoice)
 	if errors.Is(err, partners.ErrNotFound) {
-		return &refusal{reason: "cancelled", why: "the transfer names invoice " + t.Invoice + ", which this ledger never issued"}
+		return r.refuse(ctx, t, "cancelled", "the transfer names invoice "+t.Invoice+", which this ledger never issued")
 	}
 	if err != nil {
 		return err
 	}
 	if v.Status == statusPaid && v.Transfer == t.ID {
-		return r.records.Commit(ctx, rs...) // the invoice's payment was reported before
+		return nil // approved before (a crash, another process)
 	}
-	if err := r.checkPays(t, v, now); err != nil {
-		return &refusal{reason: "cancelled", why: err.Error()}
+	if err := r.cannotPay(t, v, now); err != nil {
+		return r.refuse(ctx, t, "cancelled", err.Error())
 	}
 	var credited int64
 	for _, c := range t.Credits {
@@ -664,25 +791,137 @@ func (r *Rail) execute(ctx context.Context, t *transfer, by *dfsp, rs []*partner
 			credited += c.Amount
 		}
 	}
-	v.Status, v.Transfer, v.PaidBy, v.PaidAt = statusPaid, t.ID, by.ID, now
-	irec.Data, _ = json.Marshal(v)
+	payer := &wire.Institution{ID: t.PreparedBy}
+	if d := r.byID[t.PreparedBy]; d != nil {
+		payer.Name = d.Name
+	}
+	v.Status, v.Transfer, v.PaidBy, v.PaidAt = statusPaid, t.ID, t.PreparedBy, now
+	irec.Data, _ = json.Marshal(v) // irec was read back: it keeps its Retailer
 	err = r.host.Paid(ctx, &partners.Paid{
 		PartnerID: r.id, TranID: v.TranID, Reference: t.ID,
 		Amount:  &wire.LedgerAmount{Amount: credited, Currency: r.opts.Currency},
-		Payer:   &wire.Institution{ID: by.ID, Name: by.Name},
-		Note:    "invoice " + v.ID + " paid by DFSP " + by.ID + " with ledger transfer " + t.ID,
-		Records: append(rs, irec), At: now,
+		Payer:   payer,
+		Note:    "invoice " + v.ID + " paid by DFSP " + t.PreparedBy + " with ledger transfer " + t.ID,
+		Records: []*partners.Record{irec}, At: now,
 	})
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, partners.ErrNotWaiting), errors.Is(err, partners.ErrAmount):
 		r.cancelInvoice(ctx, v.ID)
-		return &refusal{reason: "cancelled", why: "invoice " + v.ID + " cannot be paid: " + err.Error()}
+		return r.refuse(ctx, t, "cancelled", "invoice "+v.ID+" cannot be paid: "+err.Error())
 	case errors.Is(err, partners.ErrNoRequestYet):
+		if !now.Before(t.ExpiresAt) {
+			return r.refuse(ctx, t, "expired", "the invoice's payment request never reached the switch")
+		}
+		if !t.ResolveAt.Equal(t.ExpiresAt) {
+			// Due at its expiry: a resend of the fulfillment tries again
+			// before; the sweep then approves or rejects it.
+			t.ResolveAt = t.ExpiresAt
+			if rs, err := r.moveRecords(t, nil, nil); err == nil {
+				r.records.Commit(ctx, withVersion(rs, rec.Version)...) // a conflict: it moved on
+			}
+		}
 		return errNoRequestYet
 	}
 	return err
+}
+
+// cannotPay says why executing transfer t cannot pay invoice v, or nil.
+func (r *Rail) cannotPay(t *transfer, v *invoice, now time.Time) error {
+	if slices.Contains(v.Refused, t.ID) {
+		return fmt.Errorf("invoice %s refused transfer %s", v.ID, t.ID)
+	}
+	return r.checkPays(t, v, now)
+}
+
+// refuse rejects executing transfer t (reason, why) and returns a
+// *refusal: first the invoice is made to refuse t for good, so that no
+// approval by t can commit after. Should the invoice turn out paid by t,
+// it returns nil: t is to be credited instead.
+func (r *Rail) refuse(ctx context.Context, t *transfer, reason, why string) error {
+	if t.Invoice != "" {
+		paid, err := r.barInvoice(ctx, t.Invoice, t.ID)
+		if err != nil {
+			return err
+		}
+		if paid {
+			return nil
+		}
+	}
+	if err := r.release(ctx, t.ID, reason, stateExecuting); err != nil {
+		return err
+	}
+	return &refusal{reason: reason, why: why}
+}
+
+// barInvoice makes invoice id refuse transfer tid for good: nothing to do
+// when it is cancelled or paid by another transfer; an unpaid invoice
+// records tid among those it refused (a versioned write: an approval by
+// tid that read it before fails on it). It reports whether the invoice is
+// paid by tid instead.
+func (r *Rail) barInvoice(ctx context.Context, id, tid string) (bool, error) {
+	for range 16 {
+		v, rec, err := r.invoiceRecord(ctx, id)
+		switch {
+		case errors.Is(err, partners.ErrNotFound):
+			return false, nil
+		case err != nil:
+			return false, err
+		case v.Status == statusPaid && v.Transfer == tid:
+			return true, nil
+		case v.Status != statusUnpaid, slices.Contains(v.Refused, tid):
+			return false, nil
+		}
+		v.Refused = append(v.Refused, tid)
+		rec.Data, _ = json.Marshal(v) // rec was read back: it keeps its Retailer
+		if err := r.records.Commit(ctx, rec); !errors.Is(err, partners.ErrConflict) {
+			return false, err
+		}
+	}
+	return false, errors.New("refusing transfer " + tid + " on invoice " + id + ": too many concurrent changes")
+}
+
+// credit is step 3: an executing transfer whose invoice it paid is
+// executed, its credit accounts credited; once (an executed transfer is
+// returned as it is).
+func (r *Rail) credit(ctx context.Context, id string) (*transfer, error) {
+	for range 16 {
+		t, rec, err := r.readTransfer(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		switch t.State {
+		case stateExecuted:
+			return t, nil
+		case stateExecuting:
+		default:
+			return nil, fmt.Errorf("transfer %s is %s: it cannot be credited", id, t.State)
+		}
+		accts, recs, err := r.readAccounts(ctx, t)
+		if err != nil {
+			return nil, err
+		}
+		credited := map[string]*account{}
+		for _, c := range t.Credits {
+			accts[c.Account].Balance += c.Amount
+			credited[c.Account] = accts[c.Account]
+		}
+		t.State, t.Timeline.ExecutedAt, t.ResolveAt = stateExecuted, r.now().UTC(), time.Time{}
+		rs, err := r.moveRecords(t, credited, recs)
+		if err != nil {
+			return nil, err
+		}
+		switch err := r.records.Commit(ctx, withVersion(rs, rec.Version)...); {
+		case err == nil:
+			return t, nil
+		case errors.Is(err, partners.ErrConflict), errors.Is(err, partners.ErrDuplicate):
+			continue // an account moved (or a merchant's opened) meanwhile
+		default:
+			return nil, err
+		}
+	}
+	return nil, errors.New("crediting transfer " + id + ": too many concurrent changes")
 }
 
 // cancelInvoice marks an unpaid invoice cancelled (its payment ended).
@@ -700,14 +939,21 @@ func (r *Rail) cancelInvoice(ctx context.Context, id string) {
 	}
 }
 
-// reject rejects a prepared transfer and gives its funds back.
+// reject rejects a prepared transfer and gives its funds back. An
+// executing transfer is left alone (the fence): its invoice decides it.
 func (r *Rail) reject(ctx context.Context, id, reason string) error {
+	return r.release(ctx, id, reason, statePrepared)
+}
+
+// release rejects a transfer in state from and gives its funds back to its
+// debit accounts; a transfer in another state is left as it is.
+func (r *Rail) release(ctx context.Context, id, reason, from string) error {
 	for range 16 {
 		t, rec, err := r.readTransfer(ctx, id)
 		if err != nil {
 			return err
 		}
-		if t.State != statePrepared {
+		if t.State != from {
 			return nil
 		}
 		accts, recs, err := r.readAccounts(ctx, t)
@@ -717,7 +963,7 @@ func (r *Rail) reject(ctx context.Context, id, reason string) error {
 		for _, d := range t.Debits {
 			accts[d.Account].Balance += d.Amount
 		}
-		t.State, t.Rejection, t.Timeline.RejectedAt = stateRejected, reason, r.now().UTC()
+		t.State, t.Rejection, t.Timeline.RejectedAt, t.ResolveAt = stateRejected, reason, r.now().UTC(), time.Time{}
 		rs, err := r.moveRecords(t, onlyDebits(accts, t), recs)
 		if err != nil {
 			return err
@@ -730,20 +976,41 @@ func (r *Rail) reject(ctx context.Context, id, reason string) error {
 }
 
 // Sweep rejects every prepared transfer past its expiry and releases its
-// funds. The rail runs it every sweep_interval; a restart finds what is due
-// in the store, so no expiry is missed.
+// funds, and resolves every executing transfer that is due (a crash
+// between the steps of its execution, or its expiry while its payment
+// request had not come). The rail runs it at start and every
+// sweep_interval; a restart finds what is due in the store, so no expiry
+// is missed.
 func (r *Rail) Sweep(ctx context.Context) error {
+	seen := map[string]bool{}
 	for {
 		due, err := r.records.List(ctx, partners.RecordQuery{Kind: kindTransfer, DueBy: r.now(), Limit: 100})
 		if err != nil {
 			return err
 		}
+		fresh := 0
 		for _, rec := range due {
-			if err := r.reject(ctx, rec.Key, "expired"); err != nil {
-				return err
+			if seen[rec.Key] {
+				continue // still due after this sweep handled it: the next sweep's
+			}
+			seen[rec.Key], fresh = true, fresh+1
+			var t transfer
+			if err := json.Unmarshal(rec.Data, &t); err != nil {
+				return fmt.Errorf("decoding transfer %s: %w", rec.Key, err)
+			}
+			switch t.State {
+			case stateExecuting:
+				var refuse *refusal
+				if _, err := r.resolve(ctx, rec.Key); err != nil && !errors.As(err, &refuse) && !errors.Is(err, errNoRequestYet) {
+					return fmt.Errorf("resolving executing transfer %s: %w", rec.Key, err)
+				}
+			default:
+				if err := r.reject(ctx, rec.Key, "expired"); err != nil {
+					return err
+				}
 			}
 		}
-		if len(due) < 100 {
+		if len(due) < 100 || fresh == 0 {
 			return nil
 		}
 	}
@@ -764,6 +1031,19 @@ func (r *Rail) Refund(ctx context.Context, a *partners.Advice) *partners.Answer 
 	paid, _, err := r.readTransfer(ctx, a.Paid.Reference)
 	if err != nil {
 		ans.Err = fmt.Errorf("reading transfer %s: %w: %w", a.Paid.Reference, err, outcome.ErrNotSent)
+		return ans
+	}
+	if paid.State == stateExecuting {
+		// Approved, not yet credited (the reversal came between steps 2
+		// and 3, or after a crash there): credit it first, or the
+		// merchant's account would not hold what the refund takes back.
+		if paid, err = r.resolve(ctx, paid.ID); err != nil {
+			ans.Err = fmt.Errorf("executing transfer %s before its refund: %w: %w", a.Paid.Reference, err, outcome.ErrNotSent)
+			return ans
+		}
+	}
+	if paid.State != stateExecuted {
+		ans.Outcome, ans.Err = outcome.Failed, fmt.Errorf("transfer %s is %s: nothing to refund", paid.ID, publicState(paid.State))
 		return ans
 	}
 	payer := r.byID[paid.PreparedBy]

@@ -216,7 +216,11 @@ func (s *Store) PaymentAdvices(ctx context.Context, paymentKey string) ([]*qrswi
 	out := []*qrswitch.Advice{}
 	w := walk{rec: "adv:", from: -maxMicros, to: maxMicros, cands: []string{"a:pay:" + paymentKey},
 		fetch: adviceFields, limit: math.MaxInt32}
-	err := s.walk(ctx, s.paymentShard(paymentKey), opPaymentAdvices, "reading advices", w, func(vals []any) error {
+	sh, err := s.adviceOwnerShard(ctx, nil, paymentKey)
+	if err != nil {
+		return nil, err
+	}
+	err = s.walk(ctx, sh, opPaymentAdvices, "reading advices", w, func(vals []any) error {
 		a, err := decodeAdvice(vals)
 		out = append(out, a)
 		return err

@@ -137,6 +137,21 @@ func (s *Store) traceShard(ctx context.Context, key string) (*shard, error) {
 	return s.paymentShard(key), nil
 }
 
+// adviceOwnerShard returns the shard of what an advice belongs to (its
+// PaymentKey): a payment's, or for an advice issued with a QR code (key
+// "qr/TRANID": a rail's notification to the customer's provider, made
+// with the code's offer) the code's — its retailer's shard when the code
+// is in the same Change, else the shard holding it.
+func (s *Store) adviceOwnerShard(ctx context.Context, c *qrswitch.Change, key string) (*shard, error) {
+	if tran, ok := strings.CutPrefix(key, "qr/"); ok && len(s.shards) > 1 {
+		if c != nil && c.QR != nil && c.QR.TranID == tran {
+			return s.group(c.QR.RetailerID), nil
+		}
+		return s.qrShard(ctx, tran)
+	}
+	return s.paymentShard(key), nil
+}
+
 // qrShard returns the shard holding the QR code with the tranId: the one
 // the id hashes to if the code is there, else the one holding it, else (no
 // such code) the one it hashes to.
@@ -255,7 +270,11 @@ func (s *Store) changeShard(ctx context.Context, c *qrswitch.Change, traceKey st
 		pick(s.paymentShard(c.Payment.Key()), "payment", c.Payment.Key())
 	}
 	for _, a := range c.Advices {
-		pick(s.paymentShard(a.PaymentKey), "advice", a.Key())
+		sh, ferr := s.adviceOwnerShard(ctx, c, a.PaymentKey)
+		if ferr != nil {
+			return nil, ferr
+		}
+		pick(sh, "advice", a.Key())
 		if sh := s.adviceShard(a.Key()); sh != nil {
 			// Read by its key alone, it is looked for in its sender's
 			// shard only (an advice id is usually new: looking in every

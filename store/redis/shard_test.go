@@ -330,6 +330,57 @@ func TestShardedRailRecords(t *testing.T) {
 	}
 }
 
+// TestShardedQRCodeAdvices: an advice issued with a QR code (its
+// PaymentKey "qr/TRANID": the ILP invoice rail's notification to the
+// customer's DFSP, made with the code's offer) lives with the code, in its
+// retailer's shard — not in the shard the text "qr" hashes to. It is
+// committed with the code, claimed, updated alone by another process, and
+// listed as the code's.
+func TestShardedQRCodeAdvices(t *testing.T) {
+	ctx := context.Background()
+	c := redistest.StartCluster(t, 3, 0)
+	s := openSharded(t, c, newPrefix(), 8, Options{})
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	var ret string
+	for i := 1; ret == ""; i++ { // a retailer whose shard is not the one "qr" hashes to
+		if r := fmt.Sprintf("shop-%d", i); s.group(r) != s.group("qr") {
+			ret = r
+		}
+	}
+	tran := s.NewTranID(ret)
+	q := &qrswitch.QRCode{TranID: tran, RetailerID: ret, RequestID: "qr-1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	adv := &qrswitch.Advice{Sender: qrswitch.SwitchSender, ID: "note-1", Kind: qrswitch.AdviceKind(partners.KindNotification),
+		PaymentKey: "qr/" + tran, TranID: tran, Destination: "ilp", State: qrswitch.AdvicePending, CreatedAt: now, UpdatedAt: now, NextAt: now}
+	mustCommit(t, s, "qr code with its notification", &qrswitch.Change{QR: q, Advices: []*qrswitch.Advice{adv}, TraceKey: "qr/" + tran,
+		Trace: []qrswitch.TraceEntry{{At: now, Operation: "createQrCode", Kind: "event"}}})
+	m, err := c.MasterOf(ctx, s.ShardPrefix(ret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := m.Client(t).Exists(ctx, s.ShardPrefix(ret)+"adv:"+adv.Key()).Result(); err != nil || n != 1 {
+		t.Fatalf("the notification in its retailer's shard: %d, %v", n, err)
+	}
+	got, err := s.ClaimAdvices(ctx, qrswitch.Claim{Destination: "ilp", Owner: "n", Now: now, Lease: time.Minute, Max: 10})
+	if err != nil || len(got) != 1 || got[0].Key() != adv.Key() {
+		t.Fatalf("ClaimAdvices = %d advices, %v; want the notification", len(got), err)
+	}
+	other := openSharded(t, c, s.Prefix(), 8, Options{})
+	done, err := other.Advice(ctx, adv.Key())
+	if err != nil {
+		t.Fatalf("Advice(%s) from another process: %v", adv.Key(), err)
+	}
+	done.State, done.Outcome, done.LeaseOwner, done.UpdatedAt = qrswitch.AdviceDone, outcome.Successful, "", now.Add(time.Second)
+	mustCommit(t, other, "the notification delivered, alone", &qrswitch.Change{Advices: []*qrswitch.Advice{done}, TraceKey: "qr/" + tran,
+		Trace: []qrswitch.TraceEntry{{At: now, Operation: "notification", Kind: "event"}}})
+	as, err := other.PaymentAdvices(ctx, "qr/"+tran)
+	if err != nil || len(as) != 1 || as[0].State != qrswitch.AdviceDone {
+		t.Fatalf("PaymentAdvices(qr/%s) = %d advices, %v; want the notification, done", tran, len(as), err)
+	}
+	if tr, err := other.Trace(ctx, "qr/"+tran); err != nil || len(tr) != 2 {
+		t.Fatalf("the code's trace = %d entries, %v; want 2", len(tr), err)
+	}
+}
+
 // TestHash32IsFNV1a: the shards' hash is FNV-1a, as hash/fnv computes it
 // (a store's layout depends on it: it must never change).
 func TestHash32IsFNV1a(t *testing.T) {

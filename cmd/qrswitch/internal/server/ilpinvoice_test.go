@@ -137,6 +137,19 @@ func (h *Harness) getJSON(t testing.TB, url, user, pass string, v any) int {
 // request is told to retry and succeeds once it has; a reversal refunds
 // the DFSP's account.
 func TestILPInvoiceThroughTheSwitch(t *testing.T) {
+	testILPInvoiceThroughTheSwitch(t, devHarness)
+}
+
+// TestILPInvoiceThroughTheSwitchSharded is the same on a store spread over
+// eight shards (see TestOpenPaymentsThroughTheSwitchSharded): the invoice
+// lives with the retailer's payment and is committed with its approval;
+// the ledger's accounts and transfers live in the home slot and move in
+// commits of their own (the three steps of an execution, and the refund).
+func TestILPInvoiceThroughTheSwitchSharded(t *testing.T) {
+	testILPInvoiceThroughTheSwitch(t, shardedDevHarness(t))
+}
+
+func testILPInvoiceThroughTheSwitch(t *testing.T, devHarness func(testing.TB, ...string) (*Harness, *DevInfo)) {
 	h, d := devHarness(t)
 	sim := simulatorOf(t, d, ilpinvoice.Name)
 	const retailer, pass = config.DevRetailerUsername, config.DevRetailerPassword

@@ -14,6 +14,7 @@ import (
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners/cryptopay"
+	"github.com/qrswitch/qrswitch/partners/ilpinvoice"
 	"github.com/qrswitch/qrswitch/partners/ipp"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
@@ -92,7 +93,7 @@ func shardSafeOnly(c *config.Config, url string) {
 	var ps []config.Partner
 	for _, p := range c.Partners {
 		switch p.Rail {
-		case "", "electrum", openpayments.Name, cryptopay.Name, ipp.Name:
+		case "", "electrum", openpayments.Name, cryptopay.Name, ipp.Name, ilpinvoice.Name:
 			ps = append(ps, p)
 			keep[p.ID] = true
 		}
