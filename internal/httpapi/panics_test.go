@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -171,5 +172,26 @@ func TestApartRaisesPanicsInTheHandler(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != "499500" {
 		t.Errorf("GET /apart/ok = %d %q, want 200 499500", resp.StatusCode, body)
+	}
+}
+
+// TestApartPassesGoexitOn: f calling runtime.Goexit (a test's t.FailNow)
+// ends Apart's caller too, instead of leaving it waiting for ever; the
+// next call gets a worker as usual.
+func TestApartPassesGoexitOn(t *testing.T) {
+	ended := make(chan bool)
+	go func() {
+		returned := false
+		defer func() { ended <- returned }()
+		Apart(runtime.Goexit)
+		returned = true
+	}()
+	if <-ended {
+		t.Fatal("Apart returned after f called runtime.Goexit")
+	}
+	ran := false
+	Apart(func() { ran = true })
+	if !ran {
+		t.Fatal("Apart after a Goexit did not run f")
 	}
 }
