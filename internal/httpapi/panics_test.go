@@ -195,3 +195,34 @@ func TestApartPassesGoexitOn(t *testing.T) {
 		t.Fatal("Apart after a Goexit did not run f")
 	}
 }
+
+// TestApartBurst: more calls at once than Apart keeps workers for all run
+// at once (the rest on goroutines of their own), and none is lost.
+func TestApartBurst(t *testing.T) {
+	const n = 3 * maxApartWorkers
+	var started sync.WaitGroup
+	started.Add(n)
+	release := make(chan struct{})
+	results := make(chan int, n)
+	for i := range n {
+		go func() {
+			Apart(func() {
+				started.Done()
+				<-release // every call is running at once
+				results <- i
+			})
+		}()
+	}
+	started.Wait()
+	close(release)
+	seen := make(map[int]bool)
+	for range n {
+		seen[<-results] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct calls ran, want %d", len(seen), n)
+	}
+	if w := apartWorkers.Load(); w > maxApartWorkers {
+		t.Errorf("%d workers, want at most %d", w, maxApartWorkers)
+	}
+}
