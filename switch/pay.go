@@ -92,11 +92,17 @@ func (e *Engine) Admit(ctx context.Context, r Retailer, req *wire.PaymentRequest
 		return nil, f
 	}
 	woken, unwatch := e.watch(PaymentKey(r.ID, req.ID))
+	held := false
+	defer func() {
+		if !held { // failed, or panicked: nothing will wait
+			unwatch()
+		}
+	}()
 	p, f := e.admit(ctx, r, req, raw)
 	if f != nil {
-		unwatch()
 		return nil, f
 	}
+	held = true
 	return &Held{e: e, p: p, woken: woken, unwatch: unwatch}, nil
 }
 
