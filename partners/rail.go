@@ -568,21 +568,23 @@ func (p *Partner) Institution() *wire.Institution {
 	return &wire.Institution{ID: p.ID, Name: p.Name}
 }
 
-// Every calls sweep every interval until ctx ends, logging a sweep that
-// failed (what it was doing: "rejecting expired transfers") as tried again
-// at the next one: the loop of the pull rails' sweepers, which run it on
-// their own goroutine from Start.
+// Every calls sweep at once and then every interval until ctx ends,
+// logging a sweep that failed (what it was doing: "rejecting expired
+// transfers") as tried again at the next one: the loop of the pull rails'
+// sweepers, which run it on their own goroutine from Start. The first
+// sweep is at once so that a restart finishes at once what the store holds
+// due (an expiry, an execution a crash interrupted).
 func Every(ctx context.Context, interval time.Duration, log zerolog.Logger, what string, sweep func(context.Context) error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if err := sweep(ctx); err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg(what + "; tried again at the next sweep")
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := sweep(ctx); err != nil && ctx.Err() == nil {
-				log.Warn().Err(err).Msg(what + "; tried again at the next sweep")
-			}
 		}
 	}
 }

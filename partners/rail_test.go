@@ -2,9 +2,12 @@ package partners
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/rs/zerolog"
 	"gopkg.in/yaml.v3"
 )
 
@@ -83,4 +86,23 @@ func TestRegisterForTest(t *testing.T) {
 	if _, err := New("test-for-one-test", Config{PartnerID: "p"}); err == nil {
 		t.Fatal("a rail registered for a test outlived it")
 	}
+}
+
+// TestEverySweepsAtOnce: the first sweep runs when Every starts, not an
+// interval later (a restart finishes at once what is due), a failed one
+// does not stop the loop, and Every returns when ctx ends.
+func TestEverySweepsAtOnce(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	swept := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		Every(ctx, time.Hour, zerolog.Nop(), "testing", func(context.Context) error {
+			swept <- struct{}{}
+			return errors.New("store away")
+		})
+	}()
+	<-swept // an hour's interval: only the sweep at start can send this
+	cancel()
+	<-ended
 }

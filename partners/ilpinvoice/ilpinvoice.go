@@ -332,11 +332,7 @@ func (r *Rail) Start(ctx context.Context) error {
 	r.done = make(chan struct{})
 	go func() {
 		defer close(r.done)
-		const what = "sweeping the ledger's transfers (expired, executing)"
-		if err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn().Err(err).Msg(what + "; tried again at the next sweep")
-		}
-		partners.Every(ctx, r.opts.SweepInterval, r.log, what, r.Sweep)
+		partners.Every(ctx, r.opts.SweepInterval, r.log, "sweeping the ledger's transfers (expired, executing)", r.Sweep)
 	}()
 	return nil
 }
