@@ -13,9 +13,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
 	"github.com/qrswitch/qrswitch/internal/wire"
-	"github.com/qrswitch/qrswitch/partners/cryptopay"
-	"github.com/qrswitch/qrswitch/partners/ilpinvoice"
-	"github.com/qrswitch/qrswitch/partners/ipp"
 	"github.com/qrswitch/qrswitch/partners/openpayments"
 	"github.com/qrswitch/qrswitch/store/redis/redistest"
 	qrswitch "github.com/qrswitch/qrswitch/switch"
@@ -77,32 +74,12 @@ func TestOpenPaymentsThroughTheSwitchSharded(t *testing.T) {
 }
 
 // shardedDevHarness is devHarness on a store spread over eight shards of a
-// new Redis Cluster, with the development setup's rails that run on one.
+// new Redis Cluster: the whole development setup, every rail of which runs
+// on one (the server refuses to start a rail that is not ShardSafe there).
 func shardedDevHarness(t *testing.T) func(testing.TB, ...string) (*Harness, *DevInfo) {
 	url := redistest.StartCluster(t, 3, 0).URL() + "?shards=8"
 	return func(t testing.TB, env ...string) (*Harness, *DevInfo) {
-		return devHarnessWith(t, func(c *config.Config) { shardSafeOnly(c, url) }, env...)
-	}
-}
-
-// shardSafeOnly moves a development configuration to the sharded store at
-// url, keeping the partners whose rails run on one.
-func shardSafeOnly(c *config.Config, url string) {
-	c.Store.URL = url
-	keep := map[string]bool{}
-	var ps []config.Partner
-	for _, p := range c.Partners {
-		switch p.Rail {
-		case "", "electrum", openpayments.Name, cryptopay.Name, ipp.Name, ilpinvoice.Name:
-			ps = append(ps, p)
-			keep[p.ID] = true
-		}
-	}
-	c.Partners = ps
-	for i := range c.Retailers {
-		if c.Retailers[i].Offers != nil {
-			c.Retailers[i].Offers = slices.DeleteFunc(c.Retailers[i].Offers, func(id string) bool { return !keep[id] })
-		}
+		return devHarnessWith(t, func(c *config.Config) { c.Store.URL = url }, env...)
 	}
 }
 
