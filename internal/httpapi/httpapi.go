@@ -231,11 +231,12 @@ func Raw(c *gin.Context, status int, body []byte) {
 //
 // The other goroutines are a pool of at most maxApartWorkers workers that
 // keep their grown stacks between calls (one idle for apartIdle ends), and
-// beyond them goroutines that end with their call. What it costs (BenchmarkApart, a payment request
-// decoded and encoded again): nothing measurable while every P is busy, as
-// under load (8.5–8.8 µs against 9.3 inline), where a goroutine started
-// per call cost 9.4–11.2 µs; 8 µs more than inline while a P is idle,
-// which then wakes a thread to run the worker.
+// beyond them goroutines that end with their call. What it costs
+// (BenchmarkApart, a payment request decoded and encoded again): nothing
+// measurable while every P is busy, as under load (8.5–8.8 µs against 9.3
+// inline; a goroutine started per call instead of the pool cost 9.4–11.2
+// µs); 8 µs more than inline while a P is idle, which then wakes a thread
+// to run the worker.
 func Apart(f func()) {
 	j := apartJobs.Get().(*apartJob)
 	j.f = f
