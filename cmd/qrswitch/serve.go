@@ -43,7 +43,7 @@ func runServe(ctx context.Context, args, environ []string, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	if err := setMemoryLimit(cfg, environ, log); err != nil {
+	if err := setMemoryLimit(cfg, environ, "/", log); err != nil {
 		return err
 	}
 	srv, err := server.New(ctx, cfg, log, server.Options{AccessLog: *accessLog, Pprof: *pprof})
@@ -77,8 +77,10 @@ func printDevBanner(w io.Writer, cfg *config.Config, srv *server.Server) {
 }
 
 // setMemoryLimit applies memory_limit to the Go runtime and logs the limit
-// and why it was chosen.
-func setMemoryLimit(cfg *config.Config, environ []string, log zerolog.Logger) error {
+// and why it was chosen. root is where /proc and /sys are read ("/"). A
+// container limit that cannot be read is logged and no limit is set: the
+// switch runs as it did before the setting existed, rather than not at all.
+func setMemoryLimit(cfg *config.Config, environ []string, root string, log zerolog.Logger) error {
 	s, err := memlimit.Parse(cfg.MemoryLimit)
 	if err != nil {
 		return fmt.Errorf("memory_limit: %w", err) // Validate has refused it already
@@ -90,9 +92,10 @@ func setMemoryLimit(cfg *config.Config, environ []string, log zerolog.Logger) er
 			break
 		}
 	}
-	d, err := memlimit.Decide(s, env, "/")
+	d, err := memlimit.Decide(s, env, root)
 	if err != nil {
-		return fmt.Errorf("memory_limit auto: reading the container's memory limit: %w", err)
+		log.Warn().Err(err).Msg("memory_limit auto: the container's memory limit is unreadable; no limit set")
+		d = memlimit.Decision{Bytes: math.MaxInt64, Source: "none (container limit unreadable)"}
 	}
 	if d.Bytes >= 0 {
 		debug.SetMemoryLimit(d.Bytes)

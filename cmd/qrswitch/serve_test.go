@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -33,7 +36,7 @@ func TestSetMemoryLimit(t *testing.T) {
 			var buf bytes.Buffer
 			cfg := config.Development()
 			cfg.MemoryLimit = c.setting
-			if err := setMemoryLimit(cfg, c.environ, zerolog.New(&buf)); err != nil {
+			if err := setMemoryLimit(cfg, c.environ, "/", zerolog.New(&buf)); err != nil {
 				t.Fatal(err)
 			}
 			if got := debug.SetMemoryLimit(-1); got != c.want {
@@ -49,5 +52,39 @@ func TestSetMemoryLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSetMemoryLimitUnreadableContainer: a container limit file that is
+// not a number is logged, and the switch starts with no limit.
+func TestSetMemoryLimitUnreadableContainer(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(before) })
+	debug.SetMemoryLimit(300 << 20)
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"proc/self/mountinfo":      "31 22 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n",
+		"proc/self/cgroup":         "0::/\n",
+		"sys/fs/cgroup/memory.max": "lots\n",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var buf bytes.Buffer
+	cfg := config.Development()
+	if err := setMemoryLimit(cfg, nil, root, zerolog.New(&buf)); err != nil {
+		t.Fatalf("setMemoryLimit = %v, want the switch to start", err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Errorf("runtime memory limit = %d, want none", got)
+	}
+	if log := buf.String(); !strings.Contains(log, `"level":"warn"`) || !strings.Contains(log, `not a number of bytes`) ||
+		!strings.Contains(log, `"source":"none (container limit unreadable)"`) {
+		t.Errorf("log = %s, want the unreadable file warned about and no limit logged", log)
 	}
 }

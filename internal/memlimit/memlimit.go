@@ -30,6 +30,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,7 +102,8 @@ func ParseSize(s string) (int64, error) {
 
 // Decision is the limit to set and where it came from, for the log.
 type Decision struct {
-	// Bytes is the limit; math.MaxInt64 means none.
+	// Bytes is the limit; math.MaxInt64 means none, -1 leaves the
+	// runtime's as it is (GOMEMLIMIT applied it).
 	Bytes int64
 	// Source says why: "memory_limit", "GOMEMLIMIT", "cgroup <file>", or
 	// "none" (auto found no limit).
@@ -215,7 +217,7 @@ type mount struct {
 	point string // where it is mounted
 	root  string // the hierarchy's path that is mounted there
 	v2    bool
-	key   string // the key of its line in /proc/self/cgroup: "0" for v2, the hierarchy's controllers for v1
+	key   string // its group's key in selfCgroups: "" for v2, "memory" for v1
 }
 
 // cgroupMounts lists the memory controller's mounts from
@@ -234,27 +236,15 @@ func cgroupMounts(root string) ([]mount, error) {
 	for sc.Scan() {
 		// id parent major:minor root mount-point options [optional…] - type source super-options
 		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
+		sep := slices.Index(fields, "-")
 		if sep < 5 || sep+3 > len(fields) {
 			continue
 		}
-		switch fstype := fields[sep+1]; fstype {
+		switch fields[sep+1] {
 		case "cgroup2":
-			ms = append(ms, mount{point: fields[4], root: fields[3], v2: true, key: ""})
+			ms = append(ms, mount{point: fields[4], root: fields[3], v2: true})
 		case "cgroup":
-			var ctrls []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
-				if o == "memory" {
-					ctrls = append(ctrls, o)
-				}
-			}
-			if len(ctrls) > 0 {
+			if slices.Contains(strings.Split(fields[sep+3], ","), "memory") {
 				ms = append(ms, mount{point: fields[4], root: fields[3], key: "memory"})
 			}
 		}
