@@ -165,9 +165,13 @@ func (e *Engine) admit(ctx context.Context, r Retailer, req *wire.PaymentRequest
 					return nil, storeFailure(err, req.ID, req.TranID)
 				}
 				linked = true
+				// The held scan is answered 202 once it sees this link
+				// (awaitLink); its answer is traced here, in the same
+				// commit, rather than in a commit of its own.
 				trace = append(trace, event(now, "scanLinked", fmt.Sprintf(
 					"scan %s from partner %s arrived %s before the payment request and was held; linked",
-					held.ID, held.PartnerID, now.Sub(held.ReceivedAt).Round(time.Millisecond))))
+					held.ID, held.PartnerID, now.Sub(held.ReceivedAt).Round(time.Millisecond))),
+					answered(now, "partner:"+held.PartnerID, "notifyScan", held.ID, 202, nil, now.Sub(held.ReceivedAt)))
 			}
 		}
 		err = e.store.Commit(ctx, &Change{QR: code, Payment: p, Trace: trace})

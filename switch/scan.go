@@ -164,11 +164,7 @@ func (e *Engine) awaitLink(ctx context.Context, partner *partners.Partner, scan 
 			// the payment says.
 			if code.PaymentKey != "" {
 				if p, err := e.store.Payment(ctx, code.PaymentKey); err == nil && p.Scan != nil && p.Scan.ID == scan.ID && p.Scan.PartnerID == scan.PartnerID {
-					now := e.now()
-					if err := e.store.Commit(ctx, &Change{TraceKey: p.Key(), Trace: []TraceEntry{answered(now, peer, "notifyScan", s.ID, 202, nil, now.Sub(scan.ReceivedAt))}}); err != nil {
-						e.logger(ctx).Warn().Err(err).Str("payment", p.Key()).Msg("tracing a linked early scan")
-					}
-					return nil
+					return nil // the link's commit traced this 202 (admit)
 				}
 			}
 			return fail(400, wire.UnableToLocateRecord, "No payment request for this QR code", s.ID, s.TranID)

@@ -3,8 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image/png"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,6 +304,26 @@ func TestEarlyScan(t *testing.T) {
 		}
 		if res := <-scanned; res == nil || res.Status != 202 {
 			t.Fatalf("early scan = %+v, want 202", res)
+		}
+		// The scan's 202 is traced once, in the commit that linked it,
+		// right after the link.
+		trace, err := h.Srv.Store().Trace(t.Context(), qrswitch.PaymentKey("shop-1", req.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		var at []time.Time
+		for _, e := range trace {
+			if e.Operation == "scanLinked" || e.Operation == "notifyScan" {
+				got = append(got, fmt.Sprintf("%s %s %d", e.Operation, e.Kind, e.Status))
+				at = append(at, e.At)
+			}
+		}
+		if want := []string{"scanLinked event 0", "notifyScan answer 202"}; !slices.Equal(got, want) {
+			t.Fatalf("the payment's trace of its scan = %q, want %q", got, want)
+		}
+		if !at[0].Equal(at[1]) {
+			t.Errorf("the scan's 202 traced at %s, the link at %s: want one commit", at[1], at[0])
 		}
 	})
 	t.Run("declined when no request comes", func(t *testing.T) {
