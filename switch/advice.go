@@ -53,17 +53,28 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 	pkey := PaymentKey(r.ID, adv.RequestID)
 	peer := "retailer:" + r.ID
 	op := operationName(kind)
-	for range maxRetries {
-		now := e.now()
+	// An advice id used before is answered as it was the first time (or
+	// refused when it was used for another advice). It is looked up only
+	// where a repeat would be decided differently from a new advice: a
+	// refusal, an unknown payment, and a commit that found the id taken.
+	// A repeat that would be accepted fails its commit with ErrDuplicate,
+	// which writes nothing; so a new advice, the common case, costs no
+	// read of an advice that is not there.
+	replay := func() (AdviceAnswer, bool) {
 		prev, err := e.store.Advice(ctx, akey)
 		switch {
-		case err == nil && prev.Kind == kind && prev.PaymentKey == pkey:
-			return AdviceAnswer{Status: prev.AnswerStatus, Body: prev.AnswerBody}
-		case err == nil:
-			return failureAnswer(fail(400, wire.DuplicateRecord, "Advice id already used", adv.RequestID, ""))
-		case !errors.Is(err, ErrNotFound):
-			return failureAnswer(adviceStoreFailure(err, adv.RequestID, ""))
+		case errors.Is(err, ErrNotFound):
+			return AdviceAnswer{}, false
+		case err != nil:
+			return failureAnswer(adviceStoreFailure(err, adv.RequestID, "")), true
+		case prev.Kind == kind && prev.PaymentKey == pkey:
+			return AdviceAnswer{Status: prev.AnswerStatus, Body: prev.AnswerBody}, true
+		default:
+			return failureAnswer(fail(400, wire.DuplicateRecord, "Advice id already used", adv.RequestID, "")), true
 		}
+	}
+	for range maxRetries {
+		now := e.now()
 		a := &Advice{
 			Sender: r.ID, ID: adv.ID, Kind: kind, PaymentKey: pkey,
 			CreatedAt: now, UpdatedAt: now,
@@ -71,6 +82,9 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		}
 		p, err := e.store.Payment(ctx, pkey)
 		if errors.Is(err, ErrNotFound) {
+			if ans, ok := replay(); ok {
+				return ans
+			}
 			if kind == Confirmation {
 				return failureAnswer(fail(404, wire.UnableToLocateRecord, "Unknown payment request", adv.RequestID, adv.TranID))
 			}
@@ -79,7 +93,10 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 			case err == nil:
 				return AdviceAnswer{Status: a.AnswerStatus, Body: a.AnswerBody}
 			case errors.Is(err, ErrDuplicate):
-				continue // the payment or the advice appeared meanwhile: decide again
+				if ans, ok := replay(); ok {
+					return ans
+				}
+				continue // the payment appeared meanwhile: decide again
 			default:
 				return failureAnswer(adviceStoreFailure(err, adv.RequestID, adv.TranID))
 			}
@@ -105,6 +122,9 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 		q, f, notes := decide(p, a, now)
 		trace := []TraceEntry{inbound(now, peer, op, adv.ID, raw)}
 		if f != nil {
+			if ans, ok := replay(); ok {
+				return ans
+			}
 			// Refused: only the trace remembers it.
 			trace = append(trace, answered(now, peer, op, adv.ID, f.Status, f.Detail, 0))
 			if err := e.store.Commit(ctx, &Change{TraceKey: pkey, Trace: trace}); err != nil {
@@ -124,7 +144,12 @@ func (e *Engine) advise(ctx context.Context, r Retailer, kind AdviceKind, adv *w
 				e.wake(ctx, pkey) // the held request ends now
 			}
 			return AdviceAnswer{Status: a.AnswerStatus, Body: a.AnswerBody}
-		case errors.Is(err, ErrConflict), errors.Is(err, ErrDuplicate):
+		case errors.Is(err, ErrDuplicate):
+			if ans, ok := replay(); ok {
+				return ans
+			}
+			continue
+		case errors.Is(err, ErrConflict):
 			continue
 		default:
 			return failureAnswer(adviceStoreFailure(err, adv.RequestID, p.TranID))
