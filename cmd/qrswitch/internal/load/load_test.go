@@ -92,6 +92,11 @@ func TestRunCountsWhatHappened(t *testing.T) {
 	if rep.SwitchAdded == nil || rep.SwitchAdded.Count != rep.Approved+rep.Voided+rep.Declined || rep.SwitchAdded.P50 > steps[StepPay].P99 {
 		t.Errorf("switch-added latency %+v, want one sample per payment and below the pay step's", rep.SwitchAdded)
 	}
+	// Counted from the tool's request to the app, it starts earlier: it
+	// is never the smaller figure at any percentile.
+	if a, ft := rep.SwitchAdded, rep.SwitchAddedFromTool; ft == nil || ft.Count != a.Count || ft.P50 < a.P50 || ft.Max < a.Max {
+		t.Errorf("switch-added from the tool %+v, want as many samples as switchAdded %+v, none of them smaller", ft, a)
+	}
 	if wantRate := float64(rep.Flows) / rep.Measured.Seconds(); rep.FlowsPerSec != wantRate {
 		t.Errorf("flows/s = %f, want %f", rep.FlowsPerSec, wantRate)
 	}

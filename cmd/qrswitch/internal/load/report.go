@@ -69,6 +69,9 @@ const (
 	StepReverse  = "reversePayment"
 	StepFlow     = "flow"
 	StepAdded    = "switchAdded"
+	// StepAddedFromTool is switchAdded counted from the tool's request to
+	// the customer app instead of the app's ScanNotification.
+	StepAddedFromTool = "switchAdded+app"
 )
 
 // Report is the outcome of a run, as printed and as written with --out.
@@ -91,6 +94,11 @@ type Report struct {
 	// time the partner spent on the payment (from the simulator's ledger):
 	// everything the switch adds on the payment's critical path.
 	SwitchAdded *Latency `json:"switchAdded,omitempty"`
+	// SwitchAddedFromTool is the same counted from when the tool asked the
+	// customer app (the simulator) to scan: it adds that request and the
+	// app's handling before it sends. (Reports before 2026-12-04 called
+	// this switchAdded.)
+	SwitchAddedFromTool *Latency `json:"switchAddedFromTool,omitempty"`
 	// SwitchCPUPerFlow is the CPU time the switch process spent per
 	// measured flow (its process_cpu_seconds_total), in microseconds: a
 	// figure that stays meaningful when other processes share the cores.
@@ -159,6 +167,9 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	if r.SwitchAdded != nil {
 		row(StepAdded, *r.SwitchAdded)
+	}
+	if r.SwitchAddedFromTool != nil {
+		row(StepAddedFromTool, *r.SwitchAddedFromTool)
 	}
 	if r.SwitchCPUPerFlow > 0 {
 		fmt.Fprintf(w, "  switch CPU per flow: %.0f µs\n", r.SwitchCPUPerFlow)

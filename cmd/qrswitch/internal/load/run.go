@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
@@ -39,7 +38,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rep.SwitchAdded, err = r.switchAdded(ctx); err != nil {
+	if rep.SwitchAdded, rep.SwitchAddedFromTool, err = r.switchAdded(ctx); err != nil {
 		return nil, err
 	}
 	if base != nil {
@@ -77,11 +76,18 @@ type stats struct {
 	errMu                     sync.Mutex
 	errors                    map[string]int64
 	addedMu                   sync.Mutex
-	added                     map[string]time.Duration // request id → scan-to-answer time
+	added                     map[string]answeredScan // request id → its scan and answer
+}
+
+// answeredScan is what the tool saw of one payment's critical path: when it
+// asked the customer app to scan, and when the POS had its answer.
+type answeredScan struct {
+	tranID              string
+	scanAsked, answered time.Time
 }
 
 func newStats() *stats {
-	s := &stats{steps: map[string]*histogram{}, errors: map[string]int64{}, added: map[string]time.Duration{}}
+	s := &stats{steps: map[string]*histogram{}, errors: map[string]int64{}, added: map[string]answeredScan{}}
 	for _, k := range []string{StepCreateQR, StepPay, StepScan, StepConfirm, StepReverse, StepFlow} {
 		s.steps[k] = newHistogram()
 	}
@@ -444,7 +450,7 @@ func (r *runner) flow(ctx context.Context, due time.Time) {
 		if measured {
 			s.declined.Add(1)
 			s.flows.Add(1)
-			s.keepAdded(payID, answered.Sub(scanSent))
+			s.keepAdded(payID, answeredScan{qr.TranID, scanSent, answered})
 		}
 		record(StepFlow, time.Since(due))
 		return
@@ -453,7 +459,7 @@ func (r *runner) flow(ctx context.Context, due time.Time) {
 		return
 	}
 	if measured {
-		s.keepAdded(payID, answered.Sub(scanSent))
+		s.keepAdded(payID, answeredScan{qr.TranID, scanSent, answered})
 	}
 
 	step, path, reason := StepConfirm, "/qr/v1/payments/confirmations", ""
@@ -478,22 +484,27 @@ func (r *runner) flow(ctx context.Context, due time.Time) {
 	record(StepFlow, time.Since(due))
 }
 
-func (s *stats) keepAdded(id string, d time.Duration) {
+func (s *stats) keepAdded(id string, a answeredScan) {
 	s.addedMu.Lock()
-	s.added[id] = d
+	s.added[id] = a
 	s.addedMu.Unlock()
 }
 
-// switchAdded subtracts, per payment, the time the partner spent on it (the
-// simulator's ledger) from the scan-to-answer time.
-func (r *runner) switchAdded(ctx context.Context) (*Latency, error) {
+// switchAdded measures, per payment, from the scan leaving the customer app
+// (the simulator's ledger: when it sent the ScanNotification) until the POS
+// had its answer, less the time the partner spent on the payment (the
+// ledger's payment entry). It also returns the same from when the tool
+// asked the simulator to scan, which adds the tool's request to the
+// simulator and the simulator's own handling before it sends; the figure
+// before 2026-12-04 was that one. Both clocks are this host's.
+func (r *runner) switchAdded(ctx context.Context) (added, fromTool *Latency, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.SimURL+"/sim/v1/ledger", nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	resp, err := r.sim.next().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("reading the simulator's ledger: %w", err)
+		return nil, nil, fmt.Errorf("reading the simulator's ledger: %w", err)
 	}
 	defer resp.Body.Close()
 	var ledger struct {
@@ -502,18 +513,32 @@ func (r *runner) switchAdded(ctx context.Context) (*Latency, error) {
 			ReceivedAt time.Time `json:"receivedAt"`
 			AnsweredAt time.Time `json:"answeredAt"`
 		} `json:"payments"`
+		Scans []struct {
+			TranID string    `json:"tranId"`
+			SentAt time.Time `json:"sentAt"`
+		} `json:"scans"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&ledger); err != nil {
-		return nil, fmt.Errorf("reading the simulator's ledger: %w", err)
+		return nil, nil, fmt.Errorf("reading the simulator's ledger: %w", err)
 	}
-	h := newHistogram()
+	sent := make(map[string]time.Time, len(ledger.Scans))
+	for _, s := range ledger.Scans {
+		if t, ok := sent[s.TranID]; !ok || s.SentAt.Before(t) {
+			sent[s.TranID] = s.SentAt
+		}
+	}
+	h, ht := newHistogram(), newHistogram()
 	for _, p := range ledger.Payments {
-		d, ok := r.stats.added[p.ID]
+		a, ok := r.stats.added[p.ID]
 		if !ok || p.AnsweredAt.IsZero() {
 			continue
 		}
-		h.record(time.Duration(math.Max(0, float64(d-p.AnsweredAt.Sub(p.ReceivedAt)))))
+		partner := p.AnsweredAt.Sub(p.ReceivedAt)
+		ht.record(max(0, a.answered.Sub(a.scanAsked)-partner))
+		if at, ok := sent[a.tranID]; ok {
+			h.record(max(0, a.answered.Sub(at)-partner))
+		}
 	}
-	l := h.summary()
-	return &l, nil
+	l, lt := h.summary(), ht.summary()
+	return &l, &lt, nil
 }
