@@ -126,11 +126,15 @@ type payResult struct {
 	at   time.Time
 }
 
-func (h *engineHarness) payAsync(t *testing.T, tranID string, amount int64) (*wire.PaymentRequest, <-chan payResult) {
-	req := &wire.PaymentRequest{
+func paymentRequest(tranID string, amount int64) *wire.PaymentRequest {
+	return &wire.PaymentRequest{
 		Transaction: wire.Transaction{ID: wire.NewID(), Time: stamp(), Originator: originator(), Client: &wire.Institution{ID: "pos", Name: "POS"}},
 		Amounts:     &wire.Amounts{RequestAmount: &wire.LedgerAmount{Amount: amount, Currency: "710"}}, TranID: tranID,
 	}
+}
+
+func (h *engineHarness) payAsync(t *testing.T, tranID string, amount int64) (*wire.PaymentRequest, <-chan payResult) {
+	req := paymentRequest(tranID, amount)
 	ch := make(chan payResult, 1)
 	go func() {
 		resp, f := h.e.Pay(context.Background(), h.r, req, nil)
@@ -479,4 +483,95 @@ func TestPullMoneyWithoutRefundWaitsForAnOperator(t *testing.T) {
 		t.Fatal(f)
 	}
 	h.waitState(t, req.ID, outcome.Reversed)
+}
+
+// panicOnQR is a real store whose QR panics, once, when asked for the
+// tranId it was armed with.
+type panicOnQR struct {
+	qrswitch.Store
+	mu     sync.Mutex
+	tranID string
+}
+
+var errQRPanic = errors.New("store panicked reading a QR code")
+
+func (s *panicOnQR) arm(tranID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tranID = tranID
+}
+
+func (s *panicOnQR) QR(ctx context.Context, tranID string) (*qrswitch.QRCode, error) {
+	s.mu.Lock()
+	armed := tranID == s.tranID
+	if armed {
+		s.tranID = ""
+	}
+	s.mu.Unlock()
+	if armed {
+		panic(errQRPanic)
+	}
+	return s.Store.QR(ctx, tranID)
+}
+
+// TestFailedAdmitHoldsNothing: a payment request that Admit refuses, or
+// whose admission panics (the pay handler's httpapi.Apart raises the panic
+// again, so the router answers 500), is never awaited, so it must leave
+// nothing held: Held is what a draining process waits to reach 0. The
+// engine then pays the next request as usual.
+func TestFailedAdmitHoldsNothing(t *testing.T) {
+	st := new(panicOnQR)
+	h := newEngine(t, func(o *qrswitch.Options) { st.Store = o.Store; o.Store = st })
+	for _, tt := range []struct {
+		name      string
+		tranID    func(t *testing.T) string
+		wantPanic bool
+	}{
+		{"unknown tranId", func(*testing.T) string { return "unknown-tran-id" }, false},
+		{"store panics", func(t *testing.T) string {
+			code := h.qrCode(t, 1000)
+			st.arm(code.TranID)
+			return code.TranID
+		}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := paymentRequest(tt.tranID(t), 1000)
+			var (
+				held *qrswitch.Held
+				f    *wire.Failure
+				p    any
+			)
+			func() {
+				defer func() { p = recover() }()
+				held, f = h.e.Admit(t.Context(), h.r, req, nil)
+			}()
+			switch {
+			case tt.wantPanic && p != errQRPanic:
+				t.Fatalf("Admit with a store that panics: recovered %v, want the store's panic raised", p)
+			case !tt.wantPanic && p != nil:
+				t.Fatalf("Admit panicked: %v", p)
+			case !tt.wantPanic && (held != nil || f == nil || f.Status != 400 || f.Detail.ErrorType != wire.InvalidTranID):
+				t.Fatalf("Admit = %v, %+v; want 400 %s", held, f, wire.InvalidTranID)
+			}
+			if n := h.e.Held(); n != 0 {
+				t.Errorf("Held() = %d after a failed admission, want 0", n)
+			}
+			if _, err := h.store.Payment(t.Context(), qrswitch.PaymentKey(h.r.ID, req.ID)); !errors.Is(err, qrswitch.ErrNotFound) {
+				t.Errorf("payment of the failed admission: %v, want ErrNotFound (nothing stored)", err)
+			}
+		})
+	}
+
+	code := h.qrCode(t, 1000)
+	req, answer := h.payAsync(t, code.TranID, 1000)
+	if f := h.scan(t, code.TranID); f != nil {
+		t.Fatalf("scan = %v", f)
+	}
+	if r := <-answer; r.fail != nil || r.resp == nil || r.resp.ID != req.ID {
+		t.Fatalf("pay after the failed admissions = %+v %+v, want 201", r.resp, r.fail)
+	}
+	h.waitState(t, req.ID, outcome.Approved)
+	if n := h.e.Held(); n != 0 {
+		t.Errorf("Held() = %d after the payment was answered, want 0", n)
+	}
 }
