@@ -135,6 +135,22 @@ func TestCgroupLimit(t *testing.T) {
 			t.Errorf("CgroupLimit = %v, want the file named as unreadable", err)
 		}
 	})
+	t.Run("a limit file that is a directory", func(t *testing.T) {
+		// A directory where the file should be: neither absent nor
+		// forbidden, so not taken as "no limit".
+		root := tree(t, map[string]string{
+			"proc/self/mountinfo":                 mountsV2,
+			"proc/self/cgroup":                    "0::/\n",
+			"sys/fs/cgroup/memory.max/not-a-file": "",
+		})
+		file := filepath.Join(root, "sys/fs/cgroup/memory.max")
+		if n, _, err := CgroupLimit(root); err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("CgroupLimit = %d, %v; want an error naming %s", n, err, file)
+		}
+		if _, err := Decide(Setting{Auto: true}, "", root); err == nil || !strings.Contains(err.Error(), file) {
+			t.Errorf("Decide = %v; want an error naming %s", err, file)
+		}
+	})
 	t.Run("this machine", func(t *testing.T) {
 		// Whatever it runs in, reading it must not fail.
 		if _, _, err := CgroupLimit("/"); err != nil {
