@@ -593,3 +593,117 @@ func TestRefundBetweenApprovalAndCredit(t *testing.T) {
 		})
 	}
 }
+
+// failingDue is the rail's records in a real store, except that the one
+// commit moving executing transfer id due at its expiry (approve, when
+// the payment request has not come) fails, as it does while the store is
+// away for a moment.
+type failingDue struct {
+	partners.Records
+	id     string
+	failed atomic.Int64
+}
+
+func (s *failingDue) Commit(ctx context.Context, rs ...*partners.Record) error {
+	for _, rec := range rs {
+		if rec.Kind == kindTransfer && rec.Key == s.id && s.movesDue(ctx, rec) && s.failed.CompareAndSwap(0, 1) {
+			return fmt.Errorf("committing transfer %s: %w", s.id, qrswitch.ErrUnavailable)
+		}
+	}
+	return s.Records.Commit(ctx, rs...)
+}
+
+// movesDue reports whether rec keeps the stored transfer executing and
+// makes it due at its expiry (not the fence, which makes it executing).
+func (s *failingDue) movesDue(ctx context.Context, rec *partners.Record) bool {
+	var next, stored transfer
+	cur, err := s.Records.Get(ctx, kindTransfer, rec.Key)
+	return err == nil && json.Unmarshal(cur.Data, &stored) == nil && json.Unmarshal(rec.Data, &next) == nil &&
+		stored.State == stateExecuting && next.State == stateExecuting && next.ResolveAt.Equal(next.ExpiresAt)
+}
+
+// TestNoRequestYetDueCommitFails: a fulfillment that comes before the
+// invoice's payment request is answered 503 (send again), and its transfer
+// is made due at its expiry. When that commit fails, nothing is lost: the
+// transfer stays executing, its funds held, due resolveAfter after its
+// fulfillment, and the sweep then finishes it — executed once the request
+// has come, rejected (expired) at its expiry if it never does.
+func TestNoRequestYetDueCommitFails(t *testing.T) {
+	for _, end := range []struct {
+		name    string
+		request bool // the payment request reaches the switch before the sweep
+	}{
+		{"then the request arrives", true},
+		{"then it expires", false},
+	} {
+		t.Run(end.name, func(t *testing.T) {
+			for name, open := range openStores(t) {
+				t.Run(name, func(t *testing.T) {
+					host := railtest.NewHost()
+					host.PaidErr = fmt.Errorf("%w: no payment request for code x yet", partners.ErrNoRequestYet)
+					a := newStepsEnv(t, open, host, 0)
+					defer a.crash()
+					tranID, inv := a.offer()
+					id, ff := a.prepare(inv, 20*time.Second)
+					due := &failingDue{Records: a.records, id: id}
+					a.rail.records = due
+					if st, body := a.call(http.MethodPut, "/ledger/transfers/"+id+"/fulfillment", map[string]string{"fulfillment": ff.String()}); st != 503 || !strings.Contains(string(body), "has not reached the switch yet") {
+						t.Fatalf("fulfillment before the request = %d %s, want 503 naming the missing request", st, body)
+					}
+					if n := due.failed.Load(); n != 1 {
+						t.Fatalf("%d commits moving the transfer due at its expiry failed, want 1", n)
+					}
+					tr := a.transfer(id)
+					if tr.State != stateExecuting || !tr.ResolveAt.Equal(tr.FulfilledAt.Add(resolveAfter)) {
+						t.Fatalf("transfer %s due %s, want executing, due %s after its fulfillment at %s", tr.State, tr.ResolveAt, resolveAfter, tr.FulfilledAt)
+					}
+					wantBalances(t, a.balances(), 100000-10025, 0, 0)
+
+					if end.request {
+						host.PaidErr = nil
+					}
+					a.rail.now = func() time.Time { return time.Now().Add(resolveAfter + time.Second) }
+					if err := a.rail.Sweep(t.Context()); err != nil {
+						t.Fatalf("Sweep = %v", err)
+					}
+					if end.request {
+						if tr := a.transfer(id); tr.State != stateExecuted || tr.Fulfillment != ff.String() {
+							t.Fatalf("after the sweep: %s, want executed with the fulfillment", tr.State)
+						}
+						wantBalances(t, a.balances(), 100000-10025, 10000, 25)
+						if err := a.rail.Sweep(t.Context()); err != nil {
+							t.Fatalf("Sweep again = %v", err)
+						}
+						wantBalances(t, a.balances(), 100000-10025, 10000, 25)
+						if p := host.PaidReports(); len(p) != 1 || p[0].TranID != tranID || p[0].Reference != id {
+							t.Fatalf("Paid = %+v, want one report by %s", p, id)
+						}
+						if v := a.invoice(inv); v.Status != statusPaid || v.Transfer != id {
+							t.Fatalf("invoice = %s by %q, want paid by %s", v.Status, v.Transfer, id)
+						}
+						return
+					}
+					// Still no request: the sweep made it due at its expiry.
+					if tr := a.transfer(id); tr.State != stateExecuting || !tr.ResolveAt.Equal(tr.ExpiresAt) {
+						t.Fatalf("after the sweep: %s due %s, want executing, due at its expiry %s", tr.State, tr.ResolveAt, tr.ExpiresAt)
+					}
+					wantBalances(t, a.balances(), 100000-10025, 0, 0)
+					a.rail.now = func() time.Time { return time.Now().Add(time.Minute) }
+					if err := a.rail.Sweep(t.Context()); err != nil {
+						t.Fatalf("Sweep at its expiry = %v", err)
+					}
+					if tr := a.transfer(id); tr.State != stateRejected || tr.Rejection != "expired" {
+						t.Fatalf("at its expiry: %s (%s), want rejected (expired)", tr.State, tr.Rejection)
+					}
+					wantBalances(t, a.balances(), 100000, 0, 0)
+					if v := a.invoice(inv); v.Status != statusUnpaid || len(v.Refused) != 1 || v.Refused[0] != id {
+						t.Fatalf("invoice %s refusing %v, want unpaid, refusing %s", v.Status, v.Refused, id)
+					}
+					if n := len(host.PaidReports()); n != 0 {
+						t.Fatalf("%d payments reported, want none", n)
+					}
+				})
+			}
+		})
+	}
+}
