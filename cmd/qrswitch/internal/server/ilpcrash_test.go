@@ -23,6 +23,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/qrswitch/qrswitch/cmd/qrswitch/internal/config"
+	"github.com/qrswitch/qrswitch/internal/wire"
 	"github.com/qrswitch/qrswitch/partners"
 	"github.com/qrswitch/qrswitch/partners/ilp/cond"
 	redisstore "github.com/qrswitch/qrswitch/store/redis"
@@ -429,7 +430,7 @@ const watchedLife = 10 * time.Second
 // pay pays the invoice with a transfer that expires after life. With
 // watch, a fulfillment that gets no answer is not sent again.
 func (d *ilpDFSP) pay(ctx context.Context, invoiceURL string, life time.Duration, watch bool) *dfspTransfer {
-	out := &dfspTransfer{id: newTransferID()}
+	out := &dfspTransfer{id: wire.NewID()}
 	var inv struct{ Account, Amount string }
 	if st, b := d.send(ctx, out, http.MethodGet, invoiceURL, nil, false, false); st != http.StatusOK || json.Unmarshal(b, &inv) != nil {
 		out.err = fmt.Errorf("reading the invoice: %d %s", st, b)
@@ -566,11 +567,4 @@ func minorUnits(s string) int64 {
 		return -1
 	}
 	return n
-}
-
-func newTransferID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
