@@ -496,7 +496,9 @@ func (s *stats) keepAdded(id string, a answeredScan) {
 // ledger's payment entry). It also returns the same from when the tool
 // asked the simulator to scan, which adds the tool's request to the
 // simulator and the simulator's own handling before it sends; the figure
-// before 2026-12-04 was that one. Both clocks are this host's.
+// before 2026-12-04 was that one. The first mixes the simulator's clock
+// with the tool's: with the simulator on another host their offset enters
+// it, and only the second stands.
 func (r *runner) switchAdded(ctx context.Context) (added, fromTool *Latency, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.SimURL+"/sim/v1/ledger", nil)
 	if err != nil {
